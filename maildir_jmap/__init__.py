@@ -1,0 +1,3 @@
+"""maildir-jmap: a JMAP server over an existing Maildir, next to Dovecot."""
+
+__version__ = "0.1.0"

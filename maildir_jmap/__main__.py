@@ -1,0 +1,3 @@
+from maildir_jmap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Server settings: one frozen ``Config`` (defaults = the embedded mode)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maildir_jmap.core.capabilities import CoreLimits
+
+
+def default_state_dir() -> Path:
+    """Per-user, outside any Maildir: ``$XDG_STATE_HOME/maildir-jmap``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "maildir-jmap"
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: Path = field(default_factory=default_state_dir)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    """Base URL for Session URLs; None: built from each request's scheme and host."""
+    limits: CoreLimits = field(default_factory=CoreLimits)
+    lock_timeout: float = 30.0
+    """Seconds a request waits for its account before answering serverUnavailable."""
+    gzip_minimum_size: int = 500

@@ -1,0 +1,55 @@
+"""Capability URNs, the core limits we advertise, and `using` checks (RFC 8620 §2, §3.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from maildir_jmap.core.errors import RequestError
+from maildir_jmap.core.types import JSONObject
+
+CORE = "urn:ietf:params:jmap:core"
+MAIL = "urn:ietf:params:jmap:mail"
+SUBMISSION = "urn:ietf:params:jmap:submission"
+VACATION = "urn:ietf:params:jmap:vacationresponse"
+WEBSOCKET = "urn:ietf:params:jmap:websocket"
+
+# RFC 4790 collations implemented by core/query.py.
+COLLATIONS = ("i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap")
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """The ``urn:ietf:params:jmap:core`` capability object (§2); defaults meet the
+    RFC's suggested minimums."""
+
+    maxSizeUpload: int = 50_000_000
+    maxConcurrentUpload: int = 4
+    maxSizeRequest: int = 10_000_000
+    maxConcurrentRequests: int = 8
+    maxCallsInRequest: int = 64
+    maxObjectsInGet: int = 1000
+    maxObjectsInSet: int = 1000
+
+    def capability(self) -> JSONObject:
+        body: JSONObject = asdict(self)
+        body["collationAlgorithms"] = list(COLLATIONS)
+        return body
+
+
+def check_using(using: Iterable[str], supported: Iterable[str]) -> frozenset[str]:
+    """§3.3: core MUST be in ``using``; §3.6.1: an unsupported URN is a request error."""
+    used = frozenset(using)
+    known = frozenset(supported)
+    unknown = sorted(used - known)
+    if unknown:
+        raise RequestError(
+            "unknownCapability",
+            f"The Request object used capability '{unknown[0]}', "
+            "which is not supported by this server.",
+        )
+    if CORE not in used:
+        # §3.3 says core "MUST be included"; a request without it does not match the
+        # Request type signature, so it is notRequest rather than a per-method error.
+        raise RequestError("notRequest", f"'using' must include {CORE}")
+    return used

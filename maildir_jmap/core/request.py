@@ -1,0 +1,88 @@
+"""The Request object (RFC 8620 §3.3): decoding, envelope validation and limits.
+
+Bytes in, a validated ``Request`` out, or a ``RequestError``. The HTTP layer has
+already refused bodies over ``maxSizeRequest`` while reading; ``parse_request``
+checks again so that the core stands on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from maildir_jmap.core.capabilities import CoreLimits, check_using
+from maildir_jmap.core.errors import RequestError
+from maildir_jmap.core.types import JSONObject, is_id
+
+Invocation = tuple[str, JSONObject, str]
+
+
+@dataclass(frozen=True)
+class Request:
+    using: frozenset[str]
+    method_calls: list[Invocation]
+    created_ids: dict[str, str] | None
+
+
+def decode_json(body: bytes) -> Any:
+    """§3.6.1 notJSON: the body must parse as I-JSON (RFC 7493).
+
+    orjson already refuses NaN/Infinity and lone surrogates, which I-JSON forbids.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError("notJSON", f"The request did not parse as I-JSON: {exc}") from None
+
+
+def _not_request(detail: str) -> RequestError:
+    return RequestError("notRequest", detail)
+
+
+def parse_request(body: bytes, limits: CoreLimits, supported: frozenset[str]) -> Request:
+    if len(body) > limits.maxSizeRequest:
+        raise RequestError(
+            "limit",
+            "The request is larger than the server is willing to process.",
+            limit="maxSizeRequest",
+        )
+    data = decode_json(body)
+    if not isinstance(data, dict):
+        raise _not_request("The request must be a JSON object.")
+    # §3.3: properties other than these are ignored ("a server MUST ignore any other
+    # properties it does not understand on the JMAP Request object").
+    using = data.get("using")
+    calls = data.get("methodCalls")
+    if not isinstance(using, list) or not all(isinstance(u, str) for u in using):
+        raise _not_request("'using' must be an array of strings.")
+    if not isinstance(calls, list):
+        raise _not_request("'methodCalls' must be an array of Invocations.")
+    created_ids = data.get("createdIds")
+    if "createdIds" in data and (
+        not isinstance(created_ids, dict)
+        or not all(is_id(k) and is_id(v) for k, v in created_ids.items())
+    ):
+        raise _not_request("'createdIds' must be an object mapping Ids to Ids.")
+    used = check_using(using, supported)
+    if len(calls) > limits.maxCallsInRequest:
+        raise RequestError(
+            "limit",
+            f"The request has {len(calls)} method calls; the limit is {limits.maxCallsInRequest}.",
+            limit="maxCallsInRequest",
+        )
+    invocations: list[Invocation] = []
+    for index, call in enumerate(calls):
+        if (
+            not isinstance(call, list)
+            or len(call) != 3
+            or not isinstance(call[0], str)
+            or not isinstance(call[1], dict)
+            or not isinstance(call[2], str)
+        ):
+            raise _not_request(
+                f"methodCalls[{index}] must be [String name, Object arguments, String id]."
+            )
+        invocations.append((call[0], call[1], call[2]))
+    return Request(used, invocations, dict(created_ids) if created_ids is not None else None)

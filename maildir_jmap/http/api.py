@@ -1,0 +1,161 @@
+"""The Session resource (RFC 8620 §2) and the API endpoint (§3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from maildir_jmap.core.dispatch import AccountAccess, Context, process
+from maildir_jmap.core.errors import MethodError, RequestError
+from maildir_jmap.core.request import Request as JmapRequest
+from maildir_jmap.core.request import parse_request
+from maildir_jmap.core.session import build_session
+from maildir_jmap.core.types import JSONObject
+from maildir_jmap.http.auth import CHALLENGES, Unauthorized, authenticate
+from maildir_jmap.http.state import AppState
+from maildir_jmap.store.account import Account
+from maildir_jmap.users import User
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def problem_response(
+    status: int, kind: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    """An RFC 7807 problem details response."""
+    body = {"type": kind, "status": status, "detail": detail, **extra}
+    return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
+
+
+def request_error_response(exc: RequestError) -> Response:
+    body = exc.problem()
+    return Response(orjson.dumps(body), exc.status, media_type="application/problem+json")
+
+
+def unauthorized_response(exc: Unauthorized) -> Response:
+    response = problem_response(401, "about:blank", str(exc), title="Unauthorized")
+    for challenge in CHALLENGES:
+        response.raw_headers.append((b"www-authenticate", challenge.encode()))
+    return response
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.jmap
+    return state
+
+
+def base_url(request: Request, state: AppState) -> str:
+    if state.config.public_url:
+        return state.config.public_url
+    return str(request.base_url).rstrip("/")
+
+
+def session_for(request: Request, state: AppState, user: User) -> JSONObject:
+    return build_session(
+        username=user.name,
+        base_url=base_url(request, state),
+        capabilities=state.capabilities(),
+        accounts=state.access(user).values(),
+    )
+
+
+@router.get("/jmap/session")
+@router.get("/.well-known/jmap")  # §2.2 autodiscovery: served directly, no redirect
+async def session(request: Request) -> Response:
+    state = state_of(request)
+    try:
+        user = await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+    return json_response(session_for(request, state, user), headers=NO_CACHE)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to exceed ``limit`` (§3.6.1 limit)."""
+    too_large = RequestError(
+        "limit",
+        "The request is larger than the server is willing to process.",
+        limit="maxSizeRequest",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/jmap/api/")
+@router.post("/jmap/api", include_in_schema=False)
+async def api(request: Request) -> Response:
+    state = state_of(request)
+    try:
+        user = await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+    limits = state.config.limits
+    # §3.1 says the request MUST be application/json; we judge the body instead of
+    # the header, so `curl -d` (form content type) and clients that omit it work.
+    # A body that is not JSON still gets notJSON.
+    running = state.inflight.get(user.name, 0)
+    if running >= limits.maxConcurrentRequests:
+        return request_error_response(
+            RequestError(
+                "limit",
+                f"At most {limits.maxConcurrentRequests} concurrent requests per user.",
+                status=429,
+                limit="maxConcurrentRequests",
+            )
+        )
+    state.inflight[user.name] = running + 1
+    try:
+        body = await read_body(request, limits.maxSizeRequest)
+        jmap_request = parse_request(body, limits, state.registry.capabilities())
+        accounts = state.access(user)
+        result = await anyio.to_thread.run_sync(_run, state, user, accounts, jmap_request)
+    except RequestError as exc:
+        return request_error_response(exc)
+    finally:
+        state.inflight[user.name] -= 1
+    result["sessionState"] = session_for(request, state, user)["state"]
+    return json_response(result)
+
+
+def _run(
+    state: AppState, user: User, accounts: dict[str, AccountAccess], request: JmapRequest
+) -> JSONObject:
+    """Run the method calls in a worker thread, holding each account's lock from the
+    first call that touches it to the end of the request (DESIGN: Concurrency)."""
+    held: list[Account] = []
+
+    def enter(access: AccountAccess) -> None:
+        account: Account = access.backend
+        if not account.lock.acquire(timeout=state.config.lock_timeout):
+            raise MethodError("serverUnavailable", "The account is busy; try again shortly.")
+        held.append(account)
+
+    ctx = Context(
+        username=user.name, accounts=accounts, limits=state.config.limits, enter_account=enter
+    )
+    try:
+        return process(request, ctx, state.registry)
+    finally:
+        for account in held:
+            account.lock.release()

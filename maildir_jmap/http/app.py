@@ -1,0 +1,76 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from maildir_jmap import __version__
+from maildir_jmap.config import Config
+from maildir_jmap.core.dispatch import Registry
+from maildir_jmap.http import api
+from maildir_jmap.http.state import AccountCapabilities, AppState, no_account_capabilities
+from maildir_jmap.mail import build_registry
+from maildir_jmap.tokens import TokenStore
+from maildir_jmap.users import UserDirectory
+
+log = logging.getLogger(__name__)
+
+# Clients read these raw and stream them: never compressed.
+UNCOMPRESSED_PREFIXES = ("/jmap/download/", "/jmap/eventsource")
+
+
+class SelectiveGZip:
+    """gzip for JSON responses when the client accepts it; downloads and event
+    streams pass through untouched."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(UNCOMPRESSED_PREFIXES):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def create_app(
+    config: Config,
+    users: UserDirectory,
+    tokens: TokenStore | None = None,
+    registry: Registry | None = None,
+    account_capabilities: AccountCapabilities = no_account_capabilities,
+) -> FastAPI:
+    app = FastAPI(title="maildir-jmap", version=__version__, docs_url=None, redoc_url=None)
+    app.state.jmap = AppState(
+        config=config,
+        users=users,
+        tokens=tokens or TokenStore(config.state_dir / "tokens.json"),
+        registry=registry or build_registry(),
+        account_capabilities=account_capabilities,
+    )
+    app.include_router(api.router)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return api.problem_response(exc.status_code, "about:blank", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return api.problem_response(400, "about:blank", "Malformed request.")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A last resort: the detail stays in the log, never in the response.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return api.problem_response(500, "about:blank", "Internal server error.")
+
+    app.add_middleware(SelectiveGZip, minimum_size=config.gzip_minimum_size)
+    return app

@@ -1,0 +1,67 @@
+"""What the HTTP layer shares between requests: config, users, tokens, accounts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from maildir_jmap.config import Config
+from maildir_jmap.core.capabilities import CORE
+from maildir_jmap.core.dispatch import AccountAccess, Registry
+from maildir_jmap.core.types import JSONObject
+from maildir_jmap.store.account import Account
+from maildir_jmap.tokens import TokenStore
+from maildir_jmap.users import User, UserDirectory
+
+log = logging.getLogger(__name__)
+
+AccountCapabilities = Callable[[Account], dict[str, JSONObject]]
+
+
+def no_account_capabilities(account: Account) -> dict[str, JSONObject]:
+    return {}
+
+
+@dataclass
+class AppState:
+    config: Config
+    users: UserDirectory
+    tokens: TokenStore
+    registry: Registry
+    account_capabilities: AccountCapabilities = no_account_capabilities
+    server_capabilities: dict[str, JSONObject] = field(default_factory=dict)
+    _accounts: dict[str, Account] = field(default_factory=dict)
+    _accounts_lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: dict[str, int] = field(default_factory=dict)
+
+    def capabilities(self) -> dict[str, JSONObject]:
+        """The Session's ``capabilities``: core limits plus what the datatypes add."""
+        return {CORE: self.config.limits.capability(), **self.server_capabilities}
+
+    def account(self, user: User) -> Account:
+        """The user's account, opened on first use."""
+        with self._accounts_lock:
+            account = self._accounts.get(user.name)
+            if account is None:
+                account = Account.open(user.name, user.maildir, self.config.state_dir)
+                self._accounts[user.name] = account
+                log.info(
+                    "opened account %s for %s at %s", account.account_id, user.name, user.maildir
+                )
+            return account
+
+    def access(self, user: User) -> dict[str, AccountAccess]:
+        """The accounts this user may use, keyed by account id. Each user sees only
+        their own: any other accountId is accountNotFound (RFC 8620 §3.6.2)."""
+        account = self.account(user)
+        access = AccountAccess(
+            account_id=account.account_id,
+            name=user.name,
+            capabilities=self.account_capabilities(account),
+            is_personal=True,
+            is_read_only=account.is_read_only,
+            backend=account,
+        )
+        return {account.account_id: access}

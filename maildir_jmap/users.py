@@ -1,0 +1,165 @@
+"""Users: who may log in, with which password, and which Maildir is theirs.
+
+Two sources give the same ``UserDirectory``: the embedded single-user mode (one
+name and a password from the command line's sources) and a users file in TOML::
+
+    [users."alice"]
+    password = "$argon2id$v=19$m=65536,t=3,p=4$..."
+    maildir = "/home/alice/Maildir"
+
+Passwords are stored as argon2id hashes. Verifying one costs tens of
+milliseconds by design, and JMAP clients send Basic credentials with every
+request, so a successful check is remembered for a short while under a keyed
+digest of the credentials (never the password itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+log = logging.getLogger(__name__)
+
+_HASHER = PasswordHasher()
+_CACHE_SECONDS = 300.0
+
+
+class UsersFileError(ValueError):
+    """The users file cannot be read or has a bad entry."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    maildir: Path
+    password_hash: str
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def valid_username(name: str) -> bool:
+    """Printable, no whitespace or ':' (the Basic auth separator), at most 255 bytes."""
+    return (
+        0 < len(name.encode("utf-8")) <= 255
+        and name.isprintable()
+        and not any(c.isspace() or c == ":" for c in name)
+    )
+
+
+class UserDirectory:
+    """Looks up users and verifies passwords (thread-safe for reads)."""
+
+    def __init__(self, users: dict[str, User]) -> None:
+        self._users = dict(users)
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}
+        # A dummy hash so that an unknown user costs as much as a wrong password.
+        self._dummy = hash_password(secrets.token_urlsafe(16))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._users
+
+    def get(self, name: str) -> User | None:
+        return self._users.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._users)
+
+    def _cache_key(self, name: str, password: str) -> bytes:
+        message = name.encode("utf-8") + b"\0" + password.encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs, else None. Constant-time in the hash
+        comparison, and an unknown name costs a full argon2 verification too."""
+        key = self._cache_key(name, password)
+        now = time.monotonic()
+        expires = self._verified.get(key)
+        user = self._users.get(name)
+        if expires is not None and expires > now and user is not None:
+            return user
+        try:
+            _HASHER.verify(user.password_hash if user else self._dummy, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if user is None:
+            return None
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[key] = now + _CACHE_SECONDS
+        return user
+
+
+def load_users_file(path: Path) -> dict[str, User]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsersFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsersFileError(f"{path}: {exc}") from None
+    table = data.get("users", {})
+    if not isinstance(table, dict):
+        raise UsersFileError(f"{path}: 'users' must be a table")
+    users: dict[str, User] = {}
+    for name, entry in table.items():
+        if not valid_username(name):
+            raise UsersFileError(f"{path}: invalid user name {name!r}")
+        if not isinstance(entry, dict):
+            raise UsersFileError(f"{path}: users.{name} must be a table")
+        password, maildir = entry.get("password"), entry.get("maildir")
+        if not isinstance(password, str) or not password.startswith("$argon2"):
+            raise UsersFileError(f"{path}: users.{name}.password must be an argon2 hash")
+        if not isinstance(maildir, str) or not maildir:
+            raise UsersFileError(f"{path}: users.{name}.maildir must be a path")
+        users[name] = User(name, Path(maildir), password)
+    return users
+
+
+def _toml_string(text: str) -> str:
+    # JSON string escapes (\" \\ \n \uXXXX ...) are all valid TOML basic-string escapes.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def save_users_file(path: Path, users: dict[str, User]) -> None:
+    """Write the users file atomically (tmp, fsync, rename), readable by owner only."""
+    lines = ["# maildir-jmap users: written by `maildir-jmap user add`", ""]
+    for name in sorted(users):
+        user = users[name]
+        lines += [
+            f"[users.{_toml_string(name)}]",
+            f"password = {_toml_string(user.password_hash)}",
+            f"maildir = {_toml_string(str(user.maildir))}",
+            "",
+        ]
+    write_private_file(path, "\n".join(lines).encode("utf-8"))
+
+
+def write_private_file(path: Path, content: bytes) -> None:
+    """Atomically replace ``path`` with ``content``, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
