@@ -1,0 +1,175 @@
+"""The maildir-jmap command: users file, tokens, embedded-mode credentials, and the
+README's run command tried as a new user would (a real uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maildir_jmap.cli import main
+from maildir_jmap.tokens import TokenStore
+from maildir_jmap.users import load_users_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_user_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    users = tmp_path / "users.toml"
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\nignored second line\n")
+    box = tmp_path / "Maildir"
+    box.mkdir()
+    name = 'o"dd\\name@example.org'
+    assert main(["user", "add", name, str(box), "--users", str(users), "--password-file", str(pw)]) == 0
+    loaded = load_users_file(users)
+    assert loaded[name].maildir == box
+    assert loaded[name].password_hash.startswith("$argon2id$")
+    assert (users.stat().st_mode & 0o777) == 0o600
+    assert main(["user", "list", "--users", str(users)]) == 0
+    assert name in capsys.readouterr().out
+    assert main(["user", "remove", name, "--users", str(users)]) == 0
+    assert load_users_file(users) == {}
+
+
+def test_user_add_refuses_bad_input(tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    pw = tmp_path / "pw"
+    pw.write_text("x\n")
+    common = ["--users", str(users), "--password-file", str(pw)]
+    assert main(["user", "add", "bad:name", str(tmp_path), *common]) == 2
+    assert main(["user", "add", "ok", str(tmp_path / "missing"), *common]) == 2
+    assert not users.exists()
+
+
+def test_token_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ["--state-dir", str(tmp_path)]
+    assert main(["token", "create", "alice", "--label", "backup script", *state]) == 0
+    token = capsys.readouterr().out.strip()
+    store = TokenStore(tmp_path / "tokens.json")
+    assert store.verify(token) == "alice"
+    assert token not in (tmp_path / "tokens.json").read_text()  # stored hashed
+    assert main(["token", "list", *state]) == 0
+    listing = capsys.readouterr().out
+    token_id = listing.split("\t")[0]
+    assert "backup script" in listing
+    assert main(["token", "revoke", token_id, *state]) == 0
+    assert store.verify(token) is None
+    assert main(["token", "revoke", token_id, *state]) == 2
+
+
+def test_serve_rejects_a_missing_maildir(tmp_path: Path) -> None:
+    assert main(["serve", str(tmp_path / "nope"), "--state-dir", str(tmp_path)]) == 2
+
+
+def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "maildir_jmap", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(url: str, auth: tuple[str, str], proc: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read() if proc.stdout else "server exited")
+        try:
+            return httpx.get(url, auth=auth, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not answer")
+
+
+def test_serve_with_no_arguments_creates_a_demo_and_a_password(tmp_path: Path) -> None:
+    """The README's run command on a fresh machine: no Maildir, no password."""
+    port = free_port()
+    env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MAILDIR_JMAP_PASSWORD", None)
+    (tmp_path / "home").mkdir()
+    proc = _serve(["serve", "--port", str(port)], env)
+    try:
+        state = tmp_path / "state" / "maildir-jmap"
+        deadline = time.monotonic() + 20
+        while not (state / "password").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        password = (state / "password").read_text().strip()
+        user = os.environ.get("USER") or __import__("getpass").getuser()
+        response = _wait_for(f"http://127.0.0.1:{port}/.well-known/jmap", (user, password), proc)
+        assert response.status_code == 200
+        session = response.json()
+        assert session["username"] == user
+        echo = httpx.post(
+            session["apiUrl"],
+            auth=(user, password),
+            json={"using": ["urn:ietf:params:jmap:core"], "methodCalls": [["Core/echo", {"hi": 1}, "c"]]},
+        )
+        assert echo.json()["methodResponses"] == [["Core/echo", {"hi": 1}, "c"]]
+        assert (state / "demo-Maildir" / "cur").is_dir()
+        assert (state / "password").stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"http://127.0.0.1:{port}/jmap/session").status_code == 401
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert password in out  # printed once at start
+
+
+def test_serve_given_maildir_user_and_password_file(tmp_path: Path, maildir: Path) -> None:
+    port = free_port()
+    pw = tmp_path / "pw"
+    pw.write_text("from-file\n")
+    args = ["serve", str(maildir), "--port", str(port), "--user", "carol"]
+    args += ["--password-file", str(pw), "--state-dir", str(tmp_path / "st")]
+    proc = _serve(args, {"MAILDIR_JMAP_PASSWORD": "from-env"})
+    try:
+        url = f"http://127.0.0.1:{port}/jmap/session"
+        assert _wait_for(url, ("carol", "from-file"), proc).status_code == 200
+        assert httpx.get(url, auth=("carol", "from-env")).status_code == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_serve_password_from_environment(tmp_path: Path, maildir: Path) -> None:
+    port = free_port()
+    args = ["serve", str(maildir), "--port", str(port), "--user", "dave"]
+    proc = _serve(args + ["--state-dir", str(tmp_path / "st")], {"MAILDIR_JMAP_PASSWORD": "env-pw"})
+    try:
+        url = f"http://127.0.0.1:{port}/jmap/session"
+        assert _wait_for(url, ("dave", "env-pw"), proc).status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert not (tmp_path / "st" / "password").exists()
+
+
+def test_serve_users_file_serves_each_user(tmp_path: Path, maildir: Path) -> None:
+    users = tmp_path / "users.toml"
+    for name, pw in (("erin", "e-pw"), ("frank", "f-pw")):
+        pw_file = tmp_path / f"{name}.pw"
+        pw_file.write_text(pw)
+        assert main(["user", "add", name, str(maildir), "--users", str(users), "--password-file", str(pw_file)]) == 0
+    port = free_port()
+    proc = _serve(["serve", "--users", str(users), "--port", str(port), "--state-dir", str(tmp_path / "st")], {})
+    try:
+        url = f"http://127.0.0.1:{port}/jmap/session"
+        erin = _wait_for(url, ("erin", "e-pw"), proc).json()
+        frank = httpx.get(url, auth=("frank", "f-pw")).json()
+        assert erin["accounts"].keys() != frank["accounts"].keys()
+        assert httpx.get(url, auth=("erin", "f-pw")).status_code == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -1,0 +1,61 @@
+"""Shared fixtures: temporary Maildirs, users, the real ASGI app over httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from maildir_jmap.config import Config
+from maildir_jmap.demo import create_demo_maildir
+from maildir_jmap.http.app import create_app
+from maildir_jmap.users import User, UserDirectory, hash_password
+
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
+
+
+@pytest.fixture(scope="session")
+def password_hashes() -> dict[str, str]:
+    return {name: hash_password(pw) for name, pw in PASSWORDS.items()}
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    return create_demo_maildir(tmp_path / "Maildir", user="alice")
+
+
+@pytest.fixture
+def users(tmp_path: Path, password_hashes: dict[str, str]) -> UserDirectory:
+    entries = {}
+    for name, digest in password_hashes.items():
+        root = create_demo_maildir(tmp_path / f"{name}-Maildir", user=name)
+        entries[name] = User(name, root, digest)
+    return UserDirectory(entries)
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, users: UserDirectory) -> AppFactory:
+    def factory(**kwargs: Any) -> Any:
+        config = kwargs.pop("config", None) or Config(state_dir=tmp_path / "state")
+        return create_app(config, kwargs.pop("users", users), **kwargs)
+
+    return factory
+
+
+def client_for(app: Any, user: str | None = "alice") -> httpx.AsyncClient:
+    auth = (user, PASSWORDS[user]) if user else None
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jmap.test", auth=auth
+    )
+
+
+@pytest.fixture
+async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(make_app()) as c:
+        yield c

@@ -1,0 +1,73 @@
+"""The Session resource over HTTP (RFC 8620 §2, §2.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from maildir_jmap.config import Config
+from maildir_jmap.core.capabilities import CORE
+from tests.conftest import AppFactory, client_for
+
+
+async def test_well_known_and_session_url_serve_the_same_session_rfc8620_2_2(
+    client: httpx.AsyncClient,
+) -> None:
+    a = await client.get("/.well-known/jmap")
+    b = await client.get("/jmap/session")
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+    assert "no-store" in a.headers["cache-control"]  # §2: avoid HTTP caching
+
+
+async def test_session_shape_rfc8620_2(client: httpx.AsyncClient) -> None:
+    session = (await client.get("/jmap/session")).json()
+    assert set(session) >= {
+        "capabilities",
+        "accounts",
+        "primaryAccounts",
+        "username",
+        "apiUrl",
+        "downloadUrl",
+        "uploadUrl",
+        "eventSourceUrl",
+        "state",
+    }
+    assert session["username"] == "alice"
+    assert session["apiUrl"] == "http://jmap.test/jmap/api/"
+    assert CORE in session["capabilities"]
+    (account,) = session["accounts"].values()
+    assert account["name"] == "alice"
+    assert account["isPersonal"] is True
+    assert account["isReadOnly"] is False
+
+
+async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClient) -> None:
+    session = (await client.get("/jmap/session")).json()
+    assert list(session["capabilities"]) == [CORE]
+
+
+async def test_public_url_overrides_request_host(make_app: AppFactory, tmp_path: Any) -> None:
+    config = Config(state_dir=tmp_path / "s", public_url="https://mail.example.org/base")
+    async with client_for(make_app(config=config)) as client:
+        session = (await client.get("/jmap/session")).json()
+    assert session["apiUrl"] == "https://mail.example.org/base/jmap/api/"
+
+
+async def test_read_only_maildir_is_a_read_only_account_rfc8620_2(
+    make_app: AppFactory, users: Any
+) -> None:
+    alice = users.get("alice")
+    alice.maildir.chmod(0o555)
+    try:
+        import os
+
+        if os.access(alice.maildir, os.W_OK):  # root can write anyway
+            return
+        async with client_for(make_app()) as client:
+            session = (await client.get("/jmap/session")).json()
+        (account,) = session["accounts"].values()
+        assert account["isReadOnly"] is True
+    finally:
+        alice.maildir.chmod(0o755)

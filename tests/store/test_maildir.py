@@ -1,0 +1,85 @@
+"""Delivering files the way Dovecot expects (shared/MAILDIR.md "What this means for us" §3, §7)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maildir_jmap.store.maildir import crlf_size, deliver, ensure_folder, unique_name
+
+NAME = re.compile(r"^[^/:]+,S=(\d+),W=(\d+)(:2,[A-Za-z]*)?$")
+
+
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "Maildir"
+    ensure_folder(path, maildirfolder=False)
+    return path
+
+
+def test_exact_sizes_lf_storage_and_mtime_maildir_md_3(tmp_path: Path) -> None:
+    root = folder(tmp_path)
+    raw = b"Subject: hi\r\nFrom: a@b\r\n\r\nline one\r\nline two\r\n"
+    path = deliver(root, raw, flags="S", received=1_700_003_600)
+    match = NAME.match(path.name)
+    assert match, path.name
+    stored = path.read_bytes()
+    assert b"\r\n" not in stored  # Dovecot stores LF
+    assert int(match.group(1)) == len(stored) == os.path.getsize(path)
+    assert int(match.group(2)) == len(raw)  # W= is the CRLF size (RFC822.SIZE)
+    assert path.stat().st_mtime == 1_700_003_600  # Dovecot's INTERNALDATE
+    assert path.parent.name == "cur"
+    assert list((root / "tmp").iterdir()) == []
+
+
+def test_flags_are_written_in_order_maildir_md_2(tmp_path: Path) -> None:
+    path = deliver(folder(tmp_path), b"x\n", flags="bSaDRF")
+    assert path.name.endswith(":2,DFRSab")
+
+
+def test_unseen_delivery_without_flags_goes_to_new(tmp_path: Path) -> None:
+    path = deliver(folder(tmp_path), b"x\n", seen=False)
+    assert path.parent.name == "new"
+    assert ":2," not in path.name
+
+
+def test_unique_names_do_not_collide() -> None:
+    names = {unique_name() for _ in range(10_000)}
+    assert len(names) == 10_000
+    assert all("/" not in n and ":" not in n for n in names)
+
+
+def test_maildirfolder_marker_only_for_maildirplusplus(tmp_path: Path) -> None:
+    ensure_folder(tmp_path / ".Sub", maildirfolder=True)
+    ensure_folder(tmp_path / "Plain", maildirfolder=False)
+    assert (tmp_path / ".Sub" / "maildirfolder").exists()
+    assert not (tmp_path / "Plain" / "maildirfolder").exists()
+    for sub in ("cur", "new", "tmp"):
+        assert (tmp_path / ".Sub" / sub).is_dir()
+
+
+def test_new_files_are_owned_like_their_folder_when_root_maildir_md_7(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    root = folder(tmp_path)
+    for path in (root, root / "cur", root / "tmp", root / "new"):
+        os.chown(path, 5000, 5000)
+    delivered = deliver(root, b"x\n")
+    assert (delivered.stat().st_uid, delivered.stat().st_gid) == (5000, 5000)
+
+
+@settings(max_examples=50)
+@given(st.binary(max_size=2000))
+def test_size_fields_are_exact_for_any_bytes(raw: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = deliver(folder(Path(tmp)), raw)
+        match = NAME.match(path.name)
+        assert match
+        stored = path.read_bytes()
+        assert int(match.group(1)) == len(stored)
+        assert int(match.group(2)) == crlf_size(stored)
