@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
-from maildir_jmap.http import api
+from maildir_jmap.http import api, blobs, push
 from maildir_jmap.http.state import AccountCapabilities, AppState, no_account_capabilities
 from maildir_jmap.mail import build_registry
 from maildir_jmap.tokens import TokenStore
@@ -57,6 +57,8 @@ def create_app(
         account_capabilities=account_capabilities,
     )
     app.include_router(api.router)
+    app.include_router(blobs.router)
+    app.include_router(push.router)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -12,6 +12,7 @@ from maildir_jmap.core.capabilities import CORE
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.store.account import Account
+from maildir_jmap.sync.hub import Hub
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, UserDirectory
 
@@ -35,6 +36,8 @@ class AppState:
     _accounts: dict[str, Account] = field(default_factory=dict)
     _accounts_lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: dict[str, int] = field(default_factory=dict)
+    uploads: dict[str, int] = field(default_factory=dict)
+    hub: Hub = field(default_factory=Hub)
 
     def capabilities(self) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits plus what the datatypes add."""

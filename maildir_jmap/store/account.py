@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maildir_jmap.store.blobs import BlobStore
+
 
 def account_id_for(username: str) -> str:
     """Stable across restarts and rebuilds; derived from the login name."""
@@ -25,6 +27,7 @@ class Account:
     username: str
     maildir: Path
     state_dir: Path
+    blobs: BlobStore
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -32,7 +35,9 @@ class Account:
         account_id = account_id_for(username)
         state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return cls(account_id, username, maildir, state_dir)
+        blobs = BlobStore(state_dir / "uploads")
+        blobs.sweep()
+        return cls(account_id, username, maildir, state_dir, blobs)
 
     @property
     def is_read_only(self) -> bool:

@@ -31,7 +31,10 @@ def test_user_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     box = tmp_path / "Maildir"
     box.mkdir()
     name = 'o"dd\\name@example.org'
-    assert main(["user", "add", name, str(box), "--users", str(users), "--password-file", str(pw)]) == 0
+    assert (
+        main(["user", "add", name, str(box), "--users", str(users), "--password-file", str(pw)])
+        == 0
+    )
     loaded = load_users_file(users)
     assert loaded[name].maildir == box
     assert loaded[name].password_hash.startswith("$argon2id$")
@@ -115,7 +118,10 @@ def test_serve_with_no_arguments_creates_a_demo_and_a_password(tmp_path: Path) -
         echo = httpx.post(
             session["apiUrl"],
             auth=(user, password),
-            json={"using": ["urn:ietf:params:jmap:core"], "methodCalls": [["Core/echo", {"hi": 1}, "c"]]},
+            json={
+                "using": ["urn:ietf:params:jmap:core"],
+                "methodCalls": [["Core/echo", {"hi": 1}, "c"]],
+            },
         )
         assert echo.json()["methodResponses"] == [["Core/echo", {"hi": 1}, "c"]]
         assert (state / "demo-Maildir" / "cur").is_dir()
@@ -146,7 +152,7 @@ def test_serve_given_maildir_user_and_password_file(tmp_path: Path, maildir: Pat
 def test_serve_password_from_environment(tmp_path: Path, maildir: Path) -> None:
     port = free_port()
     args = ["serve", str(maildir), "--port", str(port), "--user", "dave"]
-    proc = _serve(args + ["--state-dir", str(tmp_path / "st")], {"MAILDIR_JMAP_PASSWORD": "env-pw"})
+    proc = _serve([*args, "--state-dir", str(tmp_path / "st")], {"MAILDIR_JMAP_PASSWORD": "env-pw"})
     try:
         url = f"http://127.0.0.1:{port}/jmap/session"
         assert _wait_for(url, ("dave", "env-pw"), proc).status_code == 200
@@ -161,9 +167,26 @@ def test_serve_users_file_serves_each_user(tmp_path: Path, maildir: Path) -> Non
     for name, pw in (("erin", "e-pw"), ("frank", "f-pw")):
         pw_file = tmp_path / f"{name}.pw"
         pw_file.write_text(pw)
-        assert main(["user", "add", name, str(maildir), "--users", str(users), "--password-file", str(pw_file)]) == 0
+        assert (
+            main(
+                [
+                    "user",
+                    "add",
+                    name,
+                    str(maildir),
+                    "--users",
+                    str(users),
+                    "--password-file",
+                    str(pw_file),
+                ]
+            )
+            == 0
+        )
     port = free_port()
-    proc = _serve(["serve", "--users", str(users), "--port", str(port), "--state-dir", str(tmp_path / "st")], {})
+    proc = _serve(
+        ["serve", "--users", str(users), "--port", str(port), "--state-dir", str(tmp_path / "st")],
+        {},
+    )
     try:
         url = f"http://127.0.0.1:{port}/jmap/session"
         erin = _wait_for(url, ("erin", "e-pw"), proc).json()

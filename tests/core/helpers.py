@@ -11,6 +11,7 @@ from maildir_jmap.core.dispatch import Context, Registry, process
 from maildir_jmap.core.request import parse_request
 from tests.core import todo
 
+
 def run(
     calls: list[list[Any]],
     ctx: Context | None = None,
@@ -20,7 +21,9 @@ def run(
 ) -> dict[str, Any]:
     ctx = ctx or todo.context()
     registry = registry or todo.registry()
-    body = orjson.dumps({"using": using or sorted(registry.capabilities()), "methodCalls": calls, **extra})
+    body = orjson.dumps(
+        {"using": using or sorted(registry.capabilities()), "methodCalls": calls, **extra}
+    )
     request = parse_request(body, ctx.limits or CoreLimits(), registry.capabilities())
     return process(request, ctx, registry)
 
@@ -31,5 +34,5 @@ def responses(calls: list[list[Any]], **kwargs: Any) -> list[list[Any]]:
 
 def one(call: list[Any], **kwargs: Any) -> tuple[str, dict[str, Any]]:
     """The single response to one call: (name, arguments)."""
-    (name, arguments, _), = responses([call], **kwargs)
+    ((name, arguments, _),) = responses([call], **kwargs)
     return name, arguments

@@ -117,7 +117,9 @@ def test_account_is_entered_once_per_request() -> None:
     ctx = todo.context()
     entered: list[str] = []
     ctx.enter_account = lambda access: entered.append(access.account_id)
-    responses([["Todo/get", {"accountId": "a1"}, "1"], ["Todo/get", {"accountId": "a1"}, "2"]], ctx=ctx)
+    responses(
+        [["Todo/get", {"accountId": "a1"}, "1"], ["Todo/get", {"accountId": "a1"}, "2"]], ctx=ctx
+    )
     assert entered == ["a1"]
 
 
@@ -130,7 +132,11 @@ def test_same_argument_plain_and_referenced_is_invalid_arguments_rfc8620_3_7() -
 def test_result_reference_feeds_the_next_call_rfc8620_3_7() -> None:
     out = responses(
         [
-            ["Todo/set", {"accountId": "a1", "create": {"k1": {"title": "a"}, "k2": {"title": "b"}}}, "0"],
+            [
+                "Todo/set",
+                {"accountId": "a1", "create": {"k1": {"title": "a"}, "k2": {"title": "b"}}},
+                "0",
+            ],
             ["Todo/query", {"accountId": "a1"}, "1"],
             [
                 "Todo/get",
@@ -171,7 +177,10 @@ def test_unresolvable_reference_is_invalid_result_reference_rfc8620_3_7(referenc
 
 def test_reference_to_an_error_response_fails_rfc8620_3_7() -> None:
     out = responses(
-        [["Nope/x", {}, "a"], ["Core/echo", {"#y": {"resultOf": "a", "name": "Nope/x", "path": ""}}, "b"]]
+        [
+            ["Nope/x", {}, "a"],
+            ["Core/echo", {"#y": {"resultOf": "a", "name": "Nope/x", "path": ""}}, "b"],
+        ]
     )
     assert out[1][1]["type"] == "invalidResultReference"
 
@@ -222,7 +231,11 @@ def test_implicit_calls_run_after_their_parent_with_its_call_id_rfc8620_5_4() ->
         ],
         ctx=todo.context(src, dst),
     )
-    assert [(r[0], r[2]) for r in out] == [("Todo/copy", "cp"), ("Todo/set", "cp"), ("Core/echo", "next")]
+    assert [(r[0], r[2]) for r in out] == [
+        ("Todo/copy", "cp"),
+        ("Todo/set", "cp"),
+        ("Core/echo", "next"),
+    ]
     assert out[1][1]["destroyed"] == ["t1"]
     assert src.records == {}
     assert list(dst.records) == ["t1"]

@@ -66,7 +66,9 @@ def test_whole_object_is_a_valid_patch_rfc8620_5_3() -> None:
 keys = st.text(alphabet="abc~/$", min_size=1, max_size=4)
 
 
-@given(st.dictionaries(keys, st.dictionaries(keys, st.integers(), max_size=3), max_size=3), st.data())
+@given(
+    st.dictionaries(keys, st.dictionaries(keys, st.integers(), max_size=3), max_size=3), st.data()
+)
 def test_patch_equals_direct_assignment(obj: dict[str, Any], data: st.DataObject) -> None:
     """Setting leaves through escaped pointers does what plain dict assignment does."""
     expected = copy.deepcopy(obj)

@@ -121,14 +121,21 @@ def test_changes_with_max_changes_pages_through_rfc8620_5_2() -> None:
     since = store.state()
     seeded_ctx = ctx()
     responses(
-        [["Todo/set", {"accountId": "a1", "create": {f"k{i}": {"title": str(i)} for i in range(5)}}, "0"]],
+        [
+            [
+                "Todo/set",
+                {"accountId": "a1", "create": {f"k{i}": {"title": str(i)} for i in range(5)}},
+                "0",
+            ]
+        ],
         ctx=seeded_ctx,
     )
     seen: list[str] = []
     state, more = since, True
     while more:
         args = one(
-            ["Todo/changes", {"accountId": "a1", "sinceState": state, "maxChanges": 2}, "c"], ctx=ctx()
+            ["Todo/changes", {"accountId": "a1", "sinceState": state, "maxChanges": 2}, "c"],
+            ctx=ctx(),
         )[1]
         assert len(args["created"]) + len(args["updated"]) + len(args["destroyed"]) <= 2
         seen += args["created"]
@@ -174,7 +181,9 @@ def test_set_response_has_every_key_null_when_empty_rfc8620_5_3() -> None:
 
 def test_set_create_returns_server_set_properties_rfc8620_5_3() -> None:
     store, ctx = seeded()
-    args = one(["Todo/set", {"accountId": "a1", "create": {"k": {"title": "x"}}}, "c"], ctx=ctx())[1]
+    args = one(["Todo/set", {"accountId": "a1", "create": {"k": {"title": "x"}}}, "c"], ctx=ctx())[
+        1
+    ]
     assert args["created"] == {"k": {"id": "t1", "done": False, "priority": 0}}
     assert args["oldState"] != args["newState"] == store.state()
 
@@ -210,7 +219,7 @@ def test_set_errors_per_record_do_not_stop_the_others_rfc8620_5_3() -> None:
 
 
 def test_set_creation_references_in_update_and_destroy_rfc8620_5_3() -> None:
-    store, ctx = seeded()
+    _store, ctx = seeded()
     out = responses(
         [
             ["Todo/set", {"accountId": "a1", "create": {"k": {"title": "x"}}}, "0"],
@@ -245,7 +254,11 @@ def test_set_if_in_state_match_applies_rfc8620_5_3() -> None:
 
 def test_set_too_many_objects_is_request_too_large_rfc8620_5_3() -> None:
     ctx = todo.context(limits=CoreLimits(maxObjectsInSet=2))
-    args = {"accountId": "a1", "create": {"a": {"title": "1"}, "b": {"title": "2"}}, "destroy": ["x"]}
+    args = {
+        "accountId": "a1",
+        "create": {"a": {"title": "1"}, "b": {"title": "2"}},
+        "destroy": ["x"],
+    }
     assert one(["Todo/set", args, "c"], ctx=ctx)[1]["type"] == "requestTooLarge"
 
 
@@ -290,12 +303,12 @@ def test_reused_creation_id_maps_to_the_latest_rfc8620_5_3() -> None:
 def test_copy_errors_rfc8620_5_4() -> None:
     stores = (todo.TodoStore(), todo.TodoStore())
     base = {"fromAccountId": "a1", "accountId": "a2", "create": {}}
-    assert one(["Todo/copy", {**base, "fromAccountId": "zz"}, "c"], ctx=todo.context(*stores))[1]["type"] == (
-        "fromAccountNotFound"
-    )
-    assert one(["Todo/copy", {**base, "accountId": "a1"}, "c"], ctx=todo.context(*stores))[1]["type"] == (
-        "invalidArguments"
-    )
+    assert one(["Todo/copy", {**base, "fromAccountId": "zz"}, "c"], ctx=todo.context(*stores))[1][
+        "type"
+    ] == ("fromAccountNotFound")
+    assert one(["Todo/copy", {**base, "accountId": "a1"}, "c"], ctx=todo.context(*stores))[1][
+        "type"
+    ] == ("invalidArguments")
     bad = {**base, "create": {"k": {"title": "no id"}}}
     assert one(["Todo/copy", bad, "c"], ctx=todo.context(*stores))[1]["type"] == "invalidArguments"
     state = {**base, "ifFromInState": "e1-77"}
@@ -344,7 +357,9 @@ def test_query_position_negative_and_past_the_end_rfc8620_5_5() -> None:
     _, ctx = seeded("a", "b", "c", "d")
     q = {"accountId": "a1", "sort": [{"property": "priority"}]}
     assert one(["Todo/query", {**q, "position": -2}, "c"], ctx=ctx())[1]["ids"] == ["t3", "t4"]
-    assert one(["Todo/query", {**q, "position": -10, "limit": 1}, "c"], ctx=ctx())[1]["ids"] == ["t1"]
+    assert one(["Todo/query", {**q, "position": -10, "limit": 1}, "c"], ctx=ctx())[1]["ids"] == [
+        "t1"
+    ]
     past = one(["Todo/query", {**q, "position": 10}, "c"], ctx=ctx())[1]
     assert past["ids"] == []
 
@@ -352,7 +367,9 @@ def test_query_position_negative_and_past_the_end_rfc8620_5_5() -> None:
 def test_query_anchor_and_offset_rfc8620_5_5() -> None:
     _, ctx = seeded("a", "b", "c", "d")
     q = {"accountId": "a1", "sort": [{"property": "priority"}], "position": 3}
-    args = one(["Todo/query", {**q, "anchor": "t3", "anchorOffset": -1, "limit": 2}, "c"], ctx=ctx())[1]
+    args = one(
+        ["Todo/query", {**q, "anchor": "t3", "anchorOffset": -1, "limit": 2}, "c"], ctx=ctx()
+    )[1]
     assert (args["position"], args["ids"]) == (1, ["t2", "t3"])
     clamp = one(["Todo/query", {**q, "anchor": "t1", "anchorOffset": -5}, "c"], ctx=ctx())[1]
     assert clamp["position"] == 0
@@ -407,7 +424,9 @@ def test_query_deeply_nested_filter_is_refused_not_recursed() -> None:
 # -- /queryChanges §5.6 ---------------------------------------------------------
 
 
-def _replay(old: list[str], removed: list[str], added: list[dict[str, Any]], total: int) -> list[str]:
+def _replay(
+    old: list[str], removed: list[str], added: list[dict[str, Any]], total: int
+) -> list[str]:
     ids = [i for i in old if i not in removed]
     for item in added:
         ids.insert(item["index"], item["id"])
@@ -415,7 +434,7 @@ def _replay(old: list[str], removed: list[str], added: list[dict[str, Any]], tot
 
 
 def test_query_changes_reproduce_the_new_results_rfc8620_5_6() -> None:
-    store, ctx = seeded("d", "b", "a", "c")
+    _store, ctx = seeded("d", "b", "a", "c")
     q = {"accountId": "a1", "sort": [{"property": "title"}], "filter": {"done": False}}
     before = one(["Todo/query", q, "c"], ctx=ctx())[1]
     responses(
@@ -449,11 +468,17 @@ def test_query_changes_reproduce_the_new_results_rfc8620_5_6() -> None:
 
 
 def test_query_changes_too_many_and_up_to_id_rfc8620_5_6() -> None:
-    store, ctx = seeded("a", "b", "c")
+    _store, ctx = seeded("a", "b", "c")
     q = {"accountId": "a1", "sort": [{"property": "priority"}]}
     before = one(["Todo/query", q, "c"], ctx=ctx())[1]
     responses(
-        [["Todo/set", {"accountId": "a1", "update": {"t1": {"done": True}, "t3": {"done": True}}}, "0"]],
+        [
+            [
+                "Todo/set",
+                {"accountId": "a1", "update": {"t1": {"done": True}, "t3": {"done": True}}},
+                "0",
+            ]
+        ],
         ctx=ctx(),
     )
     since = {**q, "sinceQueryState": before["queryState"]}

@@ -28,9 +28,14 @@ def test_invalid_ids_rfc8620_1_2(value: object) -> None:
 
 
 def test_ints_rfc8620_1_3() -> None:
-    assert is_int(0) and is_int(-(2**53) + 1) and is_int(2**53 - 1)
-    assert not is_int(2**53) and not is_int(True) and not is_int(1.0)
-    assert is_unsigned_int(0) and not is_unsigned_int(-1)
+    assert is_int(0)
+    assert is_int(-(2**53) + 1)
+    assert is_int(2**53 - 1)
+    assert not is_int(2**53)
+    assert not is_int(True)
+    assert not is_int(1.0)
+    assert is_unsigned_int(0)
+    assert not is_unsigned_int(-1)
 
 
 def test_dates_rfc8620_1_4() -> None:

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import CoreLimits
 from maildir_jmap.core.dispatch import CORE_METHODS, AccountAccess, Context, Method, Registry
 from maildir_jmap.core.errors import MethodError, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
 from maildir_jmap.core.query import Comparator, collation_key
 from maildir_jmap.core.standard import Changes, TypeSpec, compute_changes
-from maildir_jmap.core import standard
 from maildir_jmap.core.types import ArgumentError, JSONObject
 
 TODO = "https://example.com/apis/todo"
@@ -26,7 +26,9 @@ class TodoStore:
     modseq: int = 0
     floor: int = 0  # oldest state /changes can still answer from
     records: dict[str, JSONObject] = field(default_factory=dict)
-    log: dict[str, tuple[int, int, bool]] = field(default_factory=dict)  # id -> (last, created, gone)
+    log: dict[str, tuple[int, int, bool]] = field(
+        default_factory=dict
+    )  # id -> (last, created, gone)
     next_id: int = 1
 
     def state(self) -> str:
@@ -81,7 +83,11 @@ class TodoRecords:
             bad.append("done")
         if bad:
             raise invalid_properties(*sorted(set(bad)))
-        return {"title": obj["title"], "done": obj.get("done", False), "priority": obj.get("priority", 0)}
+        return {
+            "title": obj["title"],
+            "done": obj.get("done", False),
+            "priority": obj.get("priority", 0),
+        }
 
     def create(self, ctx: Context, creation_id: str, obj: JSONObject) -> JSONObject:
         if obj.get("title") == "forbidden":

@@ -87,7 +87,9 @@ async def test_ten_megabyte_body_is_limit_rfc8620_3_6_1(client: httpx.AsyncClien
     assert problem["limit"] == "maxSizeRequest"
 
 
-async def test_oversized_streamed_body_without_length_is_limit(make_app: AppFactory, tmp_path: Any) -> None:
+async def test_oversized_streamed_body_without_length_is_limit(
+    make_app: AppFactory, tmp_path: Any
+) -> None:
     config = Config(state_dir=tmp_path / "s", limits=CoreLimits(maxSizeRequest=1000))
 
     async def chunks() -> Any:
@@ -96,11 +98,13 @@ async def test_oversized_streamed_body_without_length_is_limit(make_app: AppFact
 
     async with client_for(make_app(config=config)) as client:
         response = await client.post("/jmap/api/", content=chunks())
-    assert_problem(response, "limit")["limit"] == "maxSizeRequest"
+    assert assert_problem(response, "limit")["limit"] == "maxSizeRequest"
 
 
 async def test_body_judged_by_content_not_content_type(client: httpx.AsyncClient) -> None:
-    response = await post(client, ECHO, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await post(
+        client, ECHO, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 200
 
 
@@ -121,7 +125,8 @@ async def test_server_fail_never_leaks_over_http_rfc8620_3_6_2(make_app: AppFact
     assert response.status_code == 200
     error = response.json()["methodResponses"][0][1]
     assert error["type"] == "serverFail"
-    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
 
 
 async def test_server_unavailable_while_the_account_is_locked_rfc8620_3_6_2(
@@ -163,7 +168,7 @@ async def test_concurrent_request_limit_rfc8620_3_6_1(make_app: AppFactory, tmp_
         third = await post(client, body)
         release.set()
         done = await asyncio.gather(*first)
-    assert_problem(third, "limit", status=429)["limit"] == "maxConcurrentRequests"
+    assert assert_problem(third, "limit", status=429)["limit"] == "maxConcurrentRequests"
     assert [r.status_code for r in done] == [200, 200]
 
 

@@ -1,0 +1,110 @@
+"""Upload (RFC 8620 §6.1) and download (§6.2) endpoints."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, Response
+
+from maildir_jmap.core.errors import ERROR_URN
+from maildir_jmap.http.api import json_response, problem_response, state_of, unauthorized_response
+from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.blobs import BlobTooLarge
+
+router = APIRouter()
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}=({_TOKEN}|\"[^\"\\\x00-\x1f\x7f]*\"))*"
+)
+DEFAULT_TYPE = "application/octet-stream"
+
+
+def media_type(value: str | None) -> str:
+    """A client-supplied media type if it is well-formed, else the generic one (so a
+    hostile value never reaches a response header)."""
+    if value and MEDIA_TYPE.fullmatch(value.strip()):
+        return value.strip()
+    return DEFAULT_TYPE
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266 §4.3: an ASCII ``filename`` fallback and a UTF-8 ``filename*``."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def _account(request: Request, account_id: str) -> Account | Response:
+    state = state_of(request)
+    try:
+        user = await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+    access = state.access(user).get(account_id)
+    if access is None:
+        return problem_response(404, ERROR_URN + "accountNotFound", "No such account.")
+    account: Account = access.backend
+    return account
+
+
+@router.post("/jmap/upload/{account_id}/")
+@router.post("/jmap/upload/{account_id}", include_in_schema=False)
+async def upload(request: Request, account_id: str) -> Response:
+    account = await _account(request, account_id)
+    if isinstance(account, Response):
+        return account
+    state = state_of(request)
+    limits = state.config.limits
+    too_large = problem_response(
+        413,
+        ERROR_URN + "limit",
+        f"Uploads are limited to {limits.maxSizeUpload} bytes.",
+        limit="maxSizeUpload",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.maxSizeUpload:
+        return too_large
+    running = state.uploads.get(account.username, 0)
+    if running >= limits.maxConcurrentUpload:
+        return problem_response(
+            429,
+            ERROR_URN + "limit",
+            f"At most {limits.maxConcurrentUpload} concurrent uploads.",
+            limit="maxConcurrentUpload",
+        )
+    state.uploads[account.username] = running + 1
+    try:
+        blob = await account.blobs.put(request.stream(), limits.maxSizeUpload)
+    except BlobTooLarge:
+        return too_large
+    finally:
+        state.uploads[account.username] -= 1
+    body = {
+        "accountId": account_id,
+        "blobId": blob.blob_id,
+        "type": media_type(request.headers.get("content-type")),
+        "size": blob.size,
+    }
+    return json_response(body, status=201)
+
+
+@router.get("/jmap/download/{account_id}/{blob_id}/{name}")
+async def download(request: Request, account_id: str, blob_id: str, name: str) -> Response:
+    account = await _account(request, account_id)
+    if isinstance(account, Response):
+        return account
+    path = account.blobs.path_of(blob_id)
+    if path is None:
+        return problem_response(404, "about:blank", "No such blob.")
+    return FileResponse(
+        path,
+        media_type=media_type(request.query_params.get("accept")),
+        headers={
+            "Content-Disposition": content_disposition(name),
+            # §6.2: blob contents never change.
+            "Cache-Control": "private, immutable, max-age=31536000",
+        },
+    )

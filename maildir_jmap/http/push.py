@@ -1,0 +1,97 @@
+"""EventSource push (RFC 8620 §7.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from maildir_jmap.core.types import is_id
+from maildir_jmap.http.api import problem_response, state_of, unauthorized_response
+from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.sync.hub import Listener, state_change
+
+router = APIRouter()
+
+# §7.3: a server MUST NOT have a minimum above 30 s or a maximum below 300 s.
+PING_MIN, PING_MAX = 1, 600
+
+
+def _event(name: str, data: object, event_id: str | None = None) -> bytes:
+    head = f"event: {name}\n" + (f"id: {event_id}\n" if event_id else "")
+    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _filter(
+    changed: Mapping[str, Mapping[str, str]], types: frozenset[str] | None
+) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for account_id, states in changed.items():
+        kept = {t: s for t, s in states.items() if types is None or t in types}
+        if kept:
+            out[account_id] = kept
+    return out
+
+
+async def _stream(
+    listener: Listener,
+    types: frozenset[str] | None,
+    close_after_state: bool,
+    ping: int,
+    unsubscribe: object,
+) -> AsyncIterator[bytes]:
+    try:
+        # A comment line first, so clients and proxies see the stream is open.
+        yield b": maildir-jmap event stream\n\n"
+        while True:
+            try:
+                changed = await asyncio.wait_for(listener.queue.get(), ping or None)
+            except TimeoutError:
+                yield _event("ping", {"interval": ping})
+                continue
+            kept = _filter(changed, types)
+            if not kept:
+                continue
+            yield _event("state", state_change(kept))
+            if close_after_state:
+                return
+    finally:
+        unsubscribe(listener)  # type: ignore[operator]
+
+
+@router.get("/jmap/eventsource/")
+@router.get("/jmap/eventsource", include_in_schema=False)
+async def eventsource(request: Request) -> Response:
+    state = state_of(request)
+    try:
+        user = await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+    query = request.query_params
+    raw_types = query.get("types", "*")
+    close_after = query.get("closeafter", "no")
+    raw_ping = query.get("ping", "0")
+    if raw_types == "*":
+        types = None
+    else:
+        names = raw_types.split(",")
+        if not all(is_id(n.replace("/", "_")) for n in names):
+            return problem_response(400, "about:blank", "types must be '*' or type names")
+        types = frozenset(names)
+    if close_after not in ("state", "no"):
+        return problem_response(400, "about:blank", "closeafter must be 'state' or 'no'")
+    if not raw_ping.isdigit() or len(raw_ping) > 9:
+        return problem_response(400, "about:blank", "ping must be a number of seconds")
+    ping = int(raw_ping)
+    if ping:
+        ping = min(max(ping, PING_MIN), PING_MAX)
+    hub = state.hub
+    listener = hub.subscribe(state.access(user))
+    return StreamingResponse(
+        _stream(listener, types, close_after == "state", ping, hub.unsubscribe),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

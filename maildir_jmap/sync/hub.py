@@ -1,0 +1,76 @@
+"""The push hub: fans StateChange objects (RFC 8620 §7.1) out to listeners.
+
+Publishers (the store's commit, from any thread) call ``publish``; each listener
+(an EventSource stream, later a WebSocket or a PushSubscription sender) owns an
+asyncio queue on the event loop it was created on. Publishing never blocks and
+never holds an account lock while listeners wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from maildir_jmap.core.types import JSONObject
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 256
+
+
+def state_change(changed: Mapping[str, Mapping[str, str]]) -> JSONObject:
+    """The §7.1 object: ``changed`` maps account id -> type name -> new state."""
+    return {"@type": "StateChange", "changed": {a: dict(t) for a, t in changed.items()}}
+
+
+@dataclass(eq=False)
+class Listener:
+    account_ids: frozenset[str]
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Mapping[str, Mapping[str, str]]] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
+    )
+
+    def _offer(self, changed: Mapping[str, Mapping[str, str]]) -> None:
+        try:
+            self.queue.put_nowait(changed)
+        except asyncio.QueueFull:
+            # A listener that stopped reading loses intermediate events, not the
+            # newest: drop the oldest, since each event carries full new states.
+            self.queue.get_nowait()
+            self.queue.put_nowait(changed)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: set[Listener] = set()
+
+    def subscribe(self, account_ids: Iterable[str]) -> Listener:
+        listener = Listener(frozenset(account_ids), asyncio.get_running_loop())
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._listeners)
+
+    def publish(self, account_id: str, states: Mapping[str, str]) -> None:
+        """Tell every listener of ``account_id`` the new ``states`` (type -> state)."""
+        if not states:
+            return
+        changed = {account_id: dict(states)}
+        with self._lock:
+            targets = [lis for lis in self._listeners if account_id in lis.account_ids]
+        for listener in targets:
+            try:
+                listener.loop.call_soon_threadsafe(listener._offer, changed)
+            except RuntimeError:  # its loop has closed
+                self.unsubscribe(listener)
