@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeGuard
 
 JSON: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
@@ -25,7 +25,7 @@ class ArgumentError(ValueError):
     """A method argument has the wrong type or value (-> invalidArguments)."""
 
 
-def is_id(value: object) -> bool:
+def is_id(value: object) -> TypeGuard[str]:
     """RFC 8620 §1.2: 1-255 characters of ``A-Za-z0-9_-``."""
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
