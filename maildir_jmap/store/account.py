@@ -1,19 +1,38 @@
-"""The Account: one user's Maildir plus the state the server keeps for it.
+"""The Account: one user's Maildir plus the index the server keeps for it.
 
-For now it owns identity (the account id), where things live, whether the
-Maildir can be written, and the lock under which requests (and later reconcile)
-run. The index and journal attach here.
+Theory of operation. ``Account.open`` loads the snapshot, replays the journal
+and reconciles with the disk. Every change, whether from reconcile or from a
+JMAP write, goes through ``commit``: modseqs are assigned, the change set is
+appended to the journal and fsynced, then applied in memory, then listeners
+(the push hub, via the app) hear the new states. Callers hold ``lock`` around
+reading the disk, building the change and committing it, so a request sees a
+consistent account and Dovecot's changes land between requests.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from maildir_jmap.store.blobs import BlobStore
+from maildir_jmap.store.folders import detect_layout
+from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, Index
+from maildir_jmap.store.journal import Journal
+from maildir_jmap.store.names import Layout
+from maildir_jmap.store.reconcile import Progress, reconcile
+
+log = logging.getLogger(__name__)
+
+COMPACT_RECORDS = 2000  # rewrite the snapshot after this many journal records
+COMPACT_BYTES = 64 << 20
+EMAIL_DELIVERY = "EmailDelivery"
+
+Listener = Callable[["Account", dict[str, str]], None]
 
 
 def account_id_for(username: str) -> str:
@@ -28,18 +47,133 @@ class Account:
     maildir: Path
     state_dir: Path
     blobs: BlobStore
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    layout: Layout
+    index: Index
+    journal: Journal
+    roles: dict[str, str] | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    listeners: list[Listener] = field(default_factory=list, repr=False)
 
     @classmethod
-    def open(cls, username: str, maildir: Path, state_root: Path) -> Account:
+    def open(
+        cls,
+        username: str,
+        maildir: Path,
+        state_root: Path,
+        *,
+        layout: Layout | None = None,
+        roles: dict[str, str] | None = None,
+        scan: bool = True,
+        progress: Progress | None = None,
+    ) -> Account:
         account_id = account_id_for(username)
         state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         blobs = BlobStore(state_dir / "uploads")
         blobs.sweep()
-        return cls(account_id, username, maildir, state_dir, blobs)
+        journal = Journal(state_dir / "index")
+        index = load_index(journal)
+        account = cls(
+            account_id,
+            username,
+            maildir,
+            state_dir,
+            blobs,
+            layout or detect_layout(maildir),
+            index,
+            journal,
+            roles,
+        )
+        if scan:
+            account.rescan(progress=progress)
+        return account
 
     @property
     def is_read_only(self) -> bool:
         """A Maildir we may not write is served read-only (RFC 8620 §2 isReadOnly)."""
         return not os.access(self.maildir, os.W_OK)
+
+    def state(self, type_name: str) -> str:
+        return self.index.state(type_name)
+
+    def rescan(
+        self, directories: set[str] | None = None, progress: Progress | None = None
+    ) -> Change:
+        """Reconcile with the disk (every folder, or only ``directories``) and commit."""
+        with self.lock:
+            change = reconcile(
+                self.index,
+                self.maildir,
+                self.layout,
+                directories=directories,
+                roles=self.roles,
+                progress=progress,
+            )
+            self.commit(change)
+            return change
+
+    def commit(self, change: Change) -> dict[str, str]:
+        """Journal (fsynced) and apply ``change``; returns the new states of the types
+        it touched, which listeners also receive. Caller holds ``lock``."""
+        if not change:
+            return {}
+        before = dict(self.index.type_modseq)
+        ops = self.index.stamp(change)
+        self.journal.append({"m": ops[-1][1], "ops": ops})
+        self.index.apply_ops(ops)
+        changed = {
+            t: self.index.state(t)
+            for t in (MAILBOX, EMAIL, THREAD)
+            if self.index.type_modseq.get(t) != before.get(t)
+        }
+        if change.delivered:
+            changed[EMAIL_DELIVERY] = self.index.state(EMAIL)
+        if self.journal.records >= COMPACT_RECORDS or self.journal.bytes >= COMPACT_BYTES:
+            self.compact()
+        for listener in list(self.listeners):
+            try:
+                listener(self, changed)
+            except Exception:
+                log.exception("state listener failed for %s", self.account_id)
+        return changed
+
+    def compact(self) -> None:
+        with self.lock:
+            self.journal.write_snapshot(self.index.to_snapshot())
+
+    def close(self) -> None:
+        with self.lock:
+            self.journal.close()
+
+
+def load_index(journal: Journal) -> Index:
+    """Snapshot + journal replay; an unreadable snapshot starts a fresh index (a new
+    epoch, so clients resync) rather than serving a wrong one."""
+    snapshot = None
+    try:
+        snapshot = journal.load_snapshot()
+    except Exception:
+        log.exception("snapshot in %s is unreadable; rebuilding the index", journal.directory)
+    index = Index()
+    if snapshot is not None:
+        try:
+            index = Index.from_snapshot(snapshot)
+        except (ValueError, KeyError, TypeError):
+            log.exception("snapshot in %s is invalid; rebuilding the index", journal.directory)
+            index = Index()
+            snapshot = None
+    replayed = 0
+    for record in journal.replay():
+        if snapshot is not None and record.get("m", 0) <= index.modseq:
+            continue  # already in the snapshot (crash between snapshot and truncation)
+        index.apply_ops(record["ops"])
+        replayed += 1
+    if snapshot is None and replayed == 0:
+        journal.write_snapshot(index.to_snapshot())  # record this index's epoch
+    log.debug(
+        "index %s: modseq %d, %d journal records replayed",
+        journal.directory,
+        index.modseq,
+        replayed,
+    )
+    return index

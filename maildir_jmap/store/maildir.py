@@ -1,25 +1,93 @@
-"""Writing message files into a Maildir the way Dovecot expects (shared/MAILDIR.md).
+"""The Maildir on disk, written the way Dovecot expects (shared/MAILDIR.md).
 
-So far: unique names, the ``,S=``/``,W=`` size fields, and atomic delivery
-(tmp/ then rename, fsync, mtime = received time, ownership like the folder).
+Filenames (§2), flags and keyword letters, per-folder ``dovecot-keywords`` (§1),
+the ``dovecot-uidlist.lock`` dotlock Dovecot takes around every rename (§6),
+atomic delivery (tmp/ then rename), flag renames, moves and hard-link copies.
+Nothing here knows JMAP ids or the index; ``folders.py`` handles the tree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
+import logging
 import os
+import re
 import socket
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SUBDIRS = ("cur", "new", "tmp")
 FLAG_ORDER = "DFPRST"  # MAILDIR.md §2: flags in ASCII order, then keyword letters
+LOCK_NAME = "dovecot-uidlist.lock"
+KEYWORDS_NAME = "dovecot-keywords"
+LOCK_STALE = 120.0  # Dovecot's own rule: a dotlock older than 2 minutes is stale
+LOCK_WAIT = 30.0
+MAX_KEYWORDS = 26  # letters a-z (MAILDIR.md §1, MAILDIR_MAX_KEYWORDS)
 _counter = itertools.count()
 
 
+class LockTimeout(OSError):
+    """Another writer held the folder's dotlock for longer than we wait."""
+
+
+class TooManyKeywords(ValueError):
+    """The folder's dovecot-keywords has no free letter left."""
+
+
+# -- filenames -----------------------------------------------------------------------
+
+_SIZE_FIELD = re.compile(r",([SW])=(\d+)")
+
+
+@dataclass(frozen=True)
+class FileName:
+    """``<unique>[,S=..][,W=..][:2,<flags>]`` (MAILDIR.md §2)."""
+
+    base: str
+    flags: str = ""  # uppercase letters, including ones we do not interpret
+    letters: str = ""  # keyword letters a-z
+    info: bool = False  # had an info part (``:2,``)
+    size: int | None = None  # S=
+    vsize: int | None = None  # W=
+
+    @classmethod
+    def parse(cls, name: str) -> FileName:
+        base, sep, info = name.partition(":")
+        size = vsize = None
+        for kind, value in _SIZE_FIELD.findall(base):
+            if kind == "S":
+                size = int(value)
+            else:
+                vsize = int(value)
+        if sep and info.startswith("2,"):
+            marks = info[2:]
+            flags = "".join(c for c in marks if not c.islower())
+            letters = "".join(c for c in marks if "a" <= c <= "z")
+            return cls(base, flags, letters, True, size, vsize)
+        # No info, or an info form we do not know (":1,..."): keep the base only.
+        return cls(base, "", "", bool(sep), size, vsize)
+
+    def name(self) -> str:
+        """The filename, flags and letters sorted (DFPRST then a-z), unknown kept."""
+        if not self.info and not self.flags and not self.letters:
+            return self.base
+        flags = "".join(sorted(set(self.flags)))
+        letters = "".join(sorted(set(self.letters)))
+        return f"{self.base}:2,{flags}{letters}"
+
+    def with_marks(self, flags: str, letters: str) -> FileName:
+        return FileName(self.base, flags, letters, True, self.size, self.vsize)
+
+
 def unique_name() -> str:
-    """``<sec>.M<usec>P<pid>Q<n>.<host>``: Dovecot's shape, with a per-process
-    counter so two deliveries in one microsecond never collide."""
+    """``<sec>.M<usec>P<pid>Q<n>.<host>``: Dovecot's shape (sorts by time, which is
+    the order Dovecot assigns UIDs in), with a per-process counter."""
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
@@ -36,50 +104,18 @@ def crlf_size(lf_bytes: bytes) -> int:
     return len(lf_bytes) + lf_bytes.count(b"\n")
 
 
-def ensure_folder(path: Path, *, maildirfolder: bool) -> None:
-    """Create cur/new/tmp (and the Maildir++ ``maildirfolder`` marker) if missing."""
-    path.mkdir(parents=True, exist_ok=True)
-    _own_like(path, path.parent)
-    for sub in SUBDIRS:
-        (path / sub).mkdir(exist_ok=True)
-        _own_like(path / sub, path)
-    if maildirfolder:
-        marker = path / "maildirfolder"
-        if not marker.exists():
-            marker.touch()
-            _own_like(marker, path)
+# -- ownership and modes (MAILDIR.md §6 rule 1, "What this means for us" §7) --------
 
 
-def deliver(
-    folder: Path, raw: bytes, *, flags: str = "", received: float | None = None, seen: bool = True
-) -> Path:
-    """Write ``raw`` into ``folder`` atomically and return the final path.
-
-    MAILDIR.md "What this means for us" §3: tmp/ with O_EXCL, write, fsync, set
-    mtime (= Dovecot's INTERNALDATE), rename into cur/ with exact ``,S=`` and
-    ``,W=``; or into new/ without info when ``seen`` is False and no flags are set.
-    """
-    body = to_lf(raw)
-    name = f"{unique_name()},S={len(body)},W={crlf_size(body)}"
-    tmp = folder / "tmp" / name
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(body)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _own_like(tmp, folder)
-    if received is not None:
-        os.utime(tmp, (received, received))
-    ordered = "".join(sorted(set(flags), key=lambda f: (f.islower(), f)))
-    cur = ordered or seen
-    final = folder / "cur" / f"{name}:2,{ordered}" if cur else folder / "new" / name
-    os.rename(tmp, final)
-    _fsync_dir(final.parent)
-    return final
+def _match_owner(path: Path, model: Path, *, directory: bool) -> None:
+    """New files get the mode pattern of their folder (0644 under 0755, 0600 under
+    0700), and when we run as root also its owner and group, or Dovecot (never
+    root) cannot rename them."""
+    st = model.stat()
+    mode = (st.st_mode & 0o777) if directory else (st.st_mode & 0o666)
+    os.chmod(path, mode)
+    if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -90,10 +126,261 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _own_like(path: Path, model: Path) -> None:
-    """MAILDIR.md §7: as root, new files get the owner and group of their folder."""
-    if os.geteuid() != 0:
+def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> None:
+    """cur/new/tmp (and Maildir++'s ``maildirfolder``) under ``path``; existing
+    pieces are left alone. A new folder is built in ``staging`` (the root's tmp/,
+    which Dovecot never lists as a folder) and renamed into place (MAILDIR.md §9),
+    so Dovecot never sees half of one."""
+    if path.is_dir():
+        for sub in SUBDIRS:
+            if not (path / sub).is_dir():
+                (path / sub).mkdir()
+                _match_owner(path / sub, path, directory=True)
         return
-    st = model.stat()
-    if (st.st_uid, st.st_gid) != (0, 0):
-        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = (staging or parent) / f".mj-{unique_name()}"
+    staging.mkdir()
+    try:
+        _match_owner(staging, parent, directory=True)
+        for sub in SUBDIRS:
+            (staging / sub).mkdir()
+            _match_owner(staging / sub, staging, directory=True)
+        if marker:
+            (staging / "maildirfolder").touch()
+            _match_owner(staging / "maildirfolder", staging, directory=False)
+        os.rename(staging, path)
+    except BaseException:
+        for sub in SUBDIRS:
+            with contextlib.suppress(OSError):
+                (staging / sub).rmdir()
+        with contextlib.suppress(OSError):
+            (staging / "maildirfolder").unlink()
+        with contextlib.suppress(OSError):
+            staging.rmdir()
+        raise
+    _fsync_dir(parent)
+
+
+# Back-compat name used by the demo and tests.
+def ensure_folder(path: Path, *, maildirfolder: bool) -> None:
+    make_folder(path, marker=maildirfolder)
+
+
+# -- the dotlock ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold ``dovecot-uidlist.lock`` in ``folder`` (MAILDIR.md §6): O_CREAT|O_EXCL,
+    wait while another holder has it, break it when older than 2 minutes."""
+    lock = folder / LOCK_NAME
+    deadline = time.monotonic() + wait
+    delay = 0.002
+    while True:
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > LOCK_STALE:
+                log.warning("breaking stale lock %s (%.0f s old)", lock, age)
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            if time.monotonic() > deadline:
+                raise LockTimeout(errno.EAGAIN, f"{lock} is held by another writer") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        break
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+# -- dovecot-keywords ------------------------------------------------------------------
+
+
+def read_keywords(folder: Path) -> dict[str, str]:
+    """letter -> IMAP keyword name from the folder's ``dovecot-keywords``."""
+    try:
+        text = (folder / KEYWORDS_NAME).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        index, _, name = line.partition(" ")
+        if index.isdigit() and int(index) < MAX_KEYWORDS and name:
+            names[chr(ord("a") + int(index))] = name
+    return names
+
+
+def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
+    """Make sure each IMAP keyword in ``wanted`` has a letter in the folder; returns
+    the whole letter -> name map. Caller holds ``folder_lock``. MAILDIR.md "What this
+    means for us" §5: re-read under the lock, reuse a name whatever its case, append
+    at the next free index, replace via ``dovecot-keywords.lock`` + rename, mtime
+    strictly greater than before; a 27th keyword raises TooManyKeywords."""
+    current = read_keywords(folder)
+    known = {name.lower() for name in current.values()}
+    missing = [k for k in dict.fromkeys(wanted) if k.lower() not in known]
+    if not missing:
+        return current
+    free = [chr(ord("a") + i) for i in range(MAX_KEYWORDS) if chr(ord("a") + i) not in current]
+    if len(missing) > len(free):
+        raise TooManyKeywords(f"{folder} has no letter left for {', '.join(missing)}")
+    updated = dict(current)
+    for name, letter in zip(missing, free, strict=False):
+        updated[letter] = name
+    target = folder / KEYWORDS_NAME
+    try:
+        old_mtime = int(target.stat().st_mtime)
+    except FileNotFoundError:
+        old_mtime = None
+    body = "".join(f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items()))
+    staging = folder / (KEYWORDS_NAME + ".lock")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, body.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _match_owner(staging, folder, directory=False)
+    if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
+        # Dovecot re-reads the file only when its mtime (in seconds) changed.
+        os.utime(staging, (old_mtime + 1, old_mtime + 1))
+    os.rename(staging, target)
+    return updated
+
+
+# -- message files -----------------------------------------------------------------------
+
+
+def _write_new(path: Path, data: bytes, model: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _match_owner(path, model, directory=False)
+
+
+def deliver(
+    folder: Path,
+    raw: bytes,
+    *,
+    flags: str = "",
+    received: float | None = None,
+    seen: bool = True,
+) -> Path:
+    """Write ``raw`` into ``folder`` atomically and return the final path.
+
+    MAILDIR.md "What this means for us" §3: tmp/ with O_EXCL, write, fsync, set the
+    mtime (Dovecot's INTERNALDATE), rename into cur/ with exact ``,S=`` and ``,W=``
+    under the folder lock; or into new/ without info for a plain delivery (``seen``
+    False and no flags). ``flags`` may hold keyword letters the caller has already
+    made sure exist in the folder's dovecot-keywords.
+    """
+    body = to_lf(raw)
+    name = FileName(f"{unique_name()},S={len(body)},W={crlf_size(body)}")
+    tmp = folder / "tmp" / name.base
+    _write_new(tmp, body, folder / "tmp")
+    try:
+        if received is not None:
+            os.utime(tmp, (received, received))
+        upper = "".join(c for c in flags if not c.islower())
+        lower = "".join(c for c in flags if c.islower())
+        if upper or lower or seen:
+            final = folder / "cur" / name.with_marks(upper, lower).name()
+        else:
+            final = folder / "new" / name.base
+        with folder_lock(folder):
+            os.rename(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+    return final
+
+
+def find_file(folder: Path, base: str) -> Path | None:
+    """The current file of ``base`` in ``folder`` (its flags may have changed)."""
+    for sub in ("cur", "new"):
+        try:
+            with os.scandir(folder / sub) as entries:
+                for entry in entries:
+                    if entry.name == base or entry.name.startswith(base + ":"):
+                        return folder / sub / entry.name
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def rename_marks(folder: Path, base: str, flags: str, letters: str) -> Path:
+    """Set a message's flags and keyword letters: one rename inside cur/ keeping the
+    base name, under the folder lock (MAILDIR.md §6 rule 4). A file in new/ moves to
+    cur/ as Dovecot does. If another writer renamed it meanwhile we look it up by
+    base name again; FileNotFoundError means the message is gone."""
+    for _ in range(5):
+        with folder_lock(folder):
+            current = find_file(folder, base)
+            if current is None:
+                raise FileNotFoundError(errno.ENOENT, f"{base} is not in {folder}")
+            parsed = FileName.parse(current.name)
+            target = folder / "cur" / parsed.with_marks(flags, letters).name()
+            if target == current:
+                return current
+            try:
+                os.rename(current, target)
+            except FileNotFoundError:
+                continue
+            return target
+    raise FileNotFoundError(errno.ENOENT, f"{base} kept moving in {folder}")
+
+
+def move_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
+    """Move a message to another folder keeping its base name (MAILDIR.md §6 rule 6).
+    ``letters`` must already be the target folder's letters."""
+    parsed = FileName.parse(source.name)
+    target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
+    with folder_lock(source.parent.parent), folder_lock(target_folder):
+        os.rename(source, target)
+    return target
+
+
+def copy_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
+    """Copy a message: a hard link into the target's tmp/ then a rename into cur/
+    with the same base name, as IMAP COPY does; a byte copy where links fail."""
+    parsed = FileName.parse(source.name)
+    staging = target_folder / "tmp" / unique_name()
+    try:
+        os.link(source, staging)
+    except OSError:
+        _write_new(staging, source.read_bytes(), target_folder / "tmp")
+        stat = source.stat()
+        os.utime(staging, (stat.st_atime, stat.st_mtime))
+    target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
+    try:
+        with folder_lock(target_folder):
+            os.rename(staging, target)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def remove_file(path: Path) -> None:
+    """Expunge one message file (the file goes, nothing else)."""
+    folder = path.parent.parent
+    with folder_lock(folder):
+        path.unlink()

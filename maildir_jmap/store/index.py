@@ -1,0 +1,441 @@
+"""The in-memory index: records, ids, modseqs and tombstones.
+
+Theory of operation. The index is a cache of the Maildir plus what only it
+knows (Mailbox ids, Thread ids, modseqs, tombstones). It changes only through
+``Change`` objects built by reconcile or by a JMAP write and applied by
+``Index.apply`` (``Account.commit`` journals a change before applying it).
+Every record a change touches takes the next value of one per-account modseq
+counter, so changes are totally ordered and ``/changes`` can cut anywhere
+(DESIGN: Identity and state). A Mailbox whose counts moved because of its
+Emails takes a modseq too, remembered as "counts only" so Mailbox/changes can
+say ``updatedProperties``. Destroyed records leave tombstones.
+
+State strings are ``<epoch>-<modseq>``; the epoch is random per index, so a
+state from another index is never mistaken for ours.
+
+Invariants: a record's ``modseq`` is the last change's; ``created`` the first.
+``type_modseq[T]`` is the highest modseq of any T record or tombstone. Applying
+the same journaled change twice leaves the index as applying it once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+MAILBOX, EMAIL, THREAD = "Mailbox", "Email", "Thread"
+COUNT_PROPERTIES = ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
+
+
+@dataclass(slots=True)
+class MailboxRecord:
+    id: str
+    directory: str  # relative to the Maildir root; "" is INBOX
+    levels: tuple[str, ...]  # decoded hierarchy; () is INBOX
+    role: str | None = None
+    sort_order: int = 0
+    subscribed: bool = False
+    selectable: bool = True  # False: a parent with no folder of its own
+    modseq: int = 0
+    created: int = 0
+    props_modseq: int = 0  # last change of something other than counts
+
+    def to_list(self) -> list[object]:
+        return [
+            self.id,
+            self.directory,
+            list(self.levels),
+            self.role,
+            self.sort_order,
+            self.subscribed,
+            self.selectable,
+            self.modseq,
+            self.created,
+            self.props_modseq,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list[object]) -> MailboxRecord:
+        rec = cls(*row)  # type: ignore[arg-type]
+        rec.levels = tuple(rec.levels)
+        return rec
+
+
+@dataclass(slots=True)
+class EmailRecord:
+    """One message, whatever the number of its files (copies in several folders are
+    one Email). ``files`` holds (mailbox id, subdir, filename) per copy."""
+
+    id: str
+    digest: str  # hex SHA-256 of the CRLF form: blobId = "G" + digest
+    thread_id: str
+    files: list[tuple[str, str, str]]
+    keywords: frozenset[str]
+    size: int
+    received: int
+    subject: str = ""
+    sender: str = ""  # From, decoded, for sorting and display
+    to: str = ""
+    sent_at: int | None = None
+    message_id: str | None = None
+    has_attachment: bool = False
+    preview: str = ""
+    modseq: int = 0
+    created: int = 0
+
+    @property
+    def mailbox_ids(self) -> set[str]:
+        return {f[0] for f in self.files}
+
+    def to_list(self) -> list[object]:
+        return [
+            self.id,
+            self.digest,
+            self.thread_id,
+            [list(f) for f in self.files],
+            sorted(self.keywords),
+            self.size,
+            self.received,
+            self.subject,
+            self.sender,
+            self.to,
+            self.sent_at,
+            self.message_id,
+            self.has_attachment,
+            self.preview,
+            self.modseq,
+            self.created,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list[object]) -> EmailRecord:
+        rec = cls(*row)  # type: ignore[arg-type]
+        rec.files = [tuple(f) for f in rec.files]  # type: ignore[misc]
+        rec.keywords = frozenset(rec.keywords)
+        return rec
+
+
+@dataclass(slots=True)
+class ThreadRecord:
+    id: str
+    email_ids: list[str] = field(default_factory=list)
+    modseq: int = 0
+    created: int = 0
+
+
+@dataclass
+class Change:
+    """What one reconcile or one JMAP write does to the index, before modseqs."""
+
+    mailboxes: dict[str, MailboxRecord] = field(default_factory=dict)  # upserts
+    mailboxes_gone: set[str] = field(default_factory=set)
+    emails: dict[str, EmailRecord] = field(default_factory=dict)  # upserts
+    emails_gone: set[str] = field(default_factory=set)
+    message_ids: list[tuple[str, str]] = field(default_factory=list)  # Message-ID -> thread
+    delivered: bool = False  # new mail arrived (EmailDelivery push, RFC 8621 §1.5)
+
+    def __bool__(self) -> bool:
+        return bool(self.mailboxes or self.mailboxes_gone or self.emails or self.emails_gone)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    type: str
+    modseq: int
+    created: int
+
+
+class Index:
+    def __init__(self, epoch: str | None = None) -> None:
+        self.epoch = epoch or secrets.token_hex(4)
+        self.modseq = 0
+        self.floor = 0  # states older than this cannot be answered
+        self.mailboxes: dict[str, MailboxRecord] = {}
+        self.emails: dict[str, EmailRecord] = {}
+        self.threads: dict[str, ThreadRecord] = {}
+        self.tombstones: dict[str, Tombstone] = {}
+        self.type_modseq: dict[str, int] = {MAILBOX: 0, EMAIL: 0, THREAD: 0}
+        # Derived lookups, rebuilt on load.
+        self.by_directory: dict[str, str] = {}
+        self.by_file: dict[tuple[str, str], str] = {}  # (mailbox id, base) -> email id
+        self.by_message_id: dict[str, str] = {}  # Message-ID or referenced id -> thread id
+
+    # -- states ----------------------------------------------------------------------
+
+    def state(self, type_name: str) -> str:
+        return f"{self.epoch}-{self.type_modseq.get(type_name, 0)}"
+
+    def parse_state(self, state: str) -> int | None:
+        """The modseq a state string of ours stands for, or None."""
+        epoch, sep, number = state.partition("-")
+        if not sep or epoch != self.epoch or not number.isdigit() or len(number) > 15:
+            return None
+        value = int(number)
+        return value if value <= self.modseq else None
+
+    # -- ids -------------------------------------------------------------------------
+
+    def new_mailbox_id(self) -> str:
+        while True:
+            candidate = "B" + secrets.token_hex(5)
+            if candidate not in self.mailboxes and candidate not in self.tombstones:
+                return candidate
+
+    def inbox(self) -> MailboxRecord | None:
+        mailbox_id = self.by_directory.get("")
+        return self.mailboxes.get(mailbox_id) if mailbox_id else None
+
+    def thread_for(self, message_id: str | None, references: Iterable[str]) -> str | None:
+        """RFC 8621 §3: a message joins the thread of one it replies to or refers to,
+        or of one that referred to it."""
+        for candidate in [*references, message_id]:
+            if candidate and candidate in self.by_message_id:
+                return self.by_message_id[candidate]
+        return None
+
+    def remember_message_ids(self, thread_id: str, ids: Iterable[str | None]) -> None:
+        for mid in ids:
+            if mid:
+                self.by_message_id.setdefault(mid, thread_id)
+
+    # -- applying changes -----------------------------------------------------------------
+
+    def stamp(self, change: Change) -> list[list[object]]:
+        """Give every record of ``change`` its modseq and return the journal ops that,
+        applied in order (``apply_ops``), produce the new state. The index itself is
+        not changed here."""
+        ops: list[list[object]] = []
+        counter = self.modseq
+        touched_threads: set[str] = set()
+        count_mailboxes: set[str] = set()
+
+        def next_modseq() -> int:
+            nonlocal counter
+            counter += 1
+            return counter
+
+        def unread(rec: EmailRecord) -> bool:
+            return "$seen" not in rec.keywords and "$draft" not in rec.keywords
+
+        def thread_mailboxes(thread_id: str) -> set[str]:
+            thread = self.threads.get(thread_id)
+            out: set[str] = set()
+            for email_id in thread.email_ids if thread else ():
+                member = self.emails.get(email_id)
+                if member is not None:
+                    out |= member.mailbox_ids
+            return out
+
+        for mailbox_id, box in sorted(change.mailboxes.items()):
+            old_box = self.mailboxes.get(mailbox_id)
+            box.modseq = box.props_modseq = next_modseq()
+            box.created = old_box.created if old_box else box.modseq
+            ops.append(["M", *box.to_list()])
+        for mailbox_id in sorted(change.mailboxes_gone):
+            gone_box = self.mailboxes.get(mailbox_id)
+            if gone_box is not None:
+                ops.append(["m", mailbox_id, next_modseq(), gone_box.created])
+        for email_id, rec in sorted(change.emails.items()):
+            old = self.emails.get(email_id)
+            rec.modseq = next_modseq()
+            rec.created = old.created if old else rec.modseq
+            ops.append(["E", *rec.to_list()])
+            count_mailboxes |= rec.mailbox_ids
+            if old is None or old.thread_id != rec.thread_id:
+                touched_threads.add(rec.thread_id)
+            if old is not None:
+                count_mailboxes |= old.mailbox_ids
+                if old.thread_id != rec.thread_id:
+                    touched_threads.add(old.thread_id)
+                if unread(old) != unread(rec) or old.mailbox_ids != rec.mailbox_ids:
+                    count_mailboxes |= thread_mailboxes(rec.thread_id)  # unreadThreads
+            else:
+                count_mailboxes |= thread_mailboxes(rec.thread_id)
+        for email_id in sorted(change.emails_gone):
+            gone = self.emails.get(email_id)
+            if gone is None:
+                continue
+            ops.append(["e", email_id, next_modseq(), gone.created])
+            touched_threads.add(gone.thread_id)
+            count_mailboxes |= gone.mailbox_ids | thread_mailboxes(gone.thread_id)
+        for thread_id in sorted(touched_threads):
+            thread = self.threads.get(thread_id)
+            members = set(thread.email_ids) if thread else set()
+            members |= {e for e, r in change.emails.items() if r.thread_id == thread_id}
+            members -= change.emails_gone
+            members -= {e for e, r in change.emails.items() if r.thread_id != thread_id}
+            modseq = next_modseq()
+            if members:
+                ops.append(["T", thread_id, modseq, thread.created if thread else modseq])
+            elif thread is not None:
+                ops.append(["t", thread_id, modseq, thread.created])
+        # Mailboxes whose counts may have moved (and that were not rewritten above).
+        for mailbox_id in sorted(count_mailboxes - set(change.mailboxes) - change.mailboxes_gone):
+            if mailbox_id in self.mailboxes:
+                ops.append(["C", mailbox_id, next_modseq()])
+        if change.message_ids:
+            ops.append(["R", [list(pair) for pair in change.message_ids]])
+        ops.append(["S", counter])
+        return ops
+
+    def apply_ops(self, ops: list[list[object]]) -> None:
+        """Apply journal ops (from ``stamp`` or from replay); idempotent."""
+        for op in ops:
+            kind = op[0]
+            if kind == "M":
+                self._put_mailbox(MailboxRecord.from_list(op[1:]))
+            elif kind == "m":
+                self._drop(MAILBOX, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
+            elif kind == "E":
+                self._put_email(EmailRecord.from_list(op[1:]))
+            elif kind == "e":
+                self._drop(EMAIL, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
+            elif kind == "T":
+                self._touch_thread(str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
+            elif kind == "t":
+                self._drop(THREAD, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
+            elif kind == "C":
+                mailbox = self.mailboxes.get(str(op[1]))
+                if mailbox is not None:
+                    mailbox.modseq = max(mailbox.modseq, int(op[2]))  # type: ignore[call-overload]
+                    self._bump(MAILBOX, mailbox.modseq)
+            elif kind == "R":
+                for message_id, thread_id in op[1]:  # type: ignore[attr-defined]
+                    self.by_message_id.setdefault(message_id, thread_id)
+            elif kind == "S":
+                self.modseq = max(self.modseq, int(op[1]))  # type: ignore[call-overload]
+
+    def _bump(self, type_name: str, modseq: int) -> None:
+        if modseq > self.type_modseq.get(type_name, 0):
+            self.type_modseq[type_name] = modseq
+
+    def _put_mailbox(self, rec: MailboxRecord) -> None:
+        old = self.mailboxes.get(rec.id)
+        if old is not None and self.by_directory.get(old.directory) == rec.id:
+            del self.by_directory[old.directory]
+        self.mailboxes[rec.id] = rec
+        self.by_directory[rec.directory] = rec.id
+        self.tombstones.pop(rec.id, None)
+        self._bump(MAILBOX, rec.modseq)
+
+    def _put_email(self, rec: EmailRecord) -> None:
+        old = self.emails.get(rec.id)
+        if old is not None:
+            for mailbox_id, _, name in old.files:
+                self.by_file.pop((mailbox_id, name.partition(":")[0]), None)
+            if old.thread_id != rec.thread_id:
+                self._leave_thread(old.thread_id, rec.id)
+        self.emails[rec.id] = rec
+        for mailbox_id, _, name in rec.files:
+            self.by_file[(mailbox_id, name.partition(":")[0])] = rec.id
+        thread = self.threads.get(rec.thread_id)
+        if thread is None:
+            thread = self.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
+        if rec.id not in thread.email_ids:
+            thread.email_ids.append(rec.id)
+            self._sort_thread(thread)
+        if rec.message_id:
+            self.by_message_id.setdefault(rec.message_id, rec.thread_id)
+        self.tombstones.pop(rec.id, None)
+        self._bump(EMAIL, rec.modseq)
+
+    def _sort_thread(self, thread: ThreadRecord) -> None:
+        # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
+        thread.email_ids.sort(
+            key=lambda e: (self.emails[e].received, e) if e in self.emails else (0, e)
+        )
+
+    def _leave_thread(self, thread_id: str, email_id: str) -> None:
+        thread = self.threads.get(thread_id)
+        if thread is not None and email_id in thread.email_ids:
+            thread.email_ids.remove(email_id)
+
+    def _touch_thread(self, thread_id: str, modseq: int, created: int) -> None:
+        thread = self.threads.get(thread_id)
+        if thread is None:
+            thread = self.threads[thread_id] = ThreadRecord(thread_id)
+        thread.modseq = max(thread.modseq, modseq)
+        thread.created = thread.created or created
+        self.tombstones.pop(thread_id, None)
+        self._bump(THREAD, modseq)
+
+    def _drop(self, type_name: str, record_id: str, modseq: int, created: int) -> None:
+        if type_name == MAILBOX:
+            old = self.mailboxes.pop(record_id, None)
+            if old is not None and self.by_directory.get(old.directory) == record_id:
+                del self.by_directory[old.directory]
+        elif type_name == EMAIL:
+            gone = self.emails.pop(record_id, None)
+            if gone is not None:
+                for mailbox_id, _, name in gone.files:
+                    self.by_file.pop((mailbox_id, name.partition(":")[0]), None)
+                self._leave_thread(gone.thread_id, record_id)
+        else:
+            self.threads.pop(record_id, None)
+        self.tombstones[record_id] = Tombstone(type_name, modseq, created)
+        self._bump(type_name, modseq)
+
+    # -- /changes ------------------------------------------------------------------------
+
+    def change_log(self, type_name: str, since: int) -> list[tuple[int, str, bool, bool]]:
+        """(modseq, id, created after since, destroyed) for every record of the type
+        changed after ``since`` (the input of core.standard.compute_changes)."""
+        records: Iterable[MailboxRecord | EmailRecord | ThreadRecord]
+        if type_name == MAILBOX:
+            records = self.mailboxes.values()
+        elif type_name == EMAIL:
+            records = self.emails.values()
+        else:
+            records = self.threads.values()
+        entries = [(r.modseq, r.id, r.created > since, False) for r in records if r.modseq > since]
+        entries += [
+            (t.modseq, record_id, t.created > since, True)
+            for record_id, t in self.tombstones.items()
+            if t.type == type_name and t.modseq > since
+        ]
+        return entries
+
+    # -- snapshot form --------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, object]:
+        return {
+            "v": 1,
+            "epoch": self.epoch,
+            "modseq": self.modseq,
+            "floor": self.floor,
+            "types": self.type_modseq,
+            "mailboxes": [m.to_list() for m in self.mailboxes.values()],
+            "emails": [e.to_list() for e in self.emails.values()],
+            "threads": [[t.id, t.modseq, t.created] for t in self.threads.values()],
+            "tombstones": [[k, t.type, t.modseq, t.created] for k, t in self.tombstones.items()],
+            "message_ids": list(self.by_message_id.items()),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, object]) -> Index:
+        if data.get("v") != 1:
+            raise ValueError(f"unknown snapshot version {data.get('v')!r}")
+        index = cls(str(data["epoch"]))
+        index.modseq = int(data["modseq"])  # type: ignore[call-overload]
+        index.floor = int(data["floor"])  # type: ignore[call-overload]
+        index.type_modseq = dict(data["types"])  # type: ignore[call-overload]
+        for row in data["mailboxes"]:  # type: ignore[attr-defined]
+            box = MailboxRecord.from_list(row)
+            index.mailboxes[box.id] = box
+            index.by_directory[box.directory] = box.id
+        for tid, modseq, created in data["threads"]:  # type: ignore[attr-defined]
+            index.threads[tid] = ThreadRecord(tid, [], modseq, created)
+        for row in data["emails"]:  # type: ignore[attr-defined]
+            rec = EmailRecord.from_list(row)
+            index.emails[rec.id] = rec
+            for mailbox_id, _, name in rec.files:
+                index.by_file[(mailbox_id, name.partition(":")[0])] = rec.id
+            thread = index.threads.setdefault(rec.thread_id, ThreadRecord(rec.thread_id))
+            thread.email_ids.append(rec.id)
+        for thread in index.threads.values():
+            index._sort_thread(thread)
+        for key, type_name, modseq, created in data["tombstones"]:  # type: ignore[attr-defined]
+            index.tombstones[key] = Tombstone(type_name, modseq, created)
+        index.by_message_id = dict(data["message_ids"])  # type: ignore[call-overload]
+        return index

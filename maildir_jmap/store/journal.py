@@ -1,0 +1,133 @@
+"""Persistence of the index: a msgpack snapshot plus an append-only journal.
+
+Theory of operation. ``snapshot.msgpack`` holds the whole index as of some
+modseq; ``journal.msgpack`` holds, in order, every change set committed after
+it. A change set is appended as one framed record (length, CRC-32, msgpack
+payload) and fsynced before the write it records is acknowledged. Loading reads
+the snapshot and replays the journal; a torn or corrupt record at the end (a
+crash mid-append) is cut off, since it was never acknowledged. Compaction
+writes a new snapshot atomically (tmp, fsync, rename, fsync dir) and only then
+empties the journal; records already in a snapshot are skipped on replay (they
+carry their final modseq), so a crash between the two steps loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "snapshot.msgpack"
+JOURNAL = "journal.msgpack"
+_HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
+MAX_RECORD = 1 << 30
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.snapshot_path = directory / SNAPSHOT
+        self.journal_path = directory / JOURNAL
+        self._fd: int | None = None
+        self.records = 0  # records in the journal file since the last snapshot
+        self.bytes = 0
+
+    # -- reading ---------------------------------------------------------------------
+
+    def load_snapshot(self) -> dict[str, Any] | None:
+        try:
+            data = self.snapshot_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        snapshot: dict[str, Any] = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return snapshot
+
+    def replay(self) -> Iterator[Any]:
+        """Yield every intact record; cut the file after the last one."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        position = 0
+        good = 0
+        while position + _HEADER.size <= len(data):
+            length, crc = _HEADER.unpack_from(data, position)
+            start = position + _HEADER.size
+            payload = data[start : start + length]
+            if length > MAX_RECORD or len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            try:
+                record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            except (ValueError, msgpack.UnpackException):
+                break
+            position = good = start + length
+            self.records += 1
+            yield record
+        if good < len(data):
+            log.warning(
+                "journal %s: dropping %d bytes of a torn last record",
+                self.journal_path,
+                len(data) - good,
+            )
+            with open(self.journal_path, "r+b") as handle:
+                handle.truncate(good)
+                os.fsync(handle.fileno())
+        self.bytes = good
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, record: Any) -> None:
+        """Append one record and fsync it: when this returns, it survives a crash."""
+        payload = msgpack.packb(record, use_bin_type=True)
+        frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        if self._fd is None:
+            self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+        self.records += 1
+        self.bytes += len(frame)
+
+    def write_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """Replace the snapshot atomically, then start an empty journal."""
+        payload = msgpack.packb(snapshot, use_bin_type=True)
+        tmp = self.directory / f".{SNAPSHOT}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.snapshot_path)
+        _fsync_dir(self.directory)
+        self.close()
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fsync(fd)
+        os.close(fd)
+        self.records = 0
+        self.bytes = 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

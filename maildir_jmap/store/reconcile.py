@@ -1,0 +1,380 @@
+"""Reconcile: the only door from disk to index.
+
+Theory of operation. ``reconcile`` compares folders and message files on disk
+with what the index believes and returns one ``Change`` that makes the index
+match the disk; the caller commits it under the account lock. It is used for
+the full scan at start-up, for ``maildir-jmap index``, and (with a set of dirty
+folders) by the watcher.
+
+Identity rules (DESIGN, MAILDIR.md §3): a file is keyed by (folder, base name);
+a base name that vanished from one folder and appeared in another is a move
+(the Email keeps its id, only ``mailboxIds`` changes); a new base name is read
+and hashed, and joins an existing Email when the content is already known (a
+copy or a re-delivery), else becomes a new Email. A folder that vanished while
+a new one appeared holding the same base names was renamed: it keeps its Mailbox
+id. Files flagged ``T`` (deleted, not yet expunged) are invisible to JMAP.
+
+Reading and parsing new messages is the only expensive step; with many of them
+it runs in a process pool so every core works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maildir_jmap.mime.summary import Summary, email_id, summarize_file
+from maildir_jmap.store.folders import Folder, list_folders, read_subscriptions
+from maildir_jmap.store.index import Change, EmailRecord, Index, MailboxRecord
+from maildir_jmap.store.keywords import keywords_of
+from maildir_jmap.store.maildir import FileName, read_keywords
+from maildir_jmap.store.names import Layout
+from maildir_jmap.store.roles import role_for
+
+log = logging.getLogger(__name__)
+
+POOL_THRESHOLD = 200  # fewer new files than this are parsed in-process
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DiskFile:
+    subdir: str
+    name: str
+    parsed: FileName
+
+
+@dataclass
+class ScanResult:
+    folders: list[Folder]
+    files: dict[str, dict[str, DiskFile]]  # directory -> base -> file
+    keywords: dict[str, dict[str, str]]  # directory -> letter -> IMAP name
+    subscribed: set[tuple[str, ...]]
+
+
+def scan_folder(path: Path) -> dict[str, DiskFile]:
+    """base -> file for the visible messages of one folder (new/ and cur/)."""
+    found: dict[str, DiskFile] = {}
+    for subdir in ("new", "cur"):
+        try:
+            entries = os.scandir(path / subdir)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                parsed = FileName.parse(name)
+                if "T" in parsed.flags:
+                    continue  # deleted, awaiting expunge: hidden from JMAP
+                found[parsed.base] = DiskFile(subdir, name, parsed)
+    return found
+
+
+def scan(root: Path, layout: Layout, directories: Iterable[str] | None = None) -> ScanResult:
+    folders = list_folders(root, layout)
+    wanted = None if directories is None else set(directories)
+    files: dict[str, dict[str, DiskFile]] = {}
+    keywords: dict[str, dict[str, str]] = {}
+    for folder in folders:
+        if not folder.selectable or (wanted is not None and folder.directory not in wanted):
+            continue
+        path = root / folder.directory if folder.directory else root
+        files[folder.directory] = scan_folder(path)
+        keywords[folder.directory] = read_keywords(path)
+    return ScanResult(folders, files, keywords, read_subscriptions(root))
+
+
+@dataclass
+class _Work:
+    """Mutable copies of the records this reconcile changes."""
+
+    index: Index
+    emails: dict[str, EmailRecord] = field(default_factory=dict)
+
+    def email(self, email_id: str) -> EmailRecord:
+        rec = self.emails.get(email_id)
+        if rec is None:
+            original = self.index.emails[email_id]
+            rec = dataclasses.replace(original, files=list(original.files))
+            self.emails[email_id] = rec
+        return rec
+
+
+def reconcile(
+    index: Index,
+    root: Path,
+    layout: Layout,
+    *,
+    directories: Iterable[str] | None = None,
+    roles: dict[str, str] | None = None,
+    progress: Progress | None = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Change:
+    """The change that makes ``index`` match the disk (all folders, or only
+    ``directories``, plus the folder tree itself)."""
+    result = scan(root, layout, directories)
+    change = Change()
+    mailbox_of = _reconcile_mailboxes(index, result, change, roles)
+    work = _Work(index)
+    scanned = {mailbox_of[d] for d in result.files if d in mailbox_of}
+    # Files the index knows in the scanned mailboxes, and in the ones that went.
+    known: dict[str, dict[str, tuple[str, str]]] = {m: {} for m in scanned}
+    gone_boxes = set(change.mailboxes_gone)
+    for (mailbox_id, base), eid in index.by_file.items():
+        if mailbox_id in known or mailbox_id in gone_boxes:
+            known.setdefault(mailbox_id, {})[base] = (eid, mailbox_id)
+    appeared: list[tuple[str, str, DiskFile]] = []  # (mailbox id, directory, file)
+    vanished: dict[str, list[tuple[str, str]]] = {}  # base -> [(mailbox id, email id)]
+    for mailbox_id, bases in known.items():
+        directory = index.mailboxes[mailbox_id].directory if mailbox_id in index.mailboxes else None
+        if mailbox_id in change.mailboxes:
+            directory = change.mailboxes[mailbox_id].directory
+        on_disk = result.files.get(directory, {}) if directory is not None else {}
+        for base, (eid, _) in bases.items():
+            disk = on_disk.get(base)
+            if disk is None:
+                vanished.setdefault(base, []).append((mailbox_id, eid))
+            else:
+                _update_file(work, eid, mailbox_id, disk)
+    for directory, files in result.files.items():
+        mailbox_id = mailbox_of[directory]
+        have = known.get(mailbox_id, {})
+        for base, disk in files.items():
+            if base not in have:
+                appeared.append((mailbox_id, directory, disk))
+    # Moves: a base name that left one folder and arrived in another.
+    unread: list[tuple[str, str, DiskFile]] = []
+    for mailbox_id, directory, disk in appeared:
+        left = vanished.get(disk.parsed.base)
+        if left:
+            old_box, eid = left.pop(0)
+            rec = work.email(eid)
+            rec.files = [
+                f for f in rec.files if not (f[0] == old_box and _base(f[2]) == disk.parsed.base)
+            ]
+            rec.files.append((mailbox_id, disk.subdir, disk.name))
+        else:
+            unread.append((mailbox_id, directory, disk))
+    for base, leftovers in vanished.items():
+        for mailbox_id, eid in leftovers:
+            rec = work.email(eid)
+            rec.files = [f for f in rec.files if not (f[0] == mailbox_id and _base(f[2]) == base)]
+    _add_new_files(work, root, unread, change, progress, pool)
+    # Keywords are the union over copies, each read with its own folder's letters.
+    letter_maps: dict[str, dict[str, str]] = {}
+    for rec in work.emails.values():
+        if not rec.files:
+            continue
+        keywords: set[str] = set()
+        for mailbox_id, _, name in rec.files:
+            letters = letter_maps.get(mailbox_id)
+            if letters is None:
+                letters = letter_maps[mailbox_id] = _letters(
+                    index, change, result, root, mailbox_id
+                )
+            parsed = FileName.parse(name)
+            keywords |= keywords_of(parsed.flags, parsed.letters, letters)
+        rec.keywords = frozenset(keywords)
+    for eid, rec in work.emails.items():
+        original = index.emails.get(eid)
+        if not rec.files:
+            if original is not None:
+                change.emails_gone.add(eid)
+            continue
+        if original is None or _differs(original, rec):
+            change.emails[eid] = rec
+    return change
+
+
+def _base(name: str) -> str:
+    return name.partition(":")[0]
+
+
+def _letters(
+    index: Index, change: Change, result: ScanResult, root: Path, mailbox_id: str
+) -> dict[str, str]:
+    box = change.mailboxes.get(mailbox_id) or index.mailboxes.get(mailbox_id)
+    if box is None:
+        return {}
+    if box.directory in result.keywords:
+        return result.keywords[box.directory]
+    return read_keywords(root / box.directory if box.directory else root)
+
+
+def _differs(a: EmailRecord, b: EmailRecord) -> bool:
+    return sorted(a.files) != sorted(b.files) or a.keywords != b.keywords
+
+
+def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None:
+    current = work.emails.get(eid) or work.index.emails[eid]
+    for entry in current.files:
+        if entry[0] == mailbox_id and _base(entry[2]) == disk.parsed.base:
+            if (entry[1], entry[2]) == (disk.subdir, disk.name):
+                return
+            break
+    rec = work.email(eid)
+    rec.files = [
+        (m, disk.subdir, disk.name)
+        if m == mailbox_id and _base(n) == disk.parsed.base
+        else (m, s, n)
+        for m, s, n in rec.files
+    ]
+
+
+def _summaries(
+    paths: list[str], progress: Progress | None, pool: ProcessPoolExecutor | None
+) -> list[Summary | None]:
+    total = len(paths)
+    out: list[Summary | None] = []
+    if total < POOL_THRESHOLD and pool is None:
+        for path in paths:
+            out.append(summarize_file(path))
+        if progress:
+            progress(total, total)
+        return out
+    own_pool = pool is None
+    executor = pool or ProcessPoolExecutor(
+        max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver")
+    )
+    try:
+        for done, summary in enumerate(executor.map(summarize_file, paths, chunksize=64), 1):
+            out.append(summary)
+            if progress and (done % 500 == 0 or done == total):
+                progress(done, total)
+    finally:
+        if own_pool:
+            executor.shutdown()
+    return out
+
+
+def _add_new_files(
+    work: _Work,
+    root: Path,
+    unread: list[tuple[str, str, DiskFile]],
+    change: Change,
+    progress: Progress | None,
+    pool: ProcessPoolExecutor | None,
+) -> None:
+    paths = [
+        str((root / directory if directory else root) / disk.subdir / disk.name)
+        for _, directory, disk in unread
+    ]
+    summaries = _summaries(paths, progress, pool)
+    index = work.index
+    fresh: list[tuple[int, str, str, DiskFile, Summary]] = []
+    for (mailbox_id, _, disk), path, summary in zip(unread, paths, summaries, strict=True):
+        if summary is None:
+            continue  # vanished between listing and reading: the next scan sees it
+        try:
+            received = int(os.stat(path).st_mtime)
+        except FileNotFoundError:
+            continue
+        fresh.append((received, email_id(summary.digest), mailbox_id, disk, summary))
+    # Oldest first, so threads and ids come out the same on every rebuild.
+    fresh.sort(key=lambda item: (item[0], item[1]))
+    local_threads: dict[str, str] = {}
+    for received, eid, mailbox_id, disk, summary in fresh:
+        entry = (mailbox_id, disk.subdir, disk.name)
+        if eid in work.emails or eid in index.emails:
+            rec = work.email(eid) if eid in index.emails else work.emails[eid]
+            if entry not in rec.files:
+                rec.files.append(entry)
+            continue
+        refs = [*summary.in_reply_to, *reversed(summary.references)]
+        thread_id = None
+        for candidate in [*refs, summary.message_id]:
+            if candidate and candidate in local_threads:
+                thread_id = local_threads[candidate]
+                break
+        thread_id = thread_id or index.thread_for(summary.message_id, refs) or "T" + eid[1:]
+        for mid in [summary.message_id, *summary.in_reply_to, *summary.references]:
+            if mid:
+                local_threads.setdefault(mid, thread_id)
+        change.message_ids.extend((mid, thread_id) for mid in {*refs, summary.message_id} if mid)
+        if disk.subdir == "new":
+            change.delivered = True
+        work.emails[eid] = EmailRecord(
+            id=eid,
+            digest=summary.digest,
+            thread_id=thread_id,
+            files=[entry],
+            keywords=frozenset(),
+            size=summary.size,
+            received=received,
+            subject=summary.subject,
+            sender=summary.sender,
+            to=summary.to,
+            sent_at=summary.sent_at,
+            message_id=summary.message_id,
+            has_attachment=summary.has_attachment,
+            preview=summary.preview,
+        )
+
+
+# -- folders ----------------------------------------------------------------------------
+
+
+def _reconcile_mailboxes(
+    index: Index, result: ScanResult, change: Change, roles: dict[str, str] | None
+) -> dict[str, str]:
+    """Make Mailbox records match the folder tree; returns directory -> mailbox id."""
+    on_disk = {f.directory: f for f in result.folders}
+    mailbox_of: dict[str, str] = {}
+    missing = {d: m for d, m in index.by_directory.items() if d not in on_disk}
+    new = [f for f in result.folders if f.directory not in index.by_directory]
+    # A vanished folder whose message names all turn up in one new folder was renamed.
+    renamed: dict[str, str] = {}  # new directory -> old mailbox id
+    if missing and new:
+        by_base: dict[str, set[str]] = {}
+        for (mailbox_id, base), _ in index.by_file.items():
+            if mailbox_id in missing.values():
+                by_base.setdefault(mailbox_id, set()).add(base)
+        for folder in new:
+            bases = set(result.files.get(folder.directory, {}))
+            for old_directory, mailbox_id in list(missing.items()):
+                old_bases = by_base.get(mailbox_id)
+                if old_bases and old_bases <= bases:
+                    renamed[folder.directory] = mailbox_id
+                    del missing[old_directory]
+                    break
+    used_roles = {m.role for m in index.mailboxes.values() if m.role}
+    for folder in result.folders:
+        subscribed = folder.levels in result.subscribed
+        known_id = index.by_directory.get(folder.directory) or renamed.get(folder.directory)
+        if known_id is None:
+            role = "inbox" if folder.is_inbox else role_for(folder.levels, roles)
+            if role in used_roles:
+                role = None
+            if role:
+                used_roles.add(role)
+            mailbox_id = index.new_mailbox_id()
+            change.mailboxes[mailbox_id] = MailboxRecord(
+                mailbox_id, folder.directory, folder.levels, role, 0, subscribed, folder.selectable
+            )
+        else:
+            mailbox_id = known_id
+            old = index.mailboxes[mailbox_id]
+            if (old.directory, old.levels, old.selectable, old.subscribed) != (
+                folder.directory,
+                folder.levels,
+                folder.selectable,
+                subscribed,
+            ):
+                change.mailboxes[mailbox_id] = dataclasses.replace(
+                    old,
+                    directory=folder.directory,
+                    levels=folder.levels,
+                    selectable=folder.selectable,
+                    subscribed=subscribed,
+                )
+        mailbox_of[folder.directory] = mailbox_id
+    change.mailboxes_gone.update(missing.values())
+    return mailbox_of
