@@ -1,0 +1,191 @@
+"""The Maildir filename grammar, keyword letters and the dotlock (MAILDIR.md §2, §6)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maildir_jmap.store import maildir
+from maildir_jmap.store.keywords import imap_names_needed, is_keyword, keywords_of, marks_for
+from maildir_jmap.store.maildir import (
+    FileName,
+    TooManyKeywords,
+    add_keywords,
+    folder_lock,
+    make_folder,
+    read_keywords,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "flags", "letters", "size", "vsize"),
+    [
+        (
+            "1795653822.M613268P16646.vm,S=222,W=231:2,S",
+            "1795653822.M613268P16646.vm,S=222,W=231",
+            "S",
+            "",
+            222,
+            231,
+        ),
+        ("1762000000.M1P1.jmapext", "1762000000.M1P1.jmapext", "", "", None, None),
+        ("x:2,DRTbcd", "x", "DRT", "bcd", None, None),
+        ("x:2,", "x", "", "", None, None),
+        ("x,S=5:2,FPSXa", "x,S=5", "FPSX", "a", 5, None),
+        ("x:1,experimental", "x", "", "", None, None),
+    ],
+)
+def test_parse_filenames_maildir_md_2(
+    name: str, base: str, flags: str, letters: str, size: int | None, vsize: int | None
+) -> None:
+    parsed = FileName.parse(name)
+    assert (parsed.base, parsed.flags, parsed.letters) == (base, flags, letters)
+    assert (parsed.size, parsed.vsize) == (size, vsize)
+
+
+def test_flags_are_rendered_in_order_and_unknown_ones_kept_maildir_md_6_4() -> None:
+    # Observed: external ":2,SFX" + STORE \Answered became ":2,FRSX".
+    parsed = FileName.parse("b:2,SFX")
+    assert parsed.with_marks("SFXR", "").name() == "b:2,FRSX"
+    assert FileName("b").with_marks("", "ca").name() == "b:2,ac"
+    assert FileName.parse("b").name() == "b"
+
+
+@given(st.text(alphabet="DFPRSTX", max_size=6), st.text(alphabet="abcz", max_size=4))
+def test_marks_round_trip(flags: str, letters: str) -> None:
+    rendered = FileName("base,S=1").with_marks(flags, letters).name()
+    parsed = FileName.parse(rendered)
+    assert set(parsed.flags) == set(flags)
+    assert set(parsed.letters) == set(letters)
+    assert parsed.name() == rendered
+
+
+def test_keywords_from_flags_and_letters_design_keywords() -> None:
+    names = {"a": "$Label1", "b": "$Forwarded", "c": "Junk", "d": "NonJunk"}
+    assert keywords_of("DFRS", "", {}) == {"$draft", "$flagged", "$answered", "$seen"}
+    assert keywords_of("P", "", {}) == {"$forwarded"}
+    assert keywords_of("", "abcd", names) == {"$label1", "$forwarded", "$junk", "$notjunk"}
+    assert keywords_of("", "z", names) == set()  # a letter with no line is no keyword
+    assert keywords_of("T", "", {}) == set()
+
+
+def test_marks_for_writes_forwarded_as_both_and_keeps_unknowns() -> None:
+    names = {"a": "$Label1", "b": "$Forwarded"}
+    flags, letters = marks_for({"$seen", "$forwarded", "$label1"}, "X", "z", names)
+    assert flags == "PSX"
+    assert letters == "abz"
+    assert marks_for(set(), "PSX", "abz", names) == ("X", "z")
+
+
+def test_imap_names_needed_reuses_existing_names_whatever_their_case() -> None:
+    names = {"a": "$label1", "b": "Junk"}
+    assert imap_names_needed({"$label1", "$junk", "$seen", "$junk2", "$forwarded"}, names) == [
+        "$Forwarded",
+        "$junk2",
+    ]
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "a(b", "x" * 256, "é", 'q"', "a\\b", "a]"])
+def test_invalid_keywords_rfc8621_4_1_1(bad: str) -> None:
+    assert not is_keyword(bad)
+
+
+def test_dovecot_keywords_append_and_mtime_maildir_md_6_5(tmp_path: Path) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    (folder / "dovecot-keywords").write_text("0 $Label1\n2 unknown-2\n")
+    old = int((folder / "dovecot-keywords").stat().st_mtime)
+    with folder_lock(folder):
+        names = add_keywords(folder, ["$label1", "$Work", "Other"])
+    assert names == {"a": "$Label1", "c": "unknown-2", "b": "$Work", "d": "Other"}
+    assert read_keywords(folder) == names
+    assert (folder / "dovecot-keywords").read_text() == "0 $Label1\n1 $Work\n2 unknown-2\n3 Other\n"
+    assert int((folder / "dovecot-keywords").stat().st_mtime) > old
+    assert not (folder / "dovecot-keywords.lock").exists()
+
+
+def test_twenty_seventh_keyword_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    with folder_lock(folder):
+        add_keywords(folder, [f"k{i}" for i in range(26)])
+        with pytest.raises(TooManyKeywords):
+            add_keywords(folder, ["one-too-many"])
+    assert len(read_keywords(folder)) == 26
+
+
+def test_lock_waits_for_another_holder_maildir_md_6(tmp_path: Path) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    lock = folder / "dovecot-uidlist.lock"
+    lock.write_text("other")
+    released = threading.Timer(0.3, lock.unlink)
+    released.start()
+    start = time.monotonic()
+    with folder_lock(folder):
+        waited = time.monotonic() - start
+        assert lock.exists()
+    assert waited >= 0.25
+    assert not lock.exists()
+
+
+def test_stale_lock_is_broken_after_two_minutes(tmp_path: Path) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    lock = folder / "dovecot-uidlist.lock"
+    lock.write_text("dead")
+    os.utime(lock, (time.time() - 200, time.time() - 200))
+    with folder_lock(folder, wait=1):
+        pass
+    assert not lock.exists()
+
+
+def test_lock_timeout(tmp_path: Path) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    (folder / "dovecot-uidlist.lock").write_text("busy")
+    with pytest.raises(maildir.LockTimeout), folder_lock(folder, wait=0.1):
+        pass
+
+
+def test_rename_marks_move_copy_remove(tmp_path: Path) -> None:
+    inbox, archive, trash = (tmp_path / "M" / d for d in ("", ".Archive", ".Trash"))
+    make_folder(inbox, marker=False)
+    make_folder(archive, marker=True)
+    make_folder(trash, marker=True)
+    path = maildir.deliver(inbox, b"Subject: x\n\nbody\n", seen=False)
+    base = FileName.parse(path.name).base
+    flagged = maildir.rename_marks(inbox, base, "FS", "a")
+    assert flagged.parent.name == "cur"
+    assert flagged.name == f"{base}:2,FSa"
+    assert os.stat(flagged).st_ino == os.stat(flagged).st_ino
+    copy = maildir.copy_file(flagged, archive, "S", "")
+    assert copy.name == f"{base}:2,S"
+    assert os.stat(copy).st_ino == os.stat(flagged).st_ino  # a hard link, as IMAP COPY
+    moved = maildir.move_file(flagged, trash, "F", "")
+    assert not flagged.exists()
+    assert moved.name == f"{base}:2,F"  # a move keeps the base name (MAILDIR.md §6 rule 6)
+    assert moved.parent == trash / "cur"
+    maildir.remove_file(moved)
+    assert not moved.exists()
+    assert copy.exists()
+
+
+def test_rename_marks_finds_a_file_renamed_meanwhile(tmp_path: Path) -> None:
+    inbox = tmp_path / "M"
+    make_folder(inbox, marker=False)
+    path = maildir.deliver(inbox, b"x\n", flags="S")
+    base = FileName.parse(path.name).base
+    os.rename(path, inbox / "cur" / f"{base}:2,RS")  # Dovecot answered it
+    result = maildir.rename_marks(inbox, base, "FRS", "")
+    assert result.name == f"{base}:2,FRS"
+    path.unlink(missing_ok=True)
+    result.unlink()
+    with pytest.raises(FileNotFoundError):
+        maildir.rename_marks(inbox, base, "S", "")

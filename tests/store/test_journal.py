@@ -1,0 +1,135 @@
+"""Snapshot + journal persistence: torn writes, replay, compaction, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.journal import Journal
+from tests.store.helpers import maildir, message, put
+
+
+def test_append_and_replay(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    for n in range(5):
+        journal.append({"m": n, "ops": [["S", n]]})
+    journal.close()
+    assert [r["m"] for r in Journal(tmp_path).replay()] == [0, 1, 2, 3, 4]
+
+
+def test_torn_last_record_is_dropped_and_cut(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"m": 1, "ops": []})
+    journal.append({"m": 2, "ops": [["S", 2]] * 50})
+    journal.close()
+    path = tmp_path / "journal.msgpack"
+    whole = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(whole - 7)  # a crash in the middle of the second append
+    reread = Journal(tmp_path)
+    assert [r["m"] for r in reread.replay()] == [1]
+    assert path.stat().st_size < whole - 7  # the torn bytes are gone for good
+    reread.append({"m": 3, "ops": []})
+    reread.close()
+    assert [r["m"] for r in Journal(tmp_path).replay()] == [1, 3]
+
+
+def test_corrupt_tail_is_dropped(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"m": 1, "ops": []})
+    journal.append({"m": 2, "ops": []})
+    journal.close()
+    path = tmp_path / "journal.msgpack"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # flipped bits fail the CRC
+    path.write_bytes(bytes(data))
+    assert [r["m"] for r in Journal(tmp_path).replay()] == [1]
+
+
+def test_compaction_writes_snapshot_and_empties_journal(tmp_path: Path) -> None:
+    root = maildir(tmp_path / "M", "Archive")
+    for n in range(5):
+        put(root, message(f"m{n}"), "S")
+    account = Account.open("u", root, tmp_path / "state")
+    before = {e.id: e.keywords for e in account.index.emails.values()}
+    account.compact()
+    assert account.journal.records == 0
+    reopened = Account.open("u", root, tmp_path / "state", scan=False)
+    assert {e.id: e.keywords for e in reopened.index.emails.values()} == before
+    assert reopened.index.epoch == account.index.epoch
+    assert reopened.index.modseq == account.index.modseq
+
+
+def test_records_already_in_the_snapshot_are_skipped(tmp_path: Path) -> None:
+    """A crash between writing the snapshot and emptying the journal."""
+    root = maildir(tmp_path / "M")
+    put(root, message("one"), "S")
+    account = Account.open("u", root, tmp_path / "state")
+    journal_bytes = account.journal.journal_path.read_bytes()
+    account.compact()
+    account.journal.journal_path.write_bytes(journal_bytes)  # the truncation never happened
+    reopened = Account.open("u", root, tmp_path / "state", scan=False)
+    assert reopened.index.modseq == account.index.modseq
+    assert set(reopened.index.emails) == set(account.index.emails)
+
+
+def _snapshot(account: Account) -> dict[str, object]:
+    index = account.index
+    return {
+        "emails": {
+            e.id: (
+                e.thread_id,
+                sorted((index.mailboxes[m].directory, s, n) for m, s, n in e.files),
+                e.keywords,
+            )
+            for e in index.emails.values()
+        },
+        "mailboxes": sorted((m.directory, m.role) for m in index.mailboxes.values()),
+    }
+
+
+def test_crash_between_journal_append_and_snapshot_loses_nothing(tmp_path: Path) -> None:
+    """Kill the process right after a change is journaled, before it is applied or
+    snapshotted; on restart the index equals a fresh rebuild of the same Maildir."""
+    root = maildir(tmp_path / "M", "Archive")
+    for n in range(3):
+        put(root, message(f"first {n}"), "S")
+    state = tmp_path / "state"
+    Account.open("u", root, state).compact()
+    for n in range(3):
+        put(root / ".Archive", message(f"later {n}"), "F")
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from maildir_jmap.store import account as acc
+        original = acc.Journal.append
+        def append_then_die(self, record):
+            original(self, record)
+            os.kill(os.getpid(), signal.SIGKILL)
+        acc.Journal.append = append_then_die
+        acc.Account.open("u", Path({str(root)!r}), Path({str(state)!r}))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), check=False)
+    assert proc.returncode == -signal.SIGKILL
+    recovered = Account.open("u", root, state, scan=False)
+    fresh = Account.open("u", root, tmp_path / "fresh")
+    assert _snapshot(recovered) == _snapshot(fresh)
+    # ...and a rescan after recovery finds nothing left to do.
+    assert not recovered.rescan()
+
+
+def test_deleting_the_state_directory_keeps_email_and_thread_ids(tmp_path: Path) -> None:
+    root = maildir(tmp_path / "M", "Sent")
+    put(root, message("root"), "S")
+    put(root / ".Sent", message("reply", In_Reply_To="<root@example.org>"), "S")
+    first = Account.open("u", root, tmp_path / "one")
+    second = Account.open("u", root, tmp_path / "two")
+    assert _snapshot(first)["emails"] == _snapshot(second)["emails"]
+    assert first.index.epoch != second.index.epoch  # old states are recognised as foreign

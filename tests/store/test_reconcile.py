@@ -1,0 +1,244 @@
+"""Reconcile: disk -> index, one change set at a time (DESIGN, MAILDIR.md §3-§5)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
+from maildir_jmap.store.maildir import FileName, make_folder
+from tests.store.helpers import maildir, message, put
+
+
+def open_account(tmp_path: Path, *folders: str) -> tuple[Path, Account]:
+    root = maildir(tmp_path / "M", *folders)
+    return root, Account.open("u", root, tmp_path / "state")
+
+
+def box(account: Account, directory: str) -> str:
+    return account.index.by_directory[directory]
+
+
+def only_email(account: Account):  # type: ignore[no-untyped-def]
+    (email,) = account.index.emails.values()
+    return email
+
+
+def changes(account: Account, type_name: str, since: int) -> tuple[set[str], set[str], set[str]]:
+    created, updated, destroyed = set(), set(), set()
+    for _, record_id, new, gone in account.index.change_log(type_name, since):
+        if gone:
+            if not new:
+                destroyed.add(record_id)
+        elif new:
+            created.add(record_id)
+        else:
+            updated.add(record_id)
+    return created, updated, destroyed
+
+
+def test_new_message_becomes_an_email_with_content_id(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    since = account.index.modseq
+    path = put(root, message("hello"), "S")
+    account.rescan()
+    email = only_email(account)
+    assert email.id.startswith("M") and len(email.id) == 25
+    assert email.keywords == {"$seen"}
+    assert email.subject == "hello"
+    assert email.received == 1_700_000_000
+    assert email.size == FileName.parse(path.name).vsize  # the CRLF size, Dovecot's W=
+    assert changes(account, EMAIL, since) == ({email.id}, set(), set())
+    assert changes(account, THREAD, since)[0] == {email.thread_id}
+
+
+def test_external_flag_rename_is_an_update_maildir_md_5b(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    path = put(root, message("hello"), "S")
+    account.rescan()
+    email_id = only_email(account).id
+    since = account.index.modseq
+    os.rename(path, path.with_name(path.name.replace(":2,S", ":2,FS")))
+    account.rescan()
+    assert only_email(account).keywords == {"$seen", "$flagged"}
+    assert changes(account, EMAIL, since) == (set(), {email_id}, set())
+    assert changes(account, MAILBOX, since)[1] == {box(account, "")}  # counts may move
+    assert changes(account, THREAD, since) == (set(), set(), set())
+
+
+def test_keyword_letters_use_the_folders_own_file_maildir_md_1(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    (root / "dovecot-keywords").write_text("0 $Label1\n1 Junk\n")
+    (root / ".Archive" / "dovecot-keywords").write_text("0 $Other\n")
+    put(root, message("a"), "Sab")
+    put(root / ".Archive", message("b"), "a")
+    account.rescan()
+    keywords = {e.subject: e.keywords for e in account.index.emails.values()}
+    assert keywords == {"a": {"$seen", "$label1", "$junk"}, "b": {"$other"}}
+
+
+def test_move_between_folders_keeps_the_email_id_maildir_md_5c(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    path = put(root, message("moving"), "S")
+    account.rescan()
+    email_id = only_email(account).id
+    since = account.index.modseq
+    os.rename(path, root / ".Archive" / "cur" / path.name)
+    account.rescan()
+    email = only_email(account)
+    assert email.id == email_id
+    assert email.mailbox_ids == {box(account, ".Archive")}
+    assert changes(account, EMAIL, since) == (set(), {email_id}, set())
+
+
+def test_copy_is_one_email_in_two_mailboxes(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    path = put(root, message("copied"), "S")
+    os.link(path, root / ".Archive" / "cur" / path.name)
+    account.rescan()
+    assert only_email(account).mailbox_ids == {box(account, ""), box(account, ".Archive")}
+
+
+def test_same_content_delivered_again_joins_the_email(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    put(root, message("twice"), "S")
+    account.rescan()
+    put(root / ".Archive", message("twice").replace(b"\r\n", b"\n"), "")  # LF or CRLF: same id
+    account.rescan()
+    email = only_email(account)
+    assert len(email.files) == 2
+    assert email.keywords == {"$seen"}  # the union over copies
+
+
+def test_new_to_cur_by_dovecot_is_not_a_new_email_maildir_md_10(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    from maildir_jmap.store.maildir import deliver
+
+    path = deliver(root, message("fresh"), seen=False)
+    change = account.rescan()
+    assert change.delivered
+    email_id = only_email(account).id
+    since = account.index.modseq
+    os.rename(path, root / "cur" / (path.name + ":2,"))
+    account.rescan()
+    assert only_email(account).id == email_id
+    assert changes(account, EMAIL, since) == (set(), {email_id}, set())
+
+
+def test_expunge_destroys_and_leaves_a_tombstone(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    path = put(root, message("bye"), "S")
+    account.rescan()
+    email = only_email(account)
+    since = account.index.modseq
+    path.unlink()
+    account.rescan()
+    assert account.index.emails == {}
+    assert changes(account, EMAIL, since) == (set(), set(), {email.id})
+    assert changes(account, THREAD, since) == (set(), set(), {email.thread_id})
+
+
+def test_deleted_flag_hides_the_message(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    path = put(root, message("doomed"), "S")
+    account.rescan()
+    os.rename(path, path.with_name(path.name + "T"))
+    account.rescan()
+    assert account.index.emails == {}
+
+
+def test_threads_from_references_in_either_order_rfc8621_3(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Sent")
+    put(
+        root / ".Sent",
+        message("reply", message_id="<r@x>", In_Reply_To="<o@x>", References="<o@x>"),
+        "S",
+        1_700_000_500,
+    )
+    account.rescan()
+    put(root, message("original", message_id="<o@x>"), "S", 1_700_000_000)
+    put(root, message("unrelated", message_id="<u@x>"), "S")
+    account.rescan()
+    threads = {e.subject: e.thread_id for e in account.index.emails.values()}
+    assert threads["reply"] == threads["original"]
+    assert threads["unrelated"] != threads["original"]
+    thread = account.index.threads[threads["reply"]]
+    emails = account.index.emails
+    assert [emails[e].subject for e in thread.email_ids] == ["original", "reply"]  # by receivedAt
+
+
+def test_folders_become_mailboxes_with_roles(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Sent", "Trash", "Projects")
+    make_folder(root / ".Projects.2024", marker=True)
+    make_folder(root / ".Virtual.Child", marker=True)
+    account.rescan()
+    boxes = {m.levels: m for m in account.index.mailboxes.values()}
+    assert boxes[()].role == "inbox"
+    assert boxes[("Sent",)].role == "sent"
+    assert boxes[("Trash",)].role == "trash"
+    assert boxes[("Projects",)].role is None
+    assert ("Projects", "2024") in boxes
+    assert boxes[("Virtual",)].selectable is False  # a parent with no folder of its own
+
+
+def test_renamed_folder_keeps_its_mailbox_id(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Old")
+    put(root / ".Old", message("inside"), "S")
+    account.rescan()
+    mailbox_id = box(account, ".Old")
+    email_id = only_email(account).id
+    since = account.index.modseq
+    os.rename(root / ".Old", root / ".New")
+    account.rescan()
+    assert account.index.by_directory[".New"] == mailbox_id
+    assert account.index.mailboxes[mailbox_id].levels == ("New",)
+    assert changes(account, MAILBOX, since) == (set(), {mailbox_id}, set())
+    assert only_email(account).id == email_id
+    assert changes(account, EMAIL, since) == (set(), set(), set())
+
+
+def test_deleted_folder_destroys_its_mailbox_and_only_emails(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Gone")
+    put(root / ".Gone", message("lonely"), "S")
+    path = put(root / ".Gone", message("copied"), "S")
+    os.link(path, root / "cur" / path.name)
+    account.rescan()
+    gone = box(account, ".Gone")
+    for sub in ("cur", "new", "tmp"):
+        for f in (root / ".Gone" / sub).iterdir():
+            f.unlink()
+        (root / ".Gone" / sub).rmdir()
+    (root / ".Gone" / "maildirfolder").unlink()
+    (root / ".Gone").rmdir()
+    account.rescan()
+    assert gone not in account.index.mailboxes
+    assert [e.subject for e in account.index.emails.values()] == ["copied"]
+
+
+def test_rescan_without_changes_commits_nothing(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    put(root, message("a"), "S")
+    account.rescan()
+    modseq = account.index.modseq
+    assert not account.rescan()
+    assert account.index.modseq == modseq
+
+
+def test_partial_rescan_of_dirty_folders(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path, "Archive")
+    account.rescan()
+    put(root / ".Archive", message("a"), "S")
+    put(root, message("b"), "S")
+    account.rescan({".Archive"})
+    assert [e.subject for e in account.index.emails.values()] == ["a"]
+
+
+def test_many_new_files_are_parsed_in_a_process_pool(tmp_path: Path) -> None:
+    root, account = open_account(tmp_path)
+    for n in range(250):
+        put(root, message(f"bulk {n}"), "S", 1_700_000_000 + n)
+    seen: list[tuple[int, int]] = []
+    account.rescan(progress=lambda done, total: seen.append((done, total)))
+    assert len(account.index.emails) == 250
+    assert seen[-1] == (250, 250)
