@@ -44,7 +44,8 @@ def test_new_message_becomes_an_email_with_content_id(tmp_path: Path) -> None:
     path = put(root, message("hello"), "S")
     account.rescan()
     email = only_email(account)
-    assert email.id.startswith("M") and len(email.id) == 25
+    assert email.id.startswith("M")
+    assert len(email.id) == 25
     assert email.keywords == {"$seen"}
     assert email.subject == "hello"
     assert email.received == 1_700_000_000
