@@ -15,7 +15,7 @@ from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.http import api, blobs, push
-from maildir_jmap.http.state import AccountCapabilities, AppState, no_account_capabilities
+from maildir_jmap.http.state import AppState
 from maildir_jmap.mail import build_registry
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import UserDirectory
@@ -46,7 +46,6 @@ def create_app(
     users: UserDirectory,
     tokens: TokenStore | None = None,
     registry: Registry | None = None,
-    account_capabilities: AccountCapabilities = no_account_capabilities,
 ) -> FastAPI:
     app = FastAPI(title="maildir-jmap", version=__version__, docs_url=None, redoc_url=None)
     app.state.jmap = AppState(
@@ -54,7 +53,6 @@ def create_app(
         users=users,
         tokens=tokens or TokenStore(config.state_dir / "tokens.json"),
         registry=registry or build_registry(),
-        account_capabilities=account_capabilities,
     )
     app.include_router(api.router)
     app.include_router(blobs.router)

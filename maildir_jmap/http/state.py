@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from maildir_jmap import mail
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE
 from maildir_jmap.core.dispatch import AccountAccess, Registry
@@ -18,12 +18,6 @@ from maildir_jmap.users import User, UserDirectory
 
 log = logging.getLogger(__name__)
 
-AccountCapabilities = Callable[[Account], dict[str, JSONObject]]
-
-
-def no_account_capabilities(account: Account) -> dict[str, JSONObject]:
-    return {}
-
 
 @dataclass
 class AppState:
@@ -31,8 +25,6 @@ class AppState:
     users: UserDirectory
     tokens: TokenStore
     registry: Registry
-    account_capabilities: AccountCapabilities = no_account_capabilities
-    server_capabilities: dict[str, JSONObject] = field(default_factory=dict)
     _accounts: dict[str, Account] = field(default_factory=dict)
     _accounts_lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: dict[str, int] = field(default_factory=dict)
@@ -41,7 +33,7 @@ class AppState:
 
     def capabilities(self) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits plus what the datatypes add."""
-        return {CORE: self.config.limits.capability(), **self.server_capabilities}
+        return {CORE: self.config.limits.capability(), **mail.session_capabilities(self.registry)}
 
     def account(self, user: User) -> Account:
         """The user's account, opened on first use."""
@@ -62,7 +54,7 @@ class AppState:
         access = AccountAccess(
             account_id=account.account_id,
             name=user.name,
-            capabilities=self.account_capabilities(account),
+            capabilities=mail.account_capabilities(self.registry, account),
             is_personal=True,
             is_read_only=account.is_read_only,
             backend=account,

@@ -1,10 +1,49 @@
-"""RFC 8621 datatypes. Each module adds its methods to the registry built here;
-only what is fully implemented is registered (and so advertised)."""
+"""RFC 8621 datatypes. Each module contributes its methods to the registry built
+here; only what is fully implemented is registered (and so advertised).
+
+Mail is registered only when ``mail=True``: the ``urn:ietf:params:jmap:mail``
+capability covers Mailbox, Thread, Email and SearchSnippet together, and until
+all of them work the server does not claim it (tests enable it to exercise
+Mailbox on its own).
+"""
 
 from __future__ import annotations
 
+from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.core.dispatch import CORE_METHODS, Registry
+from maildir_jmap.core.types import JSONObject
+from maildir_jmap.mail import mailbox
+from maildir_jmap.mail.mailbox_set import MAX_DEPTH
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.names import MAX_NAME_BYTES
 
 
-def build_registry() -> Registry:
-    return Registry(CORE_METHODS)
+def build_registry(*, mail: bool = False) -> Registry:
+    registry = Registry(CORE_METHODS)
+    if mail:
+        for method in mailbox.methods():
+            registry.add(method)
+    return registry
+
+
+def session_capabilities(registry: Registry) -> dict[str, JSONObject]:
+    """Capability objects beyond core for the Session (RFC 8621 §1.3.1: mail's is
+    empty at the server level)."""
+    return {capability: {} for capability in registry.capabilities() - {CORE}}
+
+
+def account_capabilities(registry: Registry, account: Account) -> dict[str, JSONObject]:
+    out: dict[str, JSONObject] = {}
+    for capability in registry.capabilities() - {CORE}:
+        if capability == MAIL:
+            out[MAIL] = {
+                "maxMailboxesPerEmail": None,
+                "maxMailboxDepth": MAX_DEPTH,
+                "maxSizeMailboxName": MAX_NAME_BYTES,
+                "maxSizeAttachmentsPerEmail": 50_000_000,
+                "emailQuerySortOptions": [],
+                "mayCreateTopLevelMailbox": True,
+            }
+        else:
+            out[capability] = {}
+    return out

@@ -53,6 +53,8 @@ class Account:
     roles: dict[str, str] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     listeners: list[Listener] = field(default_factory=list, repr=False)
+    caches: dict[str, object] = field(default_factory=dict, repr=False)
+    """Derived views the datatypes keep (e.g. Mailbox counts), keyed by name."""
 
     @classmethod
     def open(
