@@ -345,6 +345,20 @@ def _reconcile_mailboxes(
                     renamed[folder.directory] = mailbox_id
                     del missing[old_directory]
                     break
+    # Children of a renamed folder moved with it (a Maildir++ RENAME renames each
+    # .A.x, an fs RENAME moves the subtree), even when they hold no messages.
+    for new_directory, mailbox_id in list(renamed.items()):
+        old_levels = index.mailboxes[mailbox_id].levels
+        new_levels = on_disk[new_directory].levels
+        for old_directory, child_id in list(missing.items()):
+            child_levels = index.mailboxes[child_id].levels
+            if child_levels[: len(old_levels)] != old_levels:
+                continue
+            moved = new_levels + child_levels[len(old_levels) :]
+            target = next((f for f in new if f.levels == moved), None)
+            if target is not None and target.directory not in renamed:
+                renamed[target.directory] = child_id
+                del missing[old_directory]
     used_roles = {m.role for m in index.mailboxes.values() if m.role}
     for folder in result.folders:
         subscribed = folder.levels in result.subscribed
