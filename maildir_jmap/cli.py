@@ -140,6 +140,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class ProgressBar:
+    """A one-line progress bar on stderr (only when it is a terminal)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty() or total == 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build or refresh the index of one Maildir, the way the server would."""
+    import time
+
+    from maildir_jmap.store.account import Account
+    from maildir_jmap.store.names import LAYOUTS
+    from maildir_jmap.store.roles import read_dovecot_roles
+
+    maildir = Path(args.maildir).expanduser()
+    if not maildir.is_dir():
+        raise CliError(f"{maildir} is not a directory")
+    maildir = maildir.resolve()
+    state_dir = _state_dir(args)
+    user = args.user or _owner_name(maildir)
+    bar = ProgressBar()
+    started = time.monotonic()
+    account = Account.open(
+        user,
+        maildir,
+        state_dir,
+        layout=LAYOUTS.get(args.layout),
+        roles=read_dovecot_roles() or None,
+        progress=bar,
+    )
+    account.compact()
+    bar.close()
+    elapsed = time.monotonic() - started
+    index = account.index
+    messages = len(index.emails)
+    rate = messages / elapsed if elapsed > 0 else 0.0
+    _say(
+        f"indexed {maildir} for {user}: {messages} messages, {len(index.mailboxes)} folders, "
+        f"{len(index.threads)} threads in {elapsed:.1f} s ({rate:.0f} messages/s); "
+        f"index at {account.journal.directory}"
+    )
+    account.close()
+    return 0
+
+
 def _users_path(args: argparse.Namespace) -> Path:
     if args.users:
         return Path(args.users).expanduser()
@@ -253,7 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--password-file", help="file whose first line is the password")
     serve.add_argument("--users", help="users file (from `user add`) for several users")
     serve.add_argument("--public-url", help="base URL clients reach us at, for Session URLs")
+    serve.add_argument("--layout", choices=["auto", "maildir++", "fs"], default="auto")
     serve.set_defaults(func=cmd_serve)
+
+    index = with_state(sub.add_parser("index", help="build or refresh a Maildir's index"))
+    index.add_argument("maildir")
+    index.add_argument("--user", help="the account's login name (default: the Maildir owner)")
+    index.add_argument("--layout", choices=["auto", "maildir++", "fs"], default="auto")
+    index.set_defaults(func=cmd_index)
 
     user = sub.add_parser("user", help="manage the users file").add_subparsers(
         dest="user_command", required=True

@@ -26,3 +26,8 @@ class Config:
     lock_timeout: float = 30.0
     """Seconds a request waits for its account before answering serverUnavailable."""
     gzip_minimum_size: int = 500
+    layout: str = "auto"
+    """Maildir layout: "auto" (detected per Maildir), "maildir++" or "fs"."""
+    mailbox_roles: dict[str, str] | None = None
+    """Top-level folder name -> role, from Dovecot's special_use config when it
+    could be read at start-up; None: the well-known names."""

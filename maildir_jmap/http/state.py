@@ -12,6 +12,7 @@ from maildir_jmap.core.capabilities import CORE
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.store.account import Account
+from maildir_jmap.store.names import LAYOUTS
 from maildir_jmap.sync.hub import Hub
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, UserDirectory
@@ -40,7 +41,13 @@ class AppState:
         with self._accounts_lock:
             account = self._accounts.get(user.name)
             if account is None:
-                account = Account.open(user.name, user.maildir, self.config.state_dir)
+                account = Account.open(
+                    user.name,
+                    user.maildir,
+                    self.config.state_dir,
+                    layout=LAYOUTS.get(self.config.layout),
+                    roles=self.config.mailbox_roles,
+                )
                 self._accounts[user.name] = account
                 log.info(
                     "opened account %s for %s at %s", account.account_id, user.name, user.maildir

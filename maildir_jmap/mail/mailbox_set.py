@@ -249,10 +249,10 @@ class MailboxSetRecords(MailboxRecords):
         folder_path = root / rec.directory
         change = Change(mailboxes_gone={record_id})
         for email in inside:
-            for mailbox_id, subdir, name in email.files:
+            for mailbox_id, subdir, base, info in email.files:
                 if mailbox_id == record_id:
                     with contextlib.suppress(FileNotFoundError):
-                        remove_file(folder_path / subdir / name)
+                        remove_file(folder_path / subdir / (base + info))
             remaining = [f for f in email.files if f[0] != record_id]
             if remaining:
                 change.emails[email.id] = dataclasses.replace(email, files=remaining)

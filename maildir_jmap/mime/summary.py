@@ -13,7 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 from email import message_from_bytes
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -53,11 +53,25 @@ def decode_text(value: str | None) -> str:
     """RFC 2047 encoded words decoded, whitespace folded; never raises."""
     if not value:
         return ""
+    if "=?" not in value:
+        return _WS.sub(" ", value).strip()
     try:
-        text = str(make_header(decode_header(value)))
+        parts = decode_header(value)
     except (ValueError, LookupError, UnicodeError, AssertionError):
-        text = value
-    return _WS.sub(" ", text).strip()
+        return _WS.sub(" ", value).strip()
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None or charset == "unknown-8bit":
+            # decode_header hands back unencoded text as raw-unicode-escape bytes.
+            out.append(chunk.decode("raw-unicode-escape", errors="replace"))
+        else:
+            try:
+                out.append(chunk.decode(charset, errors="replace"))
+            except LookupError:
+                out.append(chunk.decode("utf-8", errors="replace"))
+    return _WS.sub(" ", "".join(out)).strip()
 
 
 def _addresses(value: str | None) -> str:
@@ -106,7 +120,7 @@ def _part_text(part: Message) -> str:
 def _is_attachment(part: Message) -> bool:
     """Close to RFC 8621 §4.1.4: explicit attachments, and anything that is not a
     text body or multipart container (images, PDFs, attached messages)."""
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    disposition = (_header(part, "Content-Disposition") or "").split(";")[0].strip().lower()
     if disposition == "attachment":
         return True
     maintype = part.get_content_maintype()
@@ -117,13 +131,39 @@ def _is_attachment(part: Message) -> bool:
     return disposition != "inline" or part.get_filename() is not None
 
 
+def _header(msg: Message, name: str) -> str | None:
+    """The first ``name`` header as text. Raw 8-bit bytes (seen in the wild despite
+    RFC 5322) are read as UTF-8 when they are valid UTF-8, else as Latin-1."""
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() != wanted:
+            continue
+        if not isinstance(value, str):
+            value = str(value)
+        try:
+            raw = value.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            return value
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return None
+
+
 def summarize(raw: bytes) -> Summary:
     crlf = to_crlf(raw)
     digest = hashlib.sha256(crlf).hexdigest()
     try:
-        msg = message_from_bytes(raw, policy=compat32)
-    except Exception:  # the stdlib parser is lenient; this is a last resort
+        return _summarize(raw, digest, len(crlf))
+    except Exception:
+        # Malformed beyond what the parser tolerates: the message still gets an
+        # id, a size and its dates; nothing else about it is guessed.
         return Summary(digest, len(crlf), "", "", "", None, None, (), (), False, "")
+
+
+def _summarize(raw: bytes, digest: str, size: int) -> Summary:
+    msg = message_from_bytes(raw, policy=compat32)
     plain = html_text = None
     has_attachment = False
     for part in msg.walk():
@@ -140,17 +180,17 @@ def summarize(raw: bytes) -> Summary:
     if plain is None and html_text is not None:
         plain = html.unescape(_TAG.sub(" ", _DROP.sub(" ", html_text)))
     preview = _WS.sub(" ", plain or "").strip()[:PREVIEW_CHARS]
-    message_ids = _message_ids(msg.get("Message-ID"))
+    message_ids = _message_ids(_header(msg, "Message-ID"))
     return Summary(
         digest=digest,
-        size=len(crlf),
-        subject=decode_text(msg.get("Subject")),
-        sender=_addresses(msg.get("From")),
-        to=_addresses(msg.get("To")),
-        sent_at=_sent_at(msg.get("Date")),
+        size=size,
+        subject=decode_text(_header(msg, "Subject")),
+        sender=_addresses(_header(msg, "From")),
+        to=_addresses(_header(msg, "To")),
+        sent_at=_sent_at(_header(msg, "Date")),
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=_message_ids(msg.get("In-Reply-To")),
-        references=_message_ids(msg.get("References")),
+        in_reply_to=_message_ids(_header(msg, "In-Reply-To")),
+        references=_message_ids(_header(msg, "References")),
         has_attachment=has_attachment,
         preview=preview,
     )

@@ -122,6 +122,7 @@ class Layout:
 
 MAILDIRPP = Layout("maildir++", ".")
 FS = Layout("fs", "/")
+LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
 
 
 def check_name(name: object, layout: Layout, *, top_level: bool = False) -> str:

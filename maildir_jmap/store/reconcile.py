@@ -31,7 +31,7 @@ from pathlib import Path
 
 from maildir_jmap.mime.summary import Summary, email_id, summarize_file
 from maildir_jmap.store.folders import Folder, list_folders, read_subscriptions
-from maildir_jmap.store.index import Change, EmailRecord, Index, MailboxRecord
+from maildir_jmap.store.index import Change, EmailRecord, Index, MailboxRecord, file_ref
 from maildir_jmap.store.keywords import keywords_of
 from maildir_jmap.store.maildir import FileName, read_keywords
 from maildir_jmap.store.names import Layout
@@ -157,16 +157,15 @@ def reconcile(
         if left:
             old_box, eid = left.pop(0)
             rec = work.email(eid)
-            rec.files = [
-                f for f in rec.files if not (f[0] == old_box and _base(f[2]) == disk.parsed.base)
-            ]
-            rec.files.append((mailbox_id, disk.subdir, disk.name))
+            base = disk.parsed.base
+            rec.files = [f for f in rec.files if not (f[0] == old_box and f[2] == base)]
+            rec.files.append(file_ref(mailbox_id, disk.subdir, disk.name))
         else:
             unread.append((mailbox_id, directory, disk))
     for base, leftovers in vanished.items():
         for mailbox_id, eid in leftovers:
             rec = work.email(eid)
-            rec.files = [f for f in rec.files if not (f[0] == mailbox_id and _base(f[2]) == base)]
+            rec.files = [f for f in rec.files if not (f[0] == mailbox_id and f[2] == base)]
     _add_new_files(work, root, unread, change, progress, pool)
     # Keywords are the union over copies, each read with its own folder's letters.
     letter_maps: dict[str, dict[str, str]] = {}
@@ -174,13 +173,13 @@ def reconcile(
         if not rec.files:
             continue
         keywords: set[str] = set()
-        for mailbox_id, _, name in rec.files:
+        for mailbox_id, _, base, info in rec.files:
             letters = letter_maps.get(mailbox_id)
             if letters is None:
                 letters = letter_maps[mailbox_id] = _letters(
                     index, change, result, root, mailbox_id
                 )
-            parsed = FileName.parse(name)
+            parsed = FileName.parse(base + info)
             keywords |= keywords_of(parsed.flags, parsed.letters, letters)
         rec.keywords = frozenset(keywords)
     for eid, rec in work.emails.items():
@@ -192,10 +191,6 @@ def reconcile(
         if original is None or _differs(original, rec):
             change.emails[eid] = rec
     return change
-
-
-def _base(name: str) -> str:
-    return name.partition(":")[0]
 
 
 def _letters(
@@ -215,18 +210,12 @@ def _differs(a: EmailRecord, b: EmailRecord) -> bool:
 
 def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None:
     current = work.emails.get(eid) or work.index.emails[eid]
-    for entry in current.files:
-        if entry[0] == mailbox_id and _base(entry[2]) == disk.parsed.base:
-            if (entry[1], entry[2]) == (disk.subdir, disk.name):
-                return
-            break
+    new = file_ref(mailbox_id, disk.subdir, disk.name)
+    if new in current.files:
+        return
     rec = work.email(eid)
-    rec.files = [
-        (m, disk.subdir, disk.name)
-        if m == mailbox_id and _base(n) == disk.parsed.base
-        else (m, s, n)
-        for m, s, n in rec.files
-    ]
+    base = disk.parsed.base
+    rec.files = [new if f[0] == mailbox_id and f[2] == base else f for f in rec.files]
 
 
 def _summaries(
@@ -282,7 +271,7 @@ def _add_new_files(
     fresh.sort(key=lambda item: (item[0], item[1]))
     local_threads: dict[str, str] = {}
     for received, eid, mailbox_id, disk, summary in fresh:
-        entry = (mailbox_id, disk.subdir, disk.name)
+        entry = file_ref(mailbox_id, disk.subdir, disk.name)
         if eid in work.emails or eid in index.emails:
             rec = work.email(eid) if eid in index.emails else work.emails[eid]
             if entry not in rec.files:

@@ -185,8 +185,8 @@ def test_keywords_written_by_us_are_what_imap_fetches_maildir_md_6_5(
         wanted = {"$seen", "$flagged", "$existing", "$work", "$forwarded"}
         with folder_lock(root):
             names = add_keywords(root, imap_names_needed(wanted, read_keywords(root)))
-        _, _subdir, name = email.files[0]
-        parsed = FileName.parse(name)
+        _, _subdir, base, info = email.files[0]
+        parsed = FileName.parse(base + info)
         flags, letters = marks_for(wanted, parsed.flags, parsed.letters, names)
         rename_marks(root, parsed.base, flags, letters)
         (line,) = fetch_flags(client, "INBOX")

@@ -84,7 +84,7 @@ def _snapshot(account: Account) -> dict[str, object]:
         "emails": {
             e.id: (
                 e.thread_id,
-                sorted((index.mailboxes[m].directory, s, n) for m, s, n in e.files),
+                sorted((index.mailboxes[m].directory, s, b + i) for m, s, b, i in e.files),
                 e.keywords,
             )
             for e in index.emails.values()
