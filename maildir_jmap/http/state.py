@@ -48,6 +48,11 @@ class AppState:
                     layout=LAYOUTS.get(self.config.layout),
                     roles=self.config.mailbox_roles,
                 )
+                # Every committed change set reaches push listeners (DESIGN: the store
+                # announces changes through listeners and never imports the hub).
+                account.listeners.append(
+                    lambda acct, changed: self.hub.publish(acct.account_id, changed)
+                )
                 self._accounts[user.name] = account
                 log.info(
                     "opened account %s for %s at %s", account.account_id, user.name, user.maildir

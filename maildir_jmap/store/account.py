@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 COMPACT_RECORDS = 2000  # rewrite the snapshot after this many journal records
 COMPACT_BYTES = 64 << 20
+MAX_TOMBSTONES = 100_000  # /changes reaches back this many destroyed records
 EMAIL_DELIVERY = "EmailDelivery"
 
 Listener = Callable[["Account", dict[str, str]], None]
@@ -139,8 +140,11 @@ class Account:
                 log.exception("state listener failed for %s", self.account_id)
         return changed
 
-    def compact(self) -> None:
+    def compact(self, max_tombstones: int = MAX_TOMBSTONES) -> None:
+        """Write a snapshot (emptying the journal), forgetting the oldest tombstones
+        beyond ``max_tombstones``."""
         with self.lock:
+            self.index.prune_tombstones(max_tombstones)
             self.journal.write_snapshot(self.index.to_snapshot())
 
     def close(self) -> None:

@@ -421,6 +421,18 @@ class Index:
         ]
         return entries
 
+    def prune_tombstones(self, keep: int) -> int:
+        """Forget all but the newest ``keep`` tombstones; states older than the last
+        one forgotten then get cannotCalculateChanges (DESIGN: bounded window)."""
+        excess = len(self.tombstones) - keep
+        if excess <= 0:
+            return 0
+        oldest = sorted(self.tombstones.items(), key=lambda item: item[1].modseq)[:excess]
+        for key, _ in oldest:
+            del self.tombstones[key]
+        self.floor = max(self.floor, oldest[-1][1].modseq)
+        return excess
+
     # -- snapshot form --------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, object]:

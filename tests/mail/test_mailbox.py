@@ -348,3 +348,53 @@ async def test_read_only_account_refuses_mailbox_set(
     assert boxes["Inbox"]["myRights"]["mayAddItems"] is False
     assert boxes["Inbox"]["myRights"]["mayReadItems"] is True
     assert tree(maildir) == before
+
+
+def test_mailbox_changes_are_pushed_over_eventsource_rfc8620_7_3(
+    tmp_path: Path, password_hashes: dict[str, str], maildir: Path
+) -> None:
+    import threading
+
+    import httpx
+
+    from maildir_jmap.config import Config
+    from maildir_jmap.core.capabilities import CORE, MAIL
+    from maildir_jmap.http.app import create_app
+    from maildir_jmap.mail import build_registry
+    from maildir_jmap.users import User, UserDirectory
+    from tests.conftest import PASSWORDS, LiveServer
+    from tests.http.test_push import read_events
+
+    users = UserDirectory({"alice": User("alice", maildir, password_hashes["alice"])})
+    app = create_app(Config(state_dir=tmp_path / "s"), users, registry=build_registry(mail=True))
+    auth = ("alice", PASSWORDS["alice"])
+    with LiveServer(app) as server:
+        session = httpx.get(server.url + "/jmap/session", auth=auth).json()
+        account = session["primaryAccounts"][MAIL]
+
+        def create() -> None:
+            body = {
+                "using": [CORE, MAIL],
+                "methodCalls": [
+                    [
+                        "Mailbox/set",
+                        {"accountId": account, "create": {"k": {"name": "Pushed"}}},
+                        "c",
+                    ]
+                ],
+            }
+            httpx.post(session["apiUrl"], json=body, auth=auth)
+
+        url = server.url + "/jmap/eventsource/?types=Mailbox&closeafter=state&ping=0"
+        with httpx.stream("GET", url, auth=auth, timeout=10) as response:
+            threading.Timer(0.3, create).start()
+            events = read_events(response.iter_lines(), 1)
+        state = httpx.post(
+            session["apiUrl"],
+            json={
+                "using": [CORE, MAIL],
+                "methodCalls": [["Mailbox/get", {"accountId": account, "ids": []}, "c"]],
+            },
+            auth=auth,
+        ).json()["methodResponses"][0][1]["state"]
+    assert events == [("state", {"@type": "StateChange", "changed": {account: {"Mailbox": state}}})]

@@ -133,3 +133,24 @@ def test_deleting_the_state_directory_keeps_email_and_thread_ids(tmp_path: Path)
     second = Account.open("u", root, tmp_path / "two")
     assert _snapshot(first)["emails"] == _snapshot(second)["emails"]
     assert first.index.epoch != second.index.epoch  # old states are recognised as foreign
+
+
+def test_pruned_tombstones_make_old_states_unanswerable(tmp_path: Path) -> None:
+    from maildir_jmap.store.index import EMAIL
+
+    root = maildir(tmp_path / "M")
+    paths = [put(root, message(f"m{n}"), "S") for n in range(4)]
+    account = Account.open("u", root, tmp_path / "state")
+    oldest = account.index.modseq
+    for path in paths[:3]:
+        path.unlink()
+        account.rescan()
+    middle = account.index.modseq
+    paths[3].unlink()
+    account.rescan()
+    account.compact(max_tombstones=2)
+    assert account.index.floor > oldest
+    assert account.index.floor <= middle
+    reopened = Account.open("u", root, tmp_path / "state", scan=False)
+    assert reopened.index.floor == account.index.floor
+    assert len([t for t in reopened.index.tombstones.values() if t.type == EMAIL]) <= 2

@@ -1,0 +1,62 @@
+"""Mailbox roles from Dovecot's config or from well-known names (MAILDIR.md §1, §8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maildir_jmap.store.roles import parse_doveconf, read_dovecot_roles, role_for
+from tests.dovecot import Dovecot, available
+
+DOVECONF = r"""
+namespace inbox {
+  inbox = yes
+  location =
+  mailbox Drafts {
+    special_use = \Drafts
+  }
+  mailbox "Sent Messages" {
+    special_use = \Sent
+  }
+  mailbox Sent {
+    special_use = \Sent
+  }
+  mailbox Papierkorb {
+    special_use = \Trash
+  }
+  mailbox Everything {
+    auto = no
+    special_use = \All \Flagged
+  }
+  prefix =
+}
+"""
+
+
+def test_parse_doveconf_first_claim_wins() -> None:
+    assert parse_doveconf(DOVECONF) == {
+        "Drafts": "drafts",
+        "Sent Messages": "sent",
+        "Papierkorb": "trash",
+        "Everything": "all",
+    }
+
+
+def test_roles_only_for_top_level_folders() -> None:
+    roles = {"Papierkorb": "trash"}
+    assert role_for(("Papierkorb",), roles) == "trash"
+    assert role_for(("Trash",), roles) is None  # configured roles replace the names
+    assert role_for(("Trash",), None) == "trash"
+    assert role_for(("Sent Items",), None) == "sent"
+    assert role_for(("Spam",), None) == "junk"
+    assert role_for(("Archive", "Trash"), None) is None
+
+
+@pytest.mark.skipif(available() is not None, reason=str(available()))
+def test_roles_read_from_a_real_dovecot_config(tmp_path: Path) -> None:
+    dovecot = Dovecot(tmp_path / "Maildir", tmp_path / "dc")
+    dovecot.maildir.mkdir()
+    dovecot._write_config()
+    roles = read_dovecot_roles(dovecot.conf)
+    assert roles == {"Drafts": "drafts", "Junk": "junk", "Trash": "trash", "Sent": "sent"}
