@@ -57,15 +57,19 @@ def _representable(name: str) -> bool:
     return is_keyword(name)
 
 
-def imap_names_needed(keywords: Iterable[str], names: Mapping[str, str]) -> list[str]:
+def imap_names_needed(
+    keywords: Iterable[str], names: Mapping[str, str], spelled: Mapping[str, str] | None = None
+) -> list[str]:
     """IMAP names to add to the folder's dovecot-keywords before ``keywords`` can be
-    written there (an existing name is reused whatever its case)."""
+    written there (an existing name is reused whatever its case). ``spelled`` maps
+    a keyword to the IMAP spelling to use (a moved message keeps its own)."""
     have = {jmap_keyword(name) for name in names.values()}
+    spelled = spelled or {}
     needed = []
     for keyword in sorted(set(keywords)):
         if keyword in FLAG_OF or keyword in have:
             continue
-        needed.append(CANONICAL.get(keyword, keyword))
+        needed.append(spelled.get(keyword) or CANONICAL.get(keyword, keyword))
     return needed
 
 

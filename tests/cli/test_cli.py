@@ -196,3 +196,16 @@ def test_serve_users_file_serves_each_user(tmp_path: Path, maildir: Path) -> Non
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_index_command_builds_and_refreshes(
+    tmp_path: Path, maildir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = ["--state-dir", str(tmp_path / "st")]
+    assert main(["index", str(maildir), "--user", "zed", *state]) == 0
+    first = capsys.readouterr().out
+    assert "6 messages, 5 folders" in first
+    assert list((tmp_path / "st").rglob("snapshot.msgpack"))
+    assert main(["index", str(maildir), "--user", "zed", *state]) == 0  # a refresh
+    assert "6 messages" in capsys.readouterr().out
+    assert main(["index", str(tmp_path / "missing"), *state]) == 2

@@ -198,3 +198,56 @@ def test_keywords_written_by_us_are_what_imap_fetches_maildir_md_6_5(
         assert email.keywords == wanted
     finally:
         client.logout()
+
+
+def dovecot_files(root: Path) -> dict[str, bytes]:
+    """Dovecot's own files (MAILDIR.md §6 rule 7: never written by us)."""
+    found = {}
+    for path in root.rglob("dovecot*"):
+        if path.is_file() and "keywords" not in path.name:
+            found[str(path.relative_to(root))] = path.read_bytes()
+    return found
+
+
+def test_moves_remap_keyword_letters_and_leave_dovecot_files_alone_maildir_md_6(
+    setup: tuple[Dovecot, Account, Layout],
+) -> None:
+    from maildir_jmap.store import messages
+
+    dovecot, account, layout = setup
+    client = dovecot.imap()
+    try:
+        client.create("Archive")
+        client.append(
+            "Archive", r"(\Seen $Other)", None, b"Subject: other\r\n\r\nx\r\n"
+        )  # a = $Other there
+        client.append(
+            "INBOX", r"(\Seen $Label1)", None, b"Subject: mover\r\n\r\ny\r\n"
+        )  # a = $Label1 here
+        client.select("INBOX")
+        client.select("Archive")  # let Dovecot write its uidlists and indexes first
+        root = account.maildir
+        archive = root / layout.directory(("Archive",))
+        before = dovecot_files(root)
+        (source,) = (root / "cur").iterdir()
+        moved = messages.move(source, archive)
+        assert FileName.parse(moved.name).letters == "b"  # re-mapped: b = $Label1 in Archive
+        copied = messages.copy(moved, root, {"$seen", "$flagged", "$label1"})
+        messages.set_keywords(copied, {"$answered"})
+        client.logout()
+        client = dovecot.imap()
+        flags = fetch_flags(client, "Archive")
+        assert any("$Label1" in f and "$Other" not in f for f in flags), flags
+        (inbox_flags,) = fetch_flags(client, "INBOX")
+        assert r"\Answered" in inbox_flags
+        assert r"\Seen" not in inbox_flags
+        client.logout()
+        client = dovecot.imap()
+        assert dovecot_files(root).keys() >= before.keys()
+        for name, content in before.items():
+            if "uidlist" in name and not name.endswith(".lock"):
+                # Dovecot itself appends to its uidlist when it sees our new files;
+                # what it had written before must still be there, untouched by us.
+                assert dovecot_files(root)[name].startswith(content.split(b"\n")[0])
+    finally:
+        client.logout()

@@ -1,0 +1,78 @@
+"""Message-level writes that combine flags, keyword letters and file operations.
+
+``set_keywords`` gives one file exactly a set of JMAP keywords, adding names to
+the folder's dovecot-keywords first (MAILDIR.md "What this means for us" §5);
+``move`` and ``copy`` carry a message to another folder with its letters
+re-mapped to that folder's own file (§5: letters are per folder). Each raises
+``TooManyKeywords`` before touching the message when a folder has no letter left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from maildir_jmap.store.keywords import imap_names_needed, jmap_keyword, keywords_of, marks_for
+from maildir_jmap.store.maildir import (
+    FileName,
+    add_keywords,
+    copy_file,
+    folder_lock,
+    move_file,
+    read_keywords,
+    rename_marks,
+)
+
+
+def folder_of(path: Path) -> Path:
+    """The Maildir folder a message file lives in (its cur/ or new/ parent)."""
+    return path.parent.parent
+
+
+def _names_for(
+    folder: Path, keywords: Iterable[str], spelled: dict[str, str] | None = None
+) -> dict[str, str]:
+    names = read_keywords(folder)
+    needed = imap_names_needed(keywords, names, spelled)
+    if needed:
+        with folder_lock(folder):
+            names = add_keywords(folder, needed)
+    return names
+
+
+def current_keywords(path: Path) -> set[str]:
+    parsed = FileName.parse(path.name)
+    return keywords_of(parsed.flags, parsed.letters, read_keywords(folder_of(path)))
+
+
+def set_keywords(path: Path, keywords: Iterable[str]) -> Path:
+    """Rename ``path`` so its flags and letters say exactly ``keywords``."""
+    wanted = set(keywords)
+    folder = folder_of(path)
+    names = _names_for(folder, wanted)
+    parsed = FileName.parse(path.name)
+    flags, letters = marks_for(wanted, parsed.flags, parsed.letters, names)
+    return rename_marks(folder, parsed.base, flags, letters)
+
+
+def _target_marks(path: Path, target: Path, keywords: Iterable[str] | None) -> tuple[str, str]:
+    parsed = FileName.parse(path.name)
+    wanted = set(keywords) if keywords is not None else current_keywords(path)
+    source_names = read_keywords(folder_of(path)).values()
+    names = _names_for(target, wanted, {jmap_keyword(n): n for n in source_names})
+    # Unknown letters of the source mean nothing in the target: drop them there.
+    flags, letters = marks_for(wanted, parsed.flags, "", names)
+    return flags, letters
+
+
+def move(path: Path, target: Path, keywords: Iterable[str] | None = None) -> Path:
+    """Move a message to folder ``target`` keeping its base name; its keywords
+    (by default the ones it has) are written with the target's letters."""
+    flags, letters = _target_marks(path, target, keywords)
+    return move_file(path, target, flags, letters)
+
+
+def copy(path: Path, target: Path, keywords: Iterable[str] | None = None) -> Path:
+    """Copy a message into ``target`` (a hard link where possible), same base name."""
+    flags, letters = _target_marks(path, target, keywords)
+    return copy_file(path, target, flags, letters)
