@@ -28,6 +28,10 @@ class Config:
     gzip_minimum_size: int = 500
     layout: str = "auto"
     """Maildir layout: "auto" (detected per Maildir), "maildir++" or "fs"."""
+    watch: bool = True
+    """Follow changes others make to the Maildir as they happen (inotify)."""
+    rescan_interval: float = 300.0
+    """Seconds between full rescans that catch anything the watcher missed."""
     mailbox_roles: dict[str, str] | None = None
     """Top-level folder name -> role, from Dovecot's special_use config when it
     could be read at start-up; None: the well-known names."""

@@ -42,7 +42,7 @@ AppFactory = Callable[..., Any]
 @pytest.fixture
 def make_app(tmp_path: Path, users: UserDirectory) -> AppFactory:
     def factory(**kwargs: Any) -> Any:
-        config = kwargs.pop("config", None) or Config(state_dir=tmp_path / "state")
+        config = kwargs.pop("config", None) or Config(state_dir=tmp_path / "state", watch=False)
         return create_app(config, kwargs.pop("users", users), **kwargs)
 
     return factory

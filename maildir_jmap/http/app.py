@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -47,7 +50,19 @@ def create_app(
     tokens: TokenStore | None = None,
     registry: Registry | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="maildir-jmap", version=__version__, docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state: AppState = app.state.jmap
+        if len(state.users.names()) == 1:
+            await anyio.to_thread.run_sync(state.open_all)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(state.close)
+
+    app = FastAPI(
+        title="maildir-jmap", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.jmap = AppState(
         config=config,
         users=users,

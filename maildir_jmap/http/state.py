@@ -14,6 +14,7 @@ from maildir_jmap.core.types import JSONObject
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
 from maildir_jmap.sync.hub import Hub
+from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, UserDirectory
 
@@ -31,6 +32,7 @@ class AppState:
     inflight: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, int] = field(default_factory=dict)
     hub: Hub = field(default_factory=Hub)
+    watchers: list[Watcher] = field(default_factory=list)
 
     def capabilities(self) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits plus what the datatypes add."""
@@ -54,10 +56,29 @@ class AppState:
                     lambda acct, changed: self.hub.publish(acct.account_id, changed)
                 )
                 self._accounts[user.name] = account
+                if self.config.watch:
+                    watcher = Watcher(account, rescan_every=self.config.rescan_interval)
+                    self.watchers.append(watcher.start())
                 log.info(
                     "opened account %s for %s at %s", account.account_id, user.name, user.maildir
                 )
             return account
+
+    def open_all(self) -> None:
+        """Open every user's account now (embedded mode: index before serving)."""
+        for name in self.users.names():
+            user = self.users.get(name)
+            if user is not None:
+                self.account(user)
+
+    def close(self) -> None:
+        """Stop watchers and flush every account's journal (graceful shutdown)."""
+        for watcher in self.watchers:
+            watcher.stop()
+        self.watchers.clear()
+        with self._accounts_lock:
+            for account in self._accounts.values():
+                account.close()
 
     def access(self, user: User) -> dict[str, AccountAccess]:
         """The accounts this user may use, keyed by account id. Each user sees only

@@ -20,6 +20,7 @@ the same journaled change twice leaves the index as applying it once.
 
 from __future__ import annotations
 
+import bisect
 import secrets
 import sys
 from collections.abc import Iterable
@@ -283,12 +284,18 @@ class Index:
             ops.append(["e", email_id, next_modseq(), gone.created])
             touched_threads.add(gone.thread_id)
             count_mailboxes |= gone.mailbox_ids | thread_mailboxes(gone.thread_id)
+        joining: dict[str, set[str]] = {}
+        for email_id, rec in change.emails.items():
+            joining.setdefault(rec.thread_id, set()).add(email_id)
         for thread_id in sorted(touched_threads):
             thread = self.threads.get(thread_id)
             members = set(thread.email_ids) if thread else set()
-            members |= {e for e, r in change.emails.items() if r.thread_id == thread_id}
             members -= change.emails_gone
-            members -= {e for e, r in change.emails.items() if r.thread_id != thread_id}
+            # Members that moved to another thread in this change leave this one.
+            members = {
+                e for e in members if e not in change.emails or e in joining.get(thread_id, ())
+            }
+            members |= joining.get(thread_id, set())
             modseq = next_modseq()
             if members:
                 ops.append(["T", thread_id, modseq, thread.created if thread else modseq])
@@ -358,8 +365,13 @@ class Index:
         if thread is None:
             thread = self.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
         if rec.id not in thread.email_ids:
-            thread.email_ids.append(rec.id)
-            self._sort_thread(thread)
+            # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
+            emails = self.emails
+            bisect.insort(
+                thread.email_ids,
+                rec.id,
+                key=lambda e: (emails[e].received, e) if e in emails else (0, e),
+            )
         if rec.message_id:
             self.by_message_id.setdefault(rec.message_id, rec.thread_id)
         self.tombstones.pop(rec.id, None)

@@ -90,7 +90,7 @@ async def test_ten_megabyte_body_is_limit_rfc8620_3_6_1(client: httpx.AsyncClien
 async def test_oversized_streamed_body_without_length_is_limit(
     make_app: AppFactory, tmp_path: Any
 ) -> None:
-    config = Config(state_dir=tmp_path / "s", limits=CoreLimits(maxSizeRequest=1000))
+    config = Config(state_dir=tmp_path / "s", watch=False, limits=CoreLimits(maxSizeRequest=1000))
 
     async def chunks() -> Any:
         for _ in range(100):
@@ -137,7 +137,7 @@ async def test_server_unavailable_while_the_account_is_locked_rfc8620_3_6_2(
         return {}
 
     registry = Registry([*CORE_METHODS, Method("X/touch", CORE, touch)])
-    config = Config(state_dir=tmp_path / "s", lock_timeout=0.2)
+    config = Config(state_dir=tmp_path / "s", watch=False, lock_timeout=0.2)
     app = make_app(registry=registry, config=config)
     async with client_for(app) as client:
         session = (await client.get("/jmap/session")).json()
@@ -160,11 +160,17 @@ async def test_concurrent_request_limit_rfc8620_3_6_1(make_app: AppFactory, tmp_
         return {}
 
     registry = Registry([*CORE_METHODS, Method("X/slow", CORE, slow, account_arg=None)])
-    config = Config(state_dir=tmp_path / "s", limits=CoreLimits(maxConcurrentRequests=2))
+    config = Config(
+        state_dir=tmp_path / "s", watch=False, limits=CoreLimits(maxConcurrentRequests=2)
+    )
     body = {"using": [CORE], "methodCalls": [["X/slow", {}, "c"]]}
-    async with client_for(make_app(registry=registry, config=config)) as client:
+    app = make_app(registry=registry, config=config)
+    async with client_for(app) as client:
         first = [asyncio.create_task(post(client, body)) for _ in range(2)]
-        await asyncio.sleep(0.3)
+        for _ in range(500):  # until both are running (not a fixed sleep: CI may be slow)
+            if app.state.jmap.inflight.get("alice") == 2:
+                break
+            await asyncio.sleep(0.01)
         third = await post(client, body)
         release.set()
         done = await asyncio.gather(*first)

@@ -64,7 +64,7 @@ async def test_same_bytes_same_blob_id_rfc8620_6_1(client: httpx.AsyncClient) ->
 async def test_upload_too_large_is_413_with_problem_details(
     make_app: AppFactory, tmp_path: Path
 ) -> None:
-    config = Config(state_dir=tmp_path / "s", limits=CoreLimits(maxSizeUpload=1000))
+    config = Config(state_dir=tmp_path / "s", watch=False, limits=CoreLimits(maxSizeUpload=1000))
     async with client_for(make_app(config=config)) as client:
         account = await ids(client)
         response = await client.post(f"/jmap/upload/{account}/", content=b"x" * 1001)

@@ -49,7 +49,9 @@ async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClien
 
 
 async def test_public_url_overrides_request_host(make_app: AppFactory, tmp_path: Any) -> None:
-    config = Config(state_dir=tmp_path / "s", public_url="https://mail.example.org/base")
+    config = Config(
+        state_dir=tmp_path / "s", watch=False, public_url="https://mail.example.org/base"
+    )
     async with client_for(make_app(config=config)) as client:
         session = (await client.get("/jmap/session")).json()
     assert session["apiUrl"] == "https://mail.example.org/base/jmap/api/"

@@ -1,0 +1,204 @@
+"""Watching a Maildir for changes made by Dovecot (or anyone) and reconciling them.
+
+Theory of operation. A watchdog (inotify) observer reports file events under the
+Maildir; ``_Handler`` turns each into a dirty folder (events in ``cur/`` or
+``new/``, a folder's ``dovecot-keywords``) or marks the folder tree dirty
+(directories appearing or going, the ``subscriptions`` file). One worker thread
+per watched account waits for the first event, lets the burst settle for a
+short debounce, and runs one reconcile for the whole batch under the account
+lock, so a move seen as delete+create lands as one update. Our own writes are
+already in the index when their events arrive, so reconcile finds nothing to do.
+Events Dovecot causes in its own files (``dovecot.index*``, the uidlist) and in
+``tmp/`` are ignored. A full rescan runs periodically, and at once when the
+kernel's event queue overflowed, so nothing missed stays missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.maildir import KEYWORDS_NAME
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE = 0.03  # seconds of quiet before a batch is reconciled
+MAX_DELAY = 0.25  # ...but a steady stream of events waits no longer than this
+TREE = "\0tree"  # marker: the folder tree itself changed
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        for raw in paths:
+            if raw:
+                path = raw.decode() if isinstance(raw, bytes) else raw
+                self.watcher.note(Path(path), event.is_directory)
+
+
+class Watcher:
+    """Keeps one account in step with its Maildir."""
+
+    def __init__(self, account: Account, *, rescan_every: float = 300.0) -> None:
+        self.account = account
+        self.root = account.maildir
+        self.rescan_every = rescan_every
+        self._dirty: set[str] = set()
+        self._full = False
+        self._wake = threading.Condition()
+        self._stop = False
+        self._observer = Observer()
+        self._thread = threading.Thread(
+            target=self._run, name=f"watch-{account.account_id}", daemon=True
+        )
+        self.batches = 0  # reconciles run (for tests and metrics)
+        self.events = 0
+
+    # -- events ----------------------------------------------------------------------
+
+    def folder_of(self, path: Path, is_directory: bool) -> str | None:
+        """The folder directory an event concerns, TREE, or None to ignore it."""
+        try:
+            parts = path.relative_to(self.root).parts
+        except ValueError:
+            return None
+        if not parts:
+            return TREE
+        name = parts[-1]
+        if name == "subscriptions" and len(parts) == 1:
+            return TREE
+        if name == KEYWORDS_NAME:
+            return "/".join(parts[:-1])
+        if len(parts) >= 2 and parts[-2] in ("cur", "new"):
+            folder_parts = parts[:-2]
+        elif is_directory and name in ("cur", "new"):
+            folder_parts = parts[:-1]
+        elif is_directory and "tmp" not in parts:
+            return TREE  # a folder directory was created, renamed or removed
+        else:
+            return None  # tmp/, dovecot.index*, dovecot-uidlist and the like
+        if "tmp" in folder_parts:
+            return None
+        return "/".join(folder_parts)
+
+    def note(self, path: Path, is_directory: bool) -> None:
+        folder = self.folder_of(path, is_directory)
+        if folder is None:
+            return
+        with self._wake:
+            self.events += 1
+            if folder == TREE:
+                self._full = True
+            else:
+                self._dirty.add(folder)
+            self._wake.notify()
+
+    def request_full_rescan(self) -> None:
+        with self._wake:
+            self._full = True
+            self._wake.notify()
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def start(self) -> Watcher:
+        self._observer.schedule(_Handler(self), str(self.root), recursive=True)
+        self._observer.start()
+        self._thread.start()
+        _OVERFLOW.add(self)
+        return self
+
+    def stop(self) -> None:
+        _OVERFLOW.discard(self)
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        if self._observer.is_alive():
+            self._observer.stop()
+            self._observer.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _take_batch(self) -> tuple[set[str], bool] | None:
+        """Wait for events, then for the burst to settle; None when stopping."""
+        with self._wake:
+            deadline = time.monotonic() + self.rescan_every
+            while not (self._dirty or self._full or self._stop):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._full = True  # the periodic full rescan
+                    break
+                self._wake.wait(remaining)
+            if self._stop:
+                return None
+            first = time.monotonic()
+            seen = self.events
+            while time.monotonic() - first < MAX_DELAY:
+                self._wake.wait(DEBOUNCE)
+                if self.events == seen or self._stop:
+                    break
+                seen = self.events
+            batch, full = self._dirty, self._full
+            self._dirty, self._full = set(), False
+            return batch, full
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take_batch()
+            if taken is None:
+                return
+            dirty, full = taken
+            try:
+                # A partial reconcile still lists the tree; "full" scans every folder.
+                self.account.rescan(None if full else dirty)
+                self.batches += 1
+            except Exception:
+                log.exception("reconcile of %s failed; retrying with a full rescan", self.root)
+                time.sleep(1)
+                self.request_full_rescan()
+
+
+class _OverflowWatch(logging.Handler):
+    """watchdog recovers from an inotify queue overflow by itself but tells only
+    its log; events were lost, so every watcher rescans everything at once."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.watchers: set[Watcher] = set()
+        self._guard = threading.Lock()
+
+    def add(self, watcher: Watcher) -> None:
+        with self._guard:
+            self.watchers.add(watcher)
+
+    def discard(self, watcher: Watcher) -> None:
+        with self._guard:
+            self.watchers.discard(watcher)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" not in record.getMessage().lower():
+            return
+        with self._guard:
+            watchers = list(self.watchers)
+        for watcher in watchers:
+            watcher.request_full_rescan()
+
+
+_OVERFLOW = _OverflowWatch()
+# watchdog warns when it races itself adding recursive watches for a directory
+# tree made and renamed within microseconds (our folder staging in tmp/): the
+# watch it keeps is the right one, so the warning is only noise.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
+for _name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
+    logging.getLogger(_name).addHandler(_OVERFLOW)
