@@ -48,7 +48,12 @@ def parse_request(body: bytes, limits: CoreLimits, supported: frozenset[str]) ->
             "The request is larger than the server is willing to process.",
             limit="maxSizeRequest",
         )
-    data = decode_json(body)
+    return request_from_json(decode_json(body), limits, supported)
+
+
+def request_from_json(data: object, limits: CoreLimits, supported: frozenset[str]) -> Request:
+    """Validate an already decoded Request object (the WebSocket transport decodes
+    the envelope itself, RFC 8887 §4.3.2)."""
     if not isinstance(data, dict):
         raise _not_request("The request must be a JSON object.")
     # §3.3: properties other than these are ignored ("a server MUST ignore any other

@@ -8,6 +8,7 @@ from typing import Any
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from maildir_jmap.core.dispatch import AccountAccess, Context, process
@@ -51,22 +52,26 @@ def unauthorized_response(exc: Unauthorized) -> Response:
     return response
 
 
-def state_of(request: Request) -> AppState:
+def state_of(request: HTTPConnection) -> AppState:
     state: AppState = request.app.state.jmap
     return state
 
 
-def base_url(request: Request, state: AppState) -> str:
+def base_url(request: HTTPConnection, state: AppState) -> str:
     if state.config.public_url:
         return state.config.public_url
-    return str(request.base_url).rstrip("/")
+    url = str(request.base_url).rstrip("/")
+    if url.startswith("ws"):  # a WebSocket handshake: the Session is the http(s) one
+        url = "http" + url.removeprefix("ws")
+    return url
 
 
-def session_for(request: Request, state: AppState, user: User) -> JSONObject:
+def session_for(request: HTTPConnection, state: AppState, user: User) -> JSONObject:
+    base = base_url(request, state)
     return build_session(
         username=user.name,
-        base_url=base_url(request, state),
-        capabilities=state.capabilities(),
+        base_url=base,
+        capabilities=state.capabilities(base),
         accounts=state.access(user).values(),
     )
 
@@ -127,9 +132,9 @@ async def api(request: Request) -> Response:
     state.inflight[user.name] = running + 1
     try:
         body = await read_body(request, limits.maxSizeRequest)
-        jmap_request = parse_request(body, limits, state.registry.capabilities())
+        jmap_request = parse_request(body, limits, state.supported())
         accounts = state.access(user)
-        result = await anyio.to_thread.run_sync(_run, state, user, accounts, jmap_request)
+        result = await anyio.to_thread.run_sync(run_request, state, user, accounts, jmap_request)
     except RequestError as exc:
         return request_error_response(exc)
     finally:
@@ -138,7 +143,7 @@ async def api(request: Request) -> Response:
     return json_response(result)
 
 
-def _run(
+def run_request(
     state: AppState, user: User, accounts: dict[str, AccountAccess], request: JmapRequest
 ) -> JSONObject:
     """Run the method calls in a worker thread, holding each account's lock from the

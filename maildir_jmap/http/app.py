@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
-from maildir_jmap.http import api, blobs, push
+from maildir_jmap.http import api, blobs, push, websocket
 from maildir_jmap.http.state import AppState
 from maildir_jmap.mail import build_registry
 from maildir_jmap.tokens import TokenStore
@@ -72,6 +72,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(blobs.router)
     app.include_router(push.router)
+    app.include_router(websocket.router)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

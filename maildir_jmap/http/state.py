@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from maildir_jmap import mail
 from maildir_jmap.config import Config
-from maildir_jmap.core.capabilities import CORE
+from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.store.account import Account
+from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.names import LAYOUTS
 from maildir_jmap.sync.hub import Hub
 from maildir_jmap.sync.watcher import Watcher
@@ -19,6 +20,7 @@ from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, UserDirectory
 
 log = logging.getLogger(__name__)
+WEBSOCKET_PATH = "/jmap/ws/"
 
 
 @dataclass
@@ -34,9 +36,26 @@ class AppState:
     hub: Hub = field(default_factory=Hub)
     watchers: list[Watcher] = field(default_factory=list)
 
-    def capabilities(self) -> dict[str, JSONObject]:
-        """The Session's ``capabilities``: core limits plus what the datatypes add."""
-        return {CORE: self.config.limits.capability(), **mail.session_capabilities(self.registry)}
+    def capabilities(self, base_url: str) -> dict[str, JSONObject]:
+        """The Session's ``capabilities``: core limits, what the datatypes add, and the
+        WebSocket transport (RFC 8887 §3) at ``base_url``'s ws/wss twin."""
+        websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
+        return {
+            CORE: self.config.limits.capability(),
+            **mail.session_capabilities(self.registry),
+            WEBSOCKET: {"url": websocket_url, "supportsPush": True},
+        }
+
+    def supported(self) -> frozenset[str]:
+        """Capabilities a request may name in ``using``."""
+        return self.registry.capabilities() | {WEBSOCKET}
+
+    def states(self, user: User) -> dict[str, dict[str, str]]:
+        """Every push-relevant state of the user's accounts (RFC 8887 pushState)."""
+        return {
+            access.account_id: {t: access.backend.state(t) for t in (MAILBOX, EMAIL, THREAD)}
+            for access in self.access(user).values()
+        }
 
     def account(self, user: User) -> Account:
         """The user's account, opened on first use."""

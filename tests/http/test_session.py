@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from maildir_jmap.config import Config
-from maildir_jmap.core.capabilities import CORE
+from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from tests.conftest import AppFactory, client_for
 
 
@@ -45,7 +45,11 @@ async def test_session_shape_rfc8620_2(client: httpx.AsyncClient) -> None:
 
 async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClient) -> None:
     session = (await client.get("/jmap/session")).json()
-    assert list(session["capabilities"]) == [CORE]
+    assert sorted(session["capabilities"]) == [CORE, WEBSOCKET]
+    assert session["capabilities"][WEBSOCKET] == {
+        "url": "ws://jmap.test/jmap/ws/",
+        "supportsPush": True,
+    }  # RFC 8887 §3
 
 
 async def test_public_url_overrides_request_host(make_app: AppFactory, tmp_path: Any) -> None:
