@@ -18,6 +18,7 @@ from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.http import api, blobs, push, websocket
+from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.http.state import AppState
 from maildir_jmap.mail import build_registry
 from maildir_jmap.tokens import TokenStore
@@ -69,6 +70,7 @@ def create_app(
         tokens=tokens or TokenStore(config.state_dir / "tokens.json"),
         registry=registry or build_registry(),
     )
+    app.state.jmap.push_tokens = PushTokens(config.state_dir / "push-token.key")
     app.include_router(api.router)
     app.include_router(blobs.router)
     app.include_router(push.router)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from maildir_jmap.core.types import is_id
-from maildir_jmap.http.api import problem_response, state_of, unauthorized_response
+from maildir_jmap.core.types import format_utc_date, is_id
+from maildir_jmap.http.api import (
+    base_url,
+    json_response,
+    problem_response,
+    state_of,
+    unauthorized_response,
+)
 from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.http.pushtoken import COOKIE
+from maildir_jmap.http.state import AppState
 from maildir_jmap.sync.hub import Listener, state_change
+from maildir_jmap.users import User
 
 router = APIRouter()
 
@@ -62,12 +73,50 @@ async def _stream(
         unsubscribe(listener)  # type: ignore[operator]
 
 
+@router.post("/jmap/push-token")
+async def push_token(request: Request) -> Response:
+    """Issue a short-lived EventSource token for browsers (see http/pushtoken.py)."""
+    state = state_of(request)
+    try:
+        user = await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+    assert state.push_tokens is not None
+    token, expires = state.push_tokens.issue(user.name, sorted(state.access(user)))
+    response = json_response(
+        {"token": token, "expires": format_utc_date(datetime.fromtimestamp(expires, UTC))}
+    )
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=expires - int(time.time()),
+        path="/jmap/eventsource",
+        httponly=True,
+        samesite="strict",
+        secure=base_url(request, state).startswith("https"),
+    )
+    return response
+
+
+async def _eventsource_user(request: Request, state: AppState) -> User:
+    """Authorization header first; else a push token from the query or the cookie."""
+    if request.headers.get("authorization"):
+        return await authenticate(request, state.users, state.tokens)
+    token = request.query_params.get("access_token") or request.cookies.get(COOKIE)
+    assert state.push_tokens is not None
+    name = state.push_tokens.verify(token) if token else None
+    user = state.users.get(name) if name else None
+    if user is None:
+        raise Unauthorized("authentication required (or a valid push token)")
+    return user
+
+
 @router.get("/jmap/eventsource/")
 @router.get("/jmap/eventsource", include_in_schema=False)
 async def eventsource(request: Request) -> Response:
     state = state_of(request)
     try:
-        user = await authenticate(request, state.users, state.tokens)
+        user = await _eventsource_user(request, state)
     except Unauthorized as exc:
         return unauthorized_response(exc)
     query = request.query_params

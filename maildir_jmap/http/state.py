@@ -11,6 +11,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
+from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.names import LAYOUTS
@@ -34,6 +35,7 @@ class AppState:
     inflight: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, int] = field(default_factory=dict)
     hub: Hub = field(default_factory=Hub)
+    push_tokens: PushTokens | None = None
     watchers: list[Watcher] = field(default_factory=list)
 
     def capabilities(self, base_url: str) -> dict[str, JSONObject]:

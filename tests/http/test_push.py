@@ -117,3 +117,52 @@ def test_eventsource_requires_auth(make_app: AppFactory) -> None:
     with LiveServer(make_app()) as server:
         response = httpx.get(server.url + "/jmap/eventsource/?types=*&closeafter=no&ping=0")
     assert response.status_code == 401
+
+
+def test_browser_token_opens_eventsource_without_a_header(make_app: AppFactory) -> None:
+    """A browser's EventSource cannot send Authorization: a token from
+    POST /jmap/push-token works in the query string or as a cookie."""
+    with LiveServer(make_app()) as server:
+        issued = httpx.post(server.url + "/jmap/push-token", auth=AUTH)
+        assert issued.status_code == 200
+        token = issued.json()["token"]
+        assert issued.json()["expires"].endswith("Z")
+        cookie = issued.cookies.get("jmap_push")
+        assert cookie == token
+        assert "HttpOnly" in issued.headers["set-cookie"]
+        url = server.url + "/jmap/eventsource/?types=*&closeafter=no&ping=1"
+        with httpx.stream("GET", url + f"&access_token={token}", timeout=10) as response:
+            assert response.status_code == 200
+            assert read_events(response.iter_lines(), 1) == [("ping", {"interval": 1})]
+        with httpx.stream("GET", url, cookies={"jmap_push": token}, timeout=10) as response:
+            assert response.status_code == 200
+        # ... but it is no key to anything else.
+        api = httpx.post(
+            server.url + "/jmap/api/",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"using": ["urn:ietf:params:jmap:core"], "methodCalls": []},
+        )
+        assert api.status_code == 401
+        assert (
+            httpx.get(server.url + "/jmap/session", params={"access_token": token}).status_code
+            == 401
+        )
+        assert httpx.post(server.url + "/jmap/push-token").status_code == 401
+
+
+@pytest.mark.parametrize("mangle", ["tamper", "expired", "garbage"])
+def test_bad_push_tokens_are_refused(make_app: AppFactory, mangle: str) -> None:
+    app = make_app()
+    with LiveServer(app) as server:
+        tokens = app.state.jmap.push_tokens
+        if mangle == "expired":
+            token, _ = tokens.issue("alice", [], lifetime=-1)
+        elif mangle == "tamper":
+            good, _ = tokens.issue("alice", [])
+            body, signature = good.split(".")
+            forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB")
+            token = f"{forged}.{signature}"
+        else:
+            token = "not-a-token"
+        url = server.url + f"/jmap/eventsource/?types=*&closeafter=no&ping=0&access_token={token}"
+        assert httpx.get(url, timeout=5).status_code == 401
