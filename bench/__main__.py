@@ -156,12 +156,49 @@ def table(results: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def push_figures(workdir: Path, quick: bool) -> str:
+    from bench.push import idle_listeners, push_latency
+
+    samples, listeners, requests = (10, 200, 50) if quick else (50, 1000, 300)
+    lines = ["", "## Push", ""]
+    try:
+        latency = push_latency(workdir, samples)
+        lines += [
+            "Method: a 200-message Maildir served by `maildir-jmap serve` (its own process) "
+            "and by a private Dovecot on loopback; one EventSource stream is open; an "
+            f"imaplib client toggles \\Flagged with UID STORE {samples} times, 100 ms apart; "
+            "each figure is the time from sending STORE to the `state` event arriving "
+            "(Dovecot's rename, inotify, the debounce, reconcile, journal fsync, push).",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| push latency, IMAP STORE -> EventSource, p50 (ms) | {latency['push_p50_ms']:.0f} |",
+            f"| push latency, p95 (ms) | {latency['push_p95_ms']:.0f} |",
+        ]
+    except RuntimeError as exc:
+        lines.append(f"Push latency not measured: {exc}.")
+    idle = idle_listeners(workdir, listeners, requests)
+    lines += [
+        "",
+        f"Idle listeners: Core/echo round trips ({requests} sequential requests, one "
+        f"keep-alive connection) before and while {listeners} EventSource streams are open "
+        "on the same server process.",
+        "",
+        "| figure | no listeners | with listeners |",
+        "|---|---|---|",
+        f"| API p50 (ms) | {idle['api_p50_quiet_ms']:.1f} | {idle['api_p50_listeners_ms']:.1f} |",
+        f"| API p95 (ms) | {idle['api_p95_quiet_ms']:.1f} | {idle['api_p95_listeners_ms']:.1f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (CI)")
     parser.add_argument("--sizes", help="comma-separated message counts")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--workdir", help="where to generate Maildirs (default: a temp dir)")
+    parser.add_argument("--no-push", action="store_true", help="skip the push figures")
     args = parser.parse_args(argv)
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
@@ -170,15 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.quick else 3
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mj-bench-"))
     results = []
+    push_section = ""
     try:
         for count in sizes:
             print(f"bench: {count} messages ...", file=sys.stderr, flush=True)
             results.append(measure(count, repeats, workdir))
+        if not args.no_push:
+            print("bench: push ...", file=sys.stderr, flush=True)
+            push_section = push_figures(workdir, args.quick)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     rendered = table(results)
     print(rendered)
+    print(push_section)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     Path(args.output).write_text(
         "# Benchmarks\n\n"
@@ -196,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "slack and the msgpack buffers freed after loading), and the live bytes are "
         "what tracemalloc still sees allocated once the index is loaded; *rescan* is a full "
         f"reconcile with nothing changed. Build and load are medians of {repeats} "
-        "run(s).\n\n" + rendered + "\n"
+        "run(s).\n\n" + rendered + "\n" + push_section
     )
     return 0
 

@@ -136,7 +136,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         assert user is not None
         log.info("serving %s from %s", name, user.maildir)
     _say(f"maildir-jmap: JMAP session at http://{args.host}:{args.port}/.well-known/jmap")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+    # Event streams never end by themselves: give open requests a few seconds on
+    # SIGTERM, then close them; the lifespan then stops watchers and flushes journals.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=3,
+    )
     return 0
 
 

@@ -1,0 +1,176 @@
+"""Push figures: Dovecot-side change -> EventSource event, and idle listeners' cost.
+
+The server runs as its own process (``python -m maildir_jmap serve``), Dovecot as
+another (the test suite's private loopback instance), both on one generated
+Maildir; this process is the IMAP client and the JMAP clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.generate import generate
+
+PASSWORD = "bench-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@contextlib.contextmanager
+def _server(maildir: Path, state: Path) -> Any:
+    port = _free_port()
+    env = {**os.environ, "MAILDIR_JMAP_PASSWORD": PASSWORD}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maildir_jmap", "--log-level", "WARNING", "serve", str(maildir),
+         "--port", str(port), "--user", "alice", "--state-dir", str(state)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/jmap/session", auth=("alice", PASSWORD)).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+
+def push_latency(workdir: Path, samples: int) -> dict[str, float]:
+    """IMAP STORE on Dovecot -> the EventSource ``state`` event, in milliseconds."""
+    from tests.dovecot import Dovecot, available
+
+    reason = available()
+    if reason:
+        raise RuntimeError(reason)
+    maildir = workdir / "push-Maildir"
+    generate(maildir, 200, seed=7)
+    dovecot = Dovecot(maildir, workdir / "push-dovecot").start()
+    latencies: list[float] = []
+    try:
+        with _server(maildir, workdir / "push-state") as url:
+            imap = dovecot.imap()
+            imap.select("INBOX")
+            arrived = threading.Event()
+            stop = threading.Event()
+
+            def listen() -> None:
+                stream_url = url + "/jmap/eventsource/?types=*&closeafter=no&ping=0"
+                with httpx.stream("GET", stream_url, auth=("alice", PASSWORD), timeout=None) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("event: state"):
+                            arrived.set()
+                        if stop.is_set():
+                            return
+
+            threading.Thread(target=listen, daemon=True).start()
+            time.sleep(1.0)
+            for n in range(samples):
+                arrived.clear()
+                started = time.perf_counter()
+                imap.store("1", "+FLAGS" if n % 2 == 0 else "-FLAGS", r"(\Flagged)")
+                if not arrived.wait(10):
+                    raise RuntimeError("no push arrived")
+                latencies.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.1)  # let the debounce window close before the next change
+            stop.set()
+            imap.logout()
+    finally:
+        dovecot.stop()
+    return {
+        "push_p50_ms": statistics.median(latencies),
+        "push_p95_ms": _percentile(latencies, 0.95),
+    }
+
+
+def _open_listeners(url: str, count: int) -> list[socket.socket]:
+    import base64
+
+    auth = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        "GET /jmap/eventsource/?types=*&closeafter=no&ping=300 HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: Basic {auth}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(request)
+        sockets.append(s)
+    for s in sockets:  # wait until each stream is open (its headers arrived)
+        s.settimeout(30)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("a listener was refused")
+            data += chunk
+    return sockets
+
+
+def _request_latencies(url: str, count: int) -> list[float]:
+    body = {"using": ["urn:ietf:params:jmap:core"], "methodCalls": [["Core/echo", {"x": 1}, "c"]]}
+    times = []
+    with httpx.Client(auth=("alice", PASSWORD)) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            client.post(url + "/jmap/api/", json=body).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def idle_listeners(workdir: Path, listeners: int, requests: int) -> dict[str, float]:
+    """API latency with no listeners, then with ``listeners`` idle EventSource streams."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, listeners * 2 + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    maildir = workdir / "listen-Maildir"
+    generate(maildir, 100, seed=9)
+    with _server(maildir, workdir / "listen-state") as url:
+        _request_latencies(url, 20)  # warm up
+        quiet = _request_latencies(url, requests)
+        sockets = _open_listeners(url, listeners)
+        try:
+            busy = _request_latencies(url, requests)
+        finally:
+            for s in sockets:
+                s.close()
+    return {
+        "listeners": float(listeners),
+        "api_p50_quiet_ms": statistics.median(quiet),
+        "api_p95_quiet_ms": _percentile(quiet, 0.95),
+        "api_p50_listeners_ms": statistics.median(busy),
+        "api_p95_listeners_ms": _percentile(busy, 0.95),
+    }
