@@ -166,7 +166,7 @@ def push_figures(workdir: Path, quick: bool) -> str:
         lines += [
             "Method: a 200-message Maildir served by `maildir-jmap serve` (its own process) "
             "and by a private Dovecot on loopback; one EventSource stream is open; an "
-            f"imaplib client toggles \\Flagged with UID STORE {samples} times, 100 ms apart; "
+            f"imaplib client toggles \\Flagged with STORE {samples} times, 100 ms apart; "
             "each figure is the time from sending STORE to the `state` event arriving "
             "(Dovecot's rename, inotify, the debounce, reconcile, journal fsync, push).",
             "",
