@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from maildir_jmap.durable import write_all
+
 log = logging.getLogger(__name__)
 
 BLOB_ID = re.compile(r"G[0-9a-f]{64}")
@@ -62,9 +64,7 @@ class BlobStore:
                 if size > limit:
                     raise BlobTooLarge(f"more than {limit} bytes")
                 digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, chunk)
             await asyncio.to_thread(os.fsync, fd)
         except BaseException:
             os.close(fd)

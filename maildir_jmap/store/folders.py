@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from maildir_jmap.durable import write_file
 from maildir_jmap.store.maildir import SUBDIRS, make_folder, unique_name
 from maildir_jmap.store.names import FS, MAILDIRPP, Layout, decode_mutf7, encode_mutf7
 
@@ -227,12 +228,7 @@ def write_subscriptions(root: Path, subscribed: set[tuple[str, ...]]) -> None:
         for levels in sorted(subscribed)
     )
     tmp = root / f".{SUBSCRIPTIONS}.{unique_name()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, body.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file(tmp, body.encode("utf-8"))
     st = root.stat()
     os.chmod(tmp, st.st_mode & 0o666)
     if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):

@@ -23,20 +23,14 @@ from typing import Any
 
 import msgpack
 
+from maildir_jmap.durable import replace_file, write_all, write_file
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot.msgpack"
 JOURNAL = "journal.msgpack"
 _HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
 MAX_RECORD = 1 << 30
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:
@@ -99,31 +93,16 @@ class Journal:
         frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         if self._fd is None:
             self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        view = memoryview(frame)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        write_all(self._fd, frame)
         os.fsync(self._fd)
         self.records += 1
         self.bytes += len(frame)
 
     def write_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Replace the snapshot atomically, then start an empty journal."""
-        payload = msgpack.packb(snapshot, use_bin_type=True)
-        tmp = self.directory / f".{SNAPSHOT}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.snapshot_path)
-        _fsync_dir(self.directory)
+        replace_file(self.snapshot_path, msgpack.packb(snapshot, use_bin_type=True))
         self.close()
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fsync(fd)
-        os.close(fd)
+        write_file(self.journal_path, b"", exclusive=False)
         self.records = 0
         self.bytes = 0
 

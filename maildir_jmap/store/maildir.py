@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from maildir_jmap.durable import fsync_dir, write_file
+
 log = logging.getLogger(__name__)
 
 SUBDIRS = ("cur", "new", "tmp")
@@ -118,14 +120,6 @@ def _match_owner(path: Path, model: Path, *, directory: bool) -> None:
         os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> None:
     """cur/new/tmp (and Maildir++'s ``maildirfolder``) under ``path``; existing
     pieces are left alone. A new folder is built in ``staging`` (the root's tmp/,
@@ -159,7 +153,7 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
         with contextlib.suppress(OSError):
             staging.rmdir()
         raise
-    _fsync_dir(parent)
+    fsync_dir(parent)
 
 
 # Back-compat name used by the demo and tests.
@@ -246,12 +240,7 @@ def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
         old_mtime = None
     body = "".join(f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items()))
     staging = folder / (KEYWORDS_NAME + ".lock")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, body.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file(staging, body.encode("utf-8"), mode=0o644)
     _match_owner(staging, folder, directory=False)
     if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
         # Dovecot re-reads the file only when its mtime (in seconds) changed.
@@ -264,14 +253,7 @@ def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
 
 
 def _write_new(path: Path, data: bytes, model: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file(path, data)
     _match_owner(path, model, directory=False)
 
 
@@ -309,7 +291,7 @@ def deliver(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final
 
 
