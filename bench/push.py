@@ -88,7 +88,12 @@ def push_latency(workdir: Path, samples: int) -> dict[str, float]:
 
             def listen() -> None:
                 stream_url = url + "/jmap/eventsource/?types=*&closeafter=no&ping=0"
-                with httpx.stream("GET", stream_url, auth=("alice", PASSWORD), timeout=None) as r:
+                auth = ("alice", PASSWORD)
+                # The server ends the stream when it shuts down at the end of the run.
+                with (
+                    contextlib.suppress(httpx.TransportError),
+                    httpx.stream("GET", stream_url, auth=auth, timeout=None) as r,
+                ):
                     for line in r.iter_lines():
                         if line.startswith("event: state"):
                             arrived.set()
