@@ -270,6 +270,8 @@ def _add_new_files(
     # Oldest first, so threads and ids come out the same on every rebuild.
     fresh.sort(key=lambda item: (item[0], item[1]))
     local_threads: dict[str, str] = {}
+    inbox = index.inbox()
+    inbox_id = inbox.id if inbox else None
     for received, eid, mailbox_id, disk, summary in fresh:
         entry = file_ref(mailbox_id, disk.subdir, disk.name)
         if eid in work.emails or eid in index.emails:
@@ -288,8 +290,8 @@ def _add_new_files(
             if mid:
                 local_threads.setdefault(mid, thread_id)
         change.message_ids.extend((mid, thread_id) for mid in {*refs, summary.message_id} if mid)
-        if disk.subdir == "new":
-            change.delivered = True
+        if disk.subdir == "new" or mailbox_id == inbox_id:
+            change.delivered = True  # RFC 8621 §1.5 EmailDelivery: new mail arrived
         work.emails[eid] = EmailRecord(
             id=eid,
             digest=summary.digest,

@@ -283,3 +283,17 @@ def test_imap_store_is_pushed_over_eventsource_rfc8620_7_3(
     finally:
         dovecot.stop()
     assert os.path.exists(root)
+
+
+def test_new_mail_in_the_inbox_is_an_email_delivery_but_a_filing_is_not(
+    watched: tuple[Account, Watcher],
+) -> None:
+    account, _ = watched
+    changed: list[dict[str, str]] = []
+    account.listeners.append(lambda acct, states: changed.append(states))
+    deliver(account.maildir, b"Subject: to cur\n\nx\n", flags="S")  # straight into INBOX/cur
+    wait_for(lambda: len(changed) == 1)
+    assert "EmailDelivery" in changed[-1]
+    deliver(account.maildir / ".Archive", b"Subject: filed\n\ny\n", flags="S")
+    wait_for(lambda: len(changed) == 2)
+    assert "EmailDelivery" not in changed[-1]
