@@ -1,0 +1,315 @@
+"""MIME structure of a message (RFC 8621 §4.1.4): body parts, textBody/htmlBody/
+attachments, and body values.
+
+Headers and boundaries are split here from the raw bytes, not by the stdlib
+parser, so a part's headers keep their Raw form (§4.1.2.1) and every leaf
+keeps the exact bytes its blobId will serve. Parsing is best effort: nothing a
+message holds makes it raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+
+from maildir_jmap.mime.headers import as_message_ids, as_text, unfold
+
+MAX_DEPTH = 40  # nested multiparts beyond this are treated as opaque leaves
+_LINE = re.compile(rb"\r?\n")
+
+
+@dataclass
+class Part:
+    headers: list[tuple[str, str]]  # (name, Raw value) in order
+    type: str
+    params: dict[str, str]
+    body: bytes  # still transfer-encoded (leaves); the whole body for multiparts
+    part_id: str | None = None
+    sub_parts: list[Part] | None = None
+    disposition: str | None = None
+    disposition_params: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """The last field of that name, Raw."""
+        wanted = name.lower()
+        found = [value for key, value in self.headers if key.lower() == wanted]
+        return found[-1] if found else None
+
+    @property
+    def charset(self) -> str | None:
+        if self.params.get("charset"):
+            return self.params["charset"].lower()
+        return "us-ascii" if self.type.startswith("text/") else None
+
+    @property
+    def name(self) -> str | None:
+        raw = self.disposition_params.get("filename") or self.params.get("name")
+        return as_text(" " + raw) if raw else None
+
+    @property
+    def cid(self) -> str | None:
+        raw = self.header("Content-Id")
+        if raw is None:
+            return None
+        ids = as_message_ids(raw)
+        return ids[0] if ids else unfold(raw).strip().strip("<>") or None
+
+    @property
+    def language(self) -> list[str] | None:
+        raw = self.header("Content-Language")
+        if raw is None:
+            return None
+        tags = [t.strip() for t in re.sub(r"\([^()]*\)", " ", unfold(raw)).split(",")]
+        return [t for t in tags if t] or None
+
+    @property
+    def location(self) -> str | None:
+        raw = self.header("Content-Location")
+        return unfold(raw).strip() if raw is not None else None
+
+    @property
+    def encoding(self) -> str:
+        raw = self.header("Content-Transfer-Encoding")
+        return unfold(raw).strip().lower() if raw else "7bit"
+
+    def decoded(self) -> tuple[bytes, bool]:
+        """The content after transfer decoding, and whether that was a problem."""
+        encoding = self.encoding
+        if encoding == "base64":
+            # Lenient: line breaks and stray characters are skipped, padding
+            # restored; a dangling single sextet cannot be decoded and is dropped.
+            cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", self.body)
+            problem = len(cleaned) % 4 == 1
+            if problem:
+                cleaned = cleaned[:-1]
+            try:
+                return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4)), problem
+            except binascii.Error:
+                return b"", True
+        if encoding == "quoted-printable":
+            return binascii.a2b_qp(self.body), False
+        return self.body, encoding not in ("7bit", "8bit", "binary", "")
+
+    @property
+    def size(self) -> int:
+        return len(self.decoded()[0]) if self.sub_parts is None else 0
+
+
+def split_head(data: bytes) -> tuple[list[tuple[str, str]], bytes]:
+    """Header fields (name, Raw value) and the body after the blank line."""
+    match = re.search(rb"\r?\n\r?\n", data)
+    if data.startswith((b"\r\n", b"\n")):
+        head, body = b"", data[2 if data.startswith(b"\r\n") else 1 :]
+    elif match is None:
+        head, body = data, b""
+    else:
+        head, body = data[: match.start()], data[match.end() :]
+    fields: list[tuple[str, bytearray]] = []
+    for line in _LINE.split(head):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1][1].extend(b"\r\n" + line)
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep or not name or not all(33 <= c <= 126 for c in name):
+            continue  # not a header line: dropped, as lenient parsers do
+        fields.append((name.decode("ascii"), bytearray(value)))
+    return [(n, bytes(v).decode("utf-8", errors="replace")) for n, v in fields], body
+
+
+def _content_type(raw: str | None, default: str) -> tuple[str, dict[str, str]]:
+    return _params("Content-Type", raw, default)
+
+
+def _params(header: str, raw: str | None, default: str) -> tuple[str, dict[str, str]]:
+    """A structured header's value and parameters (RFC 2045, RFC 2231)."""
+    if raw is None:
+        return default, {}
+    message = Message()
+    message[header] = unfold(raw).strip()
+    try:
+        items = message.get_params(header=header) or []
+    except (ValueError, IndexError):
+        items = []
+    if not items:
+        return default, {}
+    value = items[0][0].strip().lower() if isinstance(items[0][0], str) else default
+    params: dict[str, str] = {}
+    for key, param in items[1:]:
+        try:
+            text = collapse_rfc2231_value(param)
+        except (LookupError, ValueError):
+            text = param[2] if isinstance(param, tuple) else str(param)
+        params[key.lower()] = str(text)
+    return value, params
+
+
+def parse(data: bytes) -> Part:
+    """The message's MIME tree with partIds numbered depth-first over leaves."""
+    counter = iter(range(1, 1_000_000))
+    return _parse(data, "text/plain", counter, 0)
+
+
+def _parse(data: bytes, default_type: str, counter: object, depth: int) -> Part:
+    headers, body = split_head(data)
+    type_, params = _content_type(_last(headers, "Content-Type"), default_type)
+    if "/" not in type_:
+        type_ = default_type
+    disposition, disposition_params = _params(
+        "Content-Disposition", _last(headers, "Content-Disposition"), ""
+    )
+    part = Part(headers, type_, params, body, None, None, disposition or None, disposition_params)
+    boundary = params.get("boundary")
+    if type_.startswith("multipart/") and boundary and depth < MAX_DEPTH:
+        child_default = "message/rfc822" if type_ == "multipart/digest" else "text/plain"
+        part.sub_parts = [
+            _parse(chunk, child_default, counter, depth + 1) for chunk in _split(body, boundary)
+        ]
+    else:
+        part.part_id = str(next(counter))  # type: ignore[call-overload]
+    return part
+
+
+def _last(headers: list[tuple[str, str]], name: str) -> str | None:
+    wanted = name.lower()
+    found = [value for key, value in headers if key.lower() == wanted]
+    return found[-1] if found else None
+
+
+def _split(body: bytes, boundary: str) -> list[bytes]:
+    """The body parts between ``--boundary`` lines (preamble and epilogue dropped).
+    A missing close delimiter ends the last part at the end of the body."""
+    marker = re.compile(
+        rb"(?:^|\r?\n)--"
+        + re.escape(boundary.encode("utf-8", "replace"))
+        + rb"(--)?[ \t]*(?=\r?\n|$)"
+    )
+    parts: list[bytes] = []
+    start: int | None = None
+    for match in marker.finditer(body):
+        if start is not None:
+            parts.append(body[start : match.start()])
+        if match.group(1):  # the close delimiter
+            start = None
+            break
+        end = match.end()
+        if body[end : end + 2] == b"\r\n":
+            end += 2
+        elif body[end : end + 1] == b"\n":
+            end += 1
+        start = end
+    if start is not None:
+        parts.append(body[start:])
+    return parts
+
+
+# -- textBody, htmlBody, attachments (the algorithm suggested by RFC 8621 §4.1.4) --------
+
+
+def _inline_media(type_: str) -> bool:
+    return type_.startswith(("image/", "audio/", "video/"))
+
+
+def decompose(root: Part) -> tuple[list[Part], list[Part], list[Part]]:
+    """(textBody, htmlBody, attachments)."""
+    text: list[Part] = []
+    html: list[Part] = []
+    attachments: list[Part] = []
+    _walk([root], "mixed", False, html, text, attachments)
+    return text, html, attachments
+
+
+def _walk(
+    parts: list[Part],
+    multipart_type: str,
+    in_alternative: bool,
+    html_body: list[Part] | None,
+    text_body: list[Part] | None,
+    attachments: list[Part],
+) -> None:
+    text_length = len(text_body) if text_body is not None else -1
+    html_length = len(html_body) if html_body is not None else -1
+    for i, part in enumerate(parts):
+        is_multipart = part.sub_parts is not None
+        is_inline = (
+            part.disposition != "attachment"
+            and (part.type in ("text/plain", "text/html") or _inline_media(part.type))
+            and (
+                i == 0
+                or (multipart_type != "related" and (_inline_media(part.type) or not part.name))
+            )
+        )
+        if is_multipart:
+            assert part.sub_parts is not None
+            sub_type = part.type.split("/", 1)[1]
+            _walk(
+                part.sub_parts,
+                sub_type,
+                in_alternative or sub_type == "alternative",
+                html_body,
+                text_body,
+                attachments,
+            )
+        elif is_inline:
+            if multipart_type == "alternative":
+                if part.type == "text/plain" and text_body is not None:
+                    text_body.append(part)
+                elif part.type == "text/html" and html_body is not None:
+                    html_body.append(part)
+                else:
+                    attachments.append(part)
+                continue
+            if in_alternative:
+                # As in the RFC's JavaScript: the list set to null stays null for
+                # the rest of this multipart.
+                if part.type == "text/plain":
+                    html_body = None
+                if part.type == "text/html":
+                    text_body = None
+            if text_body is not None:
+                text_body.append(part)
+            if html_body is not None:
+                html_body.append(part)
+            if (text_body is None or html_body is None) and _inline_media(part.type):
+                attachments.append(part)
+        else:
+            attachments.append(part)
+    if multipart_type == "alternative" and text_body is not None and html_body is not None:
+        if text_length == len(text_body) and html_length != len(html_body):
+            text_body.extend(html_body[html_length:])  # found an HTML part only
+        if html_length == len(html_body) and text_length != len(text_body):
+            html_body.extend(text_body[text_length:])  # found a plain-text part only
+
+
+# -- body values -------------------------------------------------------------------------
+
+
+def body_value(part: Part, max_bytes: int = 0) -> dict[str, object]:
+    """The EmailBodyValue of a text part (RFC 8621 §4.1.4): charset-decoded, CRLF as
+    LF, truncated to ``max_bytes`` octets of UTF-8 (not mid-codepoint, and for HTML
+    not inside a tag) when that is greater than 0."""
+    raw, problem = part.decoded()
+    charset = part.charset or "us-ascii"
+    try:
+        codec = codecs.lookup(charset)
+    except LookupError:
+        codec, problem = codecs.lookup("utf-8"), True
+    try:
+        text = raw.decode(codec.name)
+    except (UnicodeDecodeError, LookupError):
+        text = raw.decode(codec.name, errors="replace")
+        problem = True
+    text = text.replace("\r\n", "\n")
+    truncated = False
+    if max_bytes > 0 and len(text.encode("utf-8")) > max_bytes:
+        cut = text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+        if part.type == "text/html":
+            opened, closed = cut.rfind("<"), cut.rfind(">")
+            if opened > closed:
+                cut = cut[:opened]
+        text, truncated = cut, True
+    return {"value": text, "isEncodingProblem": problem, "isTruncated": truncated}
