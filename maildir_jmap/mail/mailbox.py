@@ -14,8 +14,9 @@ from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.query import Comparator, collation_key
-from maildir_jmap.core.standard import Changes, TypeSpec, compute_changes
+from maildir_jmap.core.standard import Changes, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, is_id
+from maildir_jmap.mail.common import index_changes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.folders import parent_levels
 from maildir_jmap.store.index import COUNT_PROPERTIES, MAILBOX, Index, MailboxRecord
@@ -179,16 +180,7 @@ class MailboxRecords:
         return found, [i for i in wanted if i not in records]
 
     def changes(self, since_state: str, max_changes: int | None) -> Changes:
-        since = self.index.parse_state(since_state)
-        if since is None or since < self.index.floor:
-            raise MethodError("cannotCalculateChanges", "unknown or expired state")
-        return compute_changes(
-            self.index.change_log(MAILBOX, since),
-            since,
-            max_changes,
-            self.index.type_modseq[MAILBOX],
-            lambda m: f"{self.index.epoch}-{m}",
-        )
+        return index_changes(self.index, MAILBOX, since_state, max_changes)
 
     def query(self, filter: Any, sort: list[Comparator], options: JSONObject) -> list[str]:
         records = self.index.mailboxes

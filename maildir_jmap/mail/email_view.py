@@ -1,0 +1,261 @@
+"""Email objects as JSON (RFC 8621 §4.1) from an index record and, when a property
+needs it, the message file.
+
+Properties the index holds (ids, mailboxes, keywords, size, dates, preview,
+hasAttachment) never touch the disk; anything from the headers or the body
+reads and parses the message once per Email/get entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from maildir_jmap.core.types import JSONObject, format_utc_date
+from maildir_jmap.mime.headers import (
+    HeaderProperty,
+    as_addresses,
+    as_date,
+    as_message_ids,
+    as_text,
+    header_value,
+    parse_property,
+)
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse
+from maildir_jmap.mime.summary import to_crlf
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.index import EmailRecord
+from maildir_jmap.store.maildir import find_file
+
+INDEX_PROPERTIES = frozenset(
+    {
+        "id",
+        "blobId",
+        "threadId",
+        "mailboxIds",
+        "keywords",
+        "size",
+        "receivedAt",
+        "hasAttachment",
+        "preview",
+    }
+)
+CONVENIENCE = {
+    "messageId": ("Message-ID", as_message_ids),
+    "inReplyTo": ("In-Reply-To", as_message_ids),
+    "references": ("References", as_message_ids),
+    "sender": ("Sender", as_addresses),
+    "from": ("From", as_addresses),
+    "to": ("To", as_addresses),
+    "cc": ("Cc", as_addresses),
+    "bcc": ("Bcc", as_addresses),
+    "replyTo": ("Reply-To", as_addresses),
+    "subject": ("Subject", as_text),
+    "sentAt": ("Date", as_date),
+}
+BODY = frozenset({"bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues"})
+PROPERTIES = INDEX_PROPERTIES | set(CONVENIENCE) | BODY | {"headers"}
+DEFAULT_PROPERTIES = (
+    "id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
+    "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
+    "sentAt", "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody", "attachments",
+)  # fmt: skip
+BODY_PART_PROPERTIES = frozenset(
+    {
+        "partId",
+        "blobId",
+        "size",
+        "headers",
+        "name",
+        "type",
+        "charset",
+        "disposition",
+        "cid",
+        "language",
+        "location",
+        "subParts",
+    }
+)
+DEFAULT_BODY_PROPERTIES = (
+    "partId", "blobId", "size", "name", "type", "charset", "disposition", "cid", "language",
+    "location",
+)  # fmt: skip
+
+
+def is_email_property(name: str) -> bool:
+    return name in PROPERTIES or parse_property(name) is not None
+
+
+def is_body_property(name: str) -> bool:
+    return name in BODY_PART_PROPERTIES or parse_property(name) is not None
+
+
+def part_blob_id(email_id: str, part_id: str) -> str:
+    """``P<email hash>_<partId>``: resolvable without a table (DESIGN: Identity;
+    '_' rather than '.', which an Id may not contain, RFC 8620 §1.2)."""
+    return f"P{email_id[1:]}_{part_id}"
+
+
+def message_path(account: Account, rec: EmailRecord) -> Path | None:
+    """A current path of one of the Email's files (Dovecot may have renamed it)."""
+    root = account.maildir
+    for mailbox_id, subdir, base, info in rec.files:
+        mailbox = account.index.mailboxes.get(mailbox_id)
+        if mailbox is None:
+            continue
+        folder = root / mailbox.directory if mailbox.directory else root
+        path = folder / subdir / (base + info)
+        if path.exists():
+            return path
+        found = find_file(folder, base)
+        if found is not None:
+            return found
+    return None
+
+
+def read_message(account: Account, rec: EmailRecord) -> bytes | None:
+    """The message in its CRLF form (what downloads serve and sizes count)."""
+    path = message_path(account, rec)
+    if path is None:
+        return None
+    try:
+        return to_crlf(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+class BodyOptions:
+    def __init__(
+        self,
+        properties: frozenset[str],
+        text: bool = False,
+        html: bool = False,
+        every: bool = False,
+        max_bytes: int = 0,
+    ) -> None:
+        self.properties = properties
+        self.text = text
+        self.html = html
+        self.every = every
+        self.max_bytes = max_bytes
+
+
+def part_json(email_id: str, part: Part, properties: frozenset[str]) -> JSONObject:
+    out: JSONObject = {}
+    for prop in properties:
+        if prop == "partId":
+            out[prop] = part.part_id
+        elif prop == "blobId":
+            out[prop] = part_blob_id(email_id, part.part_id) if part.part_id else None
+        elif prop == "size":
+            out[prop] = part.size
+        elif prop == "headers":
+            out[prop] = [{"name": n, "value": v} for n, v in part.headers]
+        elif prop == "name":
+            out[prop] = part.name
+        elif prop == "type":
+            out[prop] = part.type
+        elif prop == "charset":
+            out[prop] = part.charset
+        elif prop == "disposition":
+            out[prop] = part.disposition
+        elif prop == "cid":
+            out[prop] = part.cid
+        elif prop == "language":
+            out[prop] = part.language
+        elif prop == "location":
+            out[prop] = part.location
+        elif prop == "subParts":
+            out[prop] = (
+                [part_json(email_id, p, properties) for p in part.sub_parts]
+                if part.sub_parts is not None
+                else None
+            )
+        else:
+            parsed = parse_property(prop)
+            if parsed is not None:
+                out[prop] = header_value(part.headers, parsed)
+    return out
+
+
+def _leaves(part: Part) -> list[Part]:
+    if part.sub_parts is None:
+        return [part]
+    return [leaf for child in part.sub_parts for leaf in _leaves(child)]
+
+
+def email_json(
+    account: Account, rec: EmailRecord, properties: frozenset[str], body: BodyOptions
+) -> JSONObject | None:
+    """The Email with ``properties``; None if its file is gone (Dovecot expunged it
+    since the last reconcile), so the caller reports it as not found."""
+    out: JSONObject = {}
+    for prop in properties & INDEX_PROPERTIES:
+        if prop == "id":
+            out[prop] = rec.id
+        elif prop == "blobId":
+            out[prop] = "G" + rec.digest
+        elif prop == "threadId":
+            out[prop] = rec.thread_id
+        elif prop == "mailboxIds":
+            out[prop] = dict.fromkeys(sorted(rec.mailbox_ids), True)
+        elif prop == "keywords":
+            out[prop] = dict.fromkeys(sorted(rec.keywords), True)
+        elif prop == "size":
+            out[prop] = rec.size
+        elif prop == "receivedAt":
+            out[prop] = format_utc_date(datetime.fromtimestamp(rec.received, UTC))
+        elif prop == "hasAttachment":
+            out[prop] = rec.has_attachment
+        elif prop == "preview":
+            out[prop] = rec.preview
+    rest = properties - INDEX_PROPERTIES
+    if not rest:
+        return out
+    raw = read_message(account, rec)
+    if raw is None:
+        return None
+    root = parse(raw)
+    for prop in rest:
+        if prop in CONVENIENCE:
+            name, parser = CONVENIENCE[prop]
+            values = [v for n, v in root.headers if n.lower() == name.lower()]
+            out[prop] = parser(values[-1]) if values else None
+        elif prop == "headers":
+            out[prop] = [{"name": n, "value": v} for n, v in root.headers]
+        elif prop not in BODY:
+            parsed: HeaderProperty | None = parse_property(prop)
+            if parsed is not None:
+                out[prop] = header_value(root.headers, parsed)
+    if rest & BODY:
+        _body(out, rec.id, root, rest, body)
+    return out
+
+
+def _body(
+    out: JSONObject, email_id: str, root: Part, wanted: frozenset[str], body: BodyOptions
+) -> None:
+    text, html, attachments = decompose(root)
+    props = body.properties
+    if "bodyStructure" in wanted:
+        out["bodyStructure"] = part_json(email_id, root, props)
+    if "textBody" in wanted:
+        out["textBody"] = [part_json(email_id, p, props) for p in text]
+    if "htmlBody" in wanted:
+        out["htmlBody"] = [part_json(email_id, p, props) for p in html]
+    if "attachments" in wanted:
+        out["attachments"] = [part_json(email_id, p, props) for p in attachments]
+    if "bodyValues" in wanted:
+        chosen: list[Part] = []
+        if body.every:
+            chosen += _leaves(root)
+        if body.text:
+            chosen += text
+        if body.html:
+            chosen += html
+        values: dict[str, Any] = {}
+        for part in chosen:
+            if part.part_id and part.type.startswith("text/") and part.part_id not in values:
+                values[part.part_id] = body_value(part, body.max_bytes)
+        out["bodyValues"] = values

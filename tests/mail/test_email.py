@@ -1,0 +1,160 @@
+"""Email/get, Email/changes, Thread/get, Thread/changes (RFC 8621 §3, §4.2, §4.3)
+over the demo Maildir through the real ASGI app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from maildir_jmap.demo import _PIXEL
+from tests.mail.conftest import Jmap
+
+
+async def every(jmap: Jmap, **args: Any) -> list[dict[str, Any]]:
+    result = await jmap.call("Email/get", ids=None, **args)
+    assert result["notFound"] == []
+    emails: list[dict[str, Any]] = result["list"]
+    return emails
+
+
+async def by_subject(jmap: Jmap, **args: Any) -> dict[str, dict[str, Any]]:
+    """Subject -> Email (the demo's two "Re: Lunch" collapse; use every() for them)."""
+    return {e["subject"]: e for e in await every(jmap, **args)}
+
+
+async def test_default_properties_rfc8621_4_2(jmap: Jmap) -> None:
+    emails = await by_subject(jmap)
+    photo = emails["Grüße aus Köln 📷"]
+    assert photo["from"] == [{"name": "José Müller", "email": "jose@demo.example"}]
+    assert photo["to"] == [{"name": "alice", "email": "alice@demo.example"}]
+    assert photo["cc"] is None
+    assert photo["keywords"] == {"$flagged": True}
+    assert photo["hasAttachment"] is True
+    assert photo["preview"].startswith("Hallo! Anbei ein")
+    assert photo["blobId"].startswith("G")
+    assert photo["sentAt"].endswith("Z")
+    assert photo["receivedAt"].endswith("Z")
+    (attachment,) = photo["attachments"]
+    assert attachment["name"] == "Kölner Dom.png"
+    assert attachment["type"] == "image/png"
+    assert attachment["disposition"] == "attachment"
+    assert attachment["size"] == len(_PIXEL)
+    assert attachment["blobId"] == f"P{photo['id'][1:]}_{attachment['partId']}"
+    assert [p["type"] for p in photo["textBody"]] == ["text/plain"]
+    assert photo["bodyValues"] == {}  # none asked for
+    assert set(photo) == {
+        "id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
+        "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
+        "sentAt", "hasAttachment", "preview", "bodyValues", "textBody", "htmlBody", "attachments",
+    }  # fmt: skip
+
+
+async def test_received_at_is_the_file_mtime_maildir_md_2(jmap: Jmap, maildir: Path) -> None:
+    emails = await by_subject(jmap, properties=["subject", "receivedAt"])
+    news = next(maildir.glob("new/*"))
+    from datetime import UTC, datetime
+
+    expected = datetime.fromtimestamp(int(news.stat().st_mtime), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert emails["This week: JMAP arrives next to your Dovecot"]["receivedAt"] == expected
+
+
+async def test_body_values_and_alternatives_rfc8621_4_2(jmap: Jmap) -> None:
+    emails = await by_subject(
+        jmap,
+        properties=["subject", "textBody", "htmlBody", "bodyValues"],
+        fetchHTMLBodyValues=True,
+        maxBodyValueBytes=30,
+    )
+    news = emails["This week: JMAP arrives next to your Dovecot"]
+    (html,) = news["htmlBody"]
+    assert html["type"] == "text/html"
+    assert [p["type"] for p in news["textBody"]] == ["text/plain"]
+    value = news["bodyValues"][html["partId"]]
+    assert value["isTruncated"] is True
+    assert len(value["value"].encode()) <= 30
+    assert value["isEncodingProblem"] is False
+
+
+async def test_headers_and_header_forms_rfc8621_4_1_3(jmap: Jmap) -> None:
+    emails = await every(
+        jmap,
+        properties=[
+            "subject",
+            "headers",
+            "header:Subject",
+            "header:subject:asText",
+            "header:From:asAddresses:all",
+            "header:X-Missing:all",
+            "messageId",
+            "references",
+        ],
+    )
+    third = next(e for e in emails if e["references"] and len(e["references"]) == 2)
+    assert third["header:subject:asText"] == "Re: Lunch on Friday?"
+    assert third["header:Subject"].startswith(" ")  # Raw keeps the space after the colon
+    assert third["header:From:asAddresses:all"] == [
+        [{"name": "Ada Lovelace", "email": "ada@demo.example"}]
+    ]
+    assert third["header:X-Missing:all"] == []
+    assert {"name": "Subject", "value": third["header:Subject"]} in third["headers"]
+    assert third["messageId"][0].endswith("@demo.example")
+
+
+async def test_threads_rfc8621_3(jmap: Jmap) -> None:
+    emails = await every(jmap, properties=["subject", "threadId", "receivedAt"])
+    lunch = [e for e in emails if "Lunch" in e["subject"]]
+    assert len(lunch) == 3
+    assert len({e["threadId"] for e in lunch}) == 1
+    thread = await jmap.call("Thread/get", ids=[lunch[0]["threadId"], "Tnope"])
+    (found,) = thread["list"]
+    assert thread["notFound"] == ["Tnope"]
+    ordered = sorted(lunch, key=lambda e: e["receivedAt"])
+    assert found["emailIds"] == [e["id"] for e in ordered]  # oldest first
+
+
+async def test_changes_after_external_edits_rfc8621_4_3(jmap: Jmap, maildir: Path) -> None:
+    email_state = (await jmap.call("Email/get", ids=[]))["state"]
+    thread_state = (await jmap.call("Thread/get", ids=[]))["state"]
+    unread = next((maildir / "cur").glob("*:2,"))
+    os.rename(unread, unread.with_name(unread.name + "S"))
+    jmap.account.rescan()
+    changes = await jmap.call("Email/changes", sinceState=email_state)
+    assert len(changes["updated"]) == 1
+    assert changes["created"] == changes["destroyed"] == []
+    threads = await jmap.call("Thread/changes", sinceState=thread_state)
+    assert threads["updated"] == threads["created"] == threads["destroyed"] == []
+    (email,) = (await jmap.call("Email/get", ids=changes["updated"], properties=["keywords"]))[
+        "list"
+    ]
+    assert email["keywords"] == {"$seen": True}
+
+
+async def test_a_file_renamed_by_dovecot_meanwhile_is_still_read(jmap: Jmap, maildir: Path) -> None:
+    emails = await by_subject(jmap, properties=["subject"])
+    target = emails["Lunch on Friday?"]["id"]
+    path = next(
+        p
+        for p in (maildir / "cur").iterdir()
+        if p.name.endswith(":2,S")
+        and b"Lunch on Friday?" in p.read_bytes()
+        and b"Re:" not in p.read_bytes()
+    )
+    os.rename(path, path.with_name(path.name.replace(":2,S", ":2,RS")))  # no reconcile yet
+    (email,) = (await jmap.call("Email/get", ids=[target], properties=["subject"]))["list"]
+    assert email["subject"] == "Lunch on Friday?"
+    path.with_name(path.name.replace(":2,S", ":2,RS")).unlink()  # expunged, not yet seen
+    result = await jmap.call("Email/get", ids=[target], properties=["subject"])
+    assert result["notFound"] == [target]
+
+
+async def test_bad_arguments_rfc8620_3_6_2(jmap: Jmap) -> None:
+    for args in (
+        {"properties": ["header:From:asDate"]},
+        {"properties": ["nonsense"]},
+        {"bodyProperties": ["partId", "colour"]},
+        {"fetchTextBodyValues": "yes"},
+        {"maxBodyValueBytes": -1},
+    ):
+        error = await jmap.error("Email/get", ids=[], **args)
+        assert error["type"] == "invalidArguments", args
