@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from maildir_jmap.core.errors import ERROR_URN
 from maildir_jmap.http.api import json_response, problem_response, state_of, unauthorized_response
 from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.blobs import BlobTooLarge
 
@@ -96,15 +98,16 @@ async def download(request: Request, account_id: str, blob_id: str, name: str) -
     account = await _account(request, account_id)
     if isinstance(account, Response):
         return account
+    headers = {
+        "Content-Disposition": content_disposition(name),
+        # §6.2: blob contents never change.
+        "Cache-Control": "private, immutable, max-age=31536000",
+    }
+    accept = media_type(request.query_params.get("accept"))
     path = account.blobs.path_of(blob_id)
-    if path is None:
+    if path is not None:  # an upload: streamed from its file
+        return FileResponse(path, media_type=accept, headers=headers)
+    content = await anyio.to_thread.run_sync(blob_bytes, account, blob_id)
+    if content is None:
         return problem_response(404, "about:blank", "No such blob.")
-    return FileResponse(
-        path,
-        media_type=media_type(request.query_params.get("accept")),
-        headers={
-            "Content-Disposition": content_disposition(name),
-            # §6.2: blob contents never change.
-            "Cache-Control": "private, immutable, max-age=31536000",
-        },
-    )
+    return Response(content, media_type=accept, headers=headers)

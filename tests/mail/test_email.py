@@ -158,3 +158,28 @@ async def test_bad_arguments_rfc8620_3_6_2(jmap: Jmap) -> None:
     ):
         error = await jmap.error("Email/get", ids=[], **args)
         assert error["type"] == "invalidArguments", args
+
+
+async def test_download_message_and_parts_rfc8620_6_2(jmap: Jmap, maildir: Path) -> None:
+    emails = await by_subject(jmap, properties=["subject", "blobId", "attachments", "size"])
+    photo = emails["Grüße aus Köln 📷"]
+    base = f"/jmap/download/{jmap.account_id}"
+    whole = await jmap.http.get(
+        f"{base}/{photo['blobId']}/m.eml", params={"accept": "message/rfc822"}
+    )
+    assert whole.status_code == 200
+    assert whole.headers["content-type"].startswith("message/rfc822")
+    assert len(whole.content) == photo["size"]  # the CRLF form, RFC822.SIZE
+    assert b"\n" not in whole.content.replace(b"\r\n", b"")  # no bare LF: served as CRLF
+    (attachment,) = photo["attachments"]
+    part = await jmap.http.get(
+        f"{base}/{attachment['blobId']}/x.png", params={"accept": "image/png"}
+    )
+    assert part.content == _PIXEL
+    for bogus in (
+        photo["blobId"][:-1] + "0",
+        f"P{'0' * 24}_1",
+        attachment["blobId"][:-1] + "9",
+        "Pxyz",
+    ):
+        assert (await jmap.http.get(f"{base}/{bogus}/n")).status_code == 404
