@@ -421,9 +421,18 @@ def query_changes(
     total = arg_bool(args, "calculateTotal", False)
     assert since is not None
     delta = records.changes(since, None)
-    ids = records.query(filter_, sort, _options(args, extra))
+    options = _options(args, extra)
+    ids = records.query(filter_, sort, options)
     touched = set(delta.updated) | set(delta.created)
     removed = [*delta.updated, *delta.destroyed]
+    # A type may know of records whose place moved without a change of their own
+    # (RFC 8621 §4.5: the Email representing a Thread under collapseThreads).
+    related = getattr(records, "related_changes", None)
+    if related is not None:
+        for record_id in related(since, options):
+            if record_id not in touched:
+                removed.append(record_id)
+                touched.add(record_id)
     index_of = {record_id: index for index, record_id in enumerate(ids)}
     limit_index = index_of.get(up_to) if up_to is not None else None
     added = [

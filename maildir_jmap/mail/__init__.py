@@ -12,7 +12,7 @@ from __future__ import annotations
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.core.dispatch import CORE_METHODS, Registry
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.mail import email, mailbox
+from maildir_jmap.mail import email, email_query, mailbox
 from maildir_jmap.mail.mailbox_set import MAX_DEPTH
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import MAX_NAME_BYTES
@@ -21,7 +21,7 @@ from maildir_jmap.store.names import MAX_NAME_BYTES
 def build_registry(*, mail: bool = False) -> Registry:
     registry = Registry(CORE_METHODS)
     if mail:
-        for method in [*mailbox.methods(), *email.methods()]:
+        for method in [*mailbox.methods(), *email.methods(), *email_query.methods()]:
             registry.add(method)
     return registry
 
@@ -41,7 +41,7 @@ def account_capabilities(registry: Registry, account: Account) -> dict[str, JSON
                 "maxMailboxDepth": MAX_DEPTH,
                 "maxSizeMailboxName": MAX_NAME_BYTES,
                 "maxSizeAttachmentsPerEmail": 50_000_000,
-                "emailQuerySortOptions": [],
+                "emailQuerySortOptions": list(email_query.SORTABLE),
                 "mayCreateTopLevelMailbox": True,
             }
         else:

@@ -1,0 +1,297 @@
+"""Email/query and Email/queryChanges (RFC 8621 §4.4, §4.5) over the index.
+
+Filters and sorts that the index answers are here; the full-text conditions
+(text, body, cc, bcc, header) need the search index that is still to come and
+answer unsupportedFilter until then (§4.4.1 allows a server to refuse a filter
+it cannot process).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from maildir_jmap.core import standard
+from maildir_jmap.core.capabilities import MAIL
+from maildir_jmap.core.dispatch import Context, Method
+from maildir_jmap.core.errors import MethodError
+from maildir_jmap.core.query import Comparator, collation_key
+from maildir_jmap.core.standard import Changes, TypeSpec
+from maildir_jmap.core.types import (
+    ArgumentError,
+    JSONObject,
+    arg_bool,
+    is_id,
+    is_unsigned_int,
+    parse_utc_date,
+)
+from maildir_jmap.mail.common import index_changes
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.index import EMAIL, THREAD, EmailRecord, Index
+from maildir_jmap.store.keywords import is_keyword
+
+SORTABLE = (
+    "receivedAt", "size", "from", "to", "subject", "sentAt",
+    "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword",
+)  # fmt: skip
+NEEDS_KEYWORD = ("hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword")
+NOT_YET = ("text", "body", "cc", "bcc", "header")  # answered by the search index
+MAX_LIMIT = 10_000
+
+
+def _check_keyword(value: object) -> None:
+    if not is_keyword(value):
+        raise ArgumentError(f"not a keyword: {value!r}")
+
+
+def check_condition(condition: JSONObject) -> None:
+    """RFC 8621 §4.4.1 FilterCondition, type-checked."""
+    for key, value in condition.items():
+        if key == "inMailbox":
+            if not is_id(value):
+                raise ArgumentError("inMailbox must be an Id")
+        elif key == "inMailboxOtherThan":
+            if not isinstance(value, list) or not all(is_id(v) for v in value):
+                raise ArgumentError("inMailboxOtherThan must be an array of Ids")
+        elif key in ("before", "after"):
+            parse_utc_date(value)
+        elif key in ("minSize", "maxSize"):
+            if not is_unsigned_int(value):
+                raise ArgumentError(f"{key} must be an UnsignedInt")
+        elif key in (
+            "allInThreadHaveKeyword",
+            "someInThreadHaveKeyword",
+            "noneInThreadHaveKeyword",
+            "hasKeyword",
+            "notKeyword",
+        ):
+            _check_keyword(value)
+        elif key == "hasAttachment":
+            if not isinstance(value, bool):
+                raise ArgumentError("hasAttachment must be a Boolean")
+        elif key in ("from", "to", "subject"):
+            if not isinstance(value, str):
+                raise ArgumentError(f"{key} must be a String")
+        elif key in NOT_YET:
+            raise MethodError("unsupportedFilter", f"{key!r} needs the search index")
+        else:
+            raise MethodError("unsupportedFilter", f"Email cannot be filtered by {key!r}")
+
+
+_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs)\s*(\[\d+\])?\s*:|\[[^\]]*\])\s*", re.I)
+_SUFFIX = re.compile(r"\s*\(fwd\)\s*$", re.I)
+
+
+def base_subject(subject: str) -> str:
+    """RFC 5256 §2.1, approximately: reply/forward prefixes, list tags and a
+    trailing "(fwd)" removed, white space folded."""
+    text = " ".join(subject.split())
+    while True:
+        stripped = _SUFFIX.sub("", _PREFIX.sub("", text))
+        if stripped == text:
+            return text
+        text = stripped
+
+
+def display_key(rendered: str) -> str:
+    """The name, else the address, of the first address in a rendered header."""
+    first = rendered.split(", ", 1)[0]
+    name, sep, _ = first.partition(" <")
+    return name if sep else first
+
+
+class Matcher:
+    """Compiles a filter tree into a predicate over EmailRecords."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def _thread_keywords(self, rec: EmailRecord) -> list[frozenset[str]]:
+        thread = self.index.threads.get(rec.thread_id)
+        members = thread.email_ids if thread else [rec.id]
+        return [self.index.emails[m].keywords for m in members if m in self.index.emails]
+
+    def compile(self, filter_: Any) -> Callable[[EmailRecord], bool]:
+        if filter_ is None:
+            return lambda rec: True
+        if "operator" in filter_:
+            parts = [self.compile(c) for c in filter_["conditions"]]
+            if filter_["operator"] == "AND":
+                return lambda rec: all(p(rec) for p in parts)
+            if filter_["operator"] == "OR":
+                return lambda rec: any(p(rec) for p in parts)
+            return lambda rec: not any(p(rec) for p in parts)
+        tests = [self._condition(k, v) for k, v in filter_.items()]
+        return lambda rec: all(t(rec) for t in tests)
+
+    def _condition(self, key: str, value: Any) -> Callable[[EmailRecord], bool]:
+        if key == "inMailbox":
+            return lambda rec: value in rec.mailbox_ids
+        if key == "inMailboxOtherThan":
+            excluded = set(value)
+            return lambda rec: bool(rec.mailbox_ids - excluded)
+        if key in ("before", "after"):
+            moment = parse_utc_date(value).timestamp()
+            if key == "before":
+                return lambda rec: rec.received < moment
+            return lambda rec: rec.received >= moment
+        if key == "minSize":
+            return lambda rec: rec.size >= value
+        if key == "maxSize":
+            return lambda rec: rec.size < value
+        if key == "hasKeyword":
+            keyword = value.lower()
+            return lambda rec: keyword in rec.keywords
+        if key == "notKeyword":
+            keyword = value.lower()
+            return lambda rec: keyword not in rec.keywords
+        if key == "allInThreadHaveKeyword":
+            keyword = value.lower()
+            return lambda rec: all(keyword in k for k in self._thread_keywords(rec))
+        if key == "someInThreadHaveKeyword":
+            keyword = value.lower()
+            return lambda rec: any(keyword in k for k in self._thread_keywords(rec))
+        if key == "noneInThreadHaveKeyword":
+            keyword = value.lower()
+            return lambda rec: not any(keyword in k for k in self._thread_keywords(rec))
+        if key == "hasAttachment":
+            return lambda rec: rec.has_attachment == value
+        needle = value.casefold()
+        if key == "from":
+            return lambda rec: needle in rec.sender.casefold()
+        if key == "to":
+            return lambda rec: needle in rec.to.casefold()
+        return lambda rec: needle in rec.subject.casefold()  # subject
+
+
+class _Reverse:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reverse) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reverse) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def sort_key(index: Index, sort: list[Comparator]) -> Callable[[EmailRecord], tuple[Any, ...]]:
+    matcher = Matcher(index)
+
+    def value(rec: EmailRecord, comparator: Comparator) -> Any:
+        prop = comparator.property
+        if prop == "receivedAt":
+            return rec.received
+        if prop == "size":
+            return rec.size
+        if prop == "sentAt":
+            return rec.sent_at if rec.sent_at is not None else rec.received
+        if prop in ("from", "to", "subject"):
+            text = {"from": display_key(rec.sender), "to": display_key(rec.to)}.get(
+                prop, base_subject(rec.subject)
+            )
+            return collation_key(comparator.collation)(text)
+        keyword = str(comparator.extra["keyword"]).lower()
+        if prop == "hasKeyword":
+            return keyword in rec.keywords
+        thread = matcher._thread_keywords(rec)
+        if prop == "allInThreadHaveKeyword":
+            return all(keyword in k for k in thread)
+        return any(keyword in k for k in thread)
+
+    def key(rec: EmailRecord) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for comparator in sort:
+            item = value(rec, comparator)
+            parts.append(item if comparator.is_ascending else _Reverse(item))
+        # Stable and deterministic after the comparators: newest first, then id.
+        parts += [_Reverse(rec.received), rec.id]
+        return tuple(parts)
+
+    return key
+
+
+def run_query(index: Index, filter_: Any, sort: list[Comparator], collapse: bool) -> list[str]:
+    predicate = Matcher(index).compile(filter_)
+    found = [rec for rec in index.emails.values() if predicate(rec)]
+    found.sort(key=sort_key(index, sort))
+    if not collapse:
+        return [rec.id for rec in found]
+    seen: set[str] = set()
+    out = []
+    for rec in found:
+        if rec.thread_id not in seen:
+            seen.add(rec.thread_id)
+            out.append(rec.id)
+    return out
+
+
+class EmailQueryRecords:
+    """The query side of Email for ``core.standard.query``/``query_changes``."""
+
+    def __init__(self, account: Account) -> None:
+        self.index = account.index
+
+    def state(self) -> str:
+        return self.index.state(EMAIL)
+
+    def changes(self, since_state: str, max_changes: int | None) -> Changes:
+        return index_changes(self.index, EMAIL, since_state, max_changes)
+
+    def query(self, filter_: Any, sort: list[Comparator], options: JSONObject) -> list[str]:
+        for comparator in sort:
+            if comparator.property in NEEDS_KEYWORD and "keyword" not in comparator.extra:
+                raise ArgumentError(f"sorting by {comparator.property} needs a keyword")
+        return run_query(self.index, filter_, sort, bool(options.get("collapseThreads")))
+
+    def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
+        """With collapseThreads, every member of a Thread that changed: which of
+        them represents the Thread may have moved (RFC 8621 §4.5)."""
+        if not options.get("collapseThreads"):
+            return set()
+        threads = index_changes(self.index, THREAD, since_state, None)
+        out: set[str] = set()
+        for thread_id in [*threads.created, *threads.updated]:
+            thread = self.index.threads.get(thread_id)
+            out.update(thread.email_ids if thread else ())
+        return out
+
+
+QUERY_SPEC = TypeSpec(
+    name="Email",
+    capability=MAIL,
+    records=lambda ctx, access: EmailQueryRecords(access.backend),  # type: ignore[arg-type,return-value]
+    is_property=lambda p: False,
+    default_properties=(),
+    check_condition=check_condition,
+    sortable=SORTABLE,
+    comparator_args={"keyword": is_keyword},
+    max_query_limit=MAX_LIMIT,
+)
+
+
+def _collapse(args: JSONObject) -> None:
+    arg_bool(args, "collapseThreads", False)  # type-checked before anything runs
+
+
+def email_query(ctx: Context, args: JSONObject) -> JSONObject:
+    _collapse(args)
+    return standard.query(ctx, args, QUERY_SPEC, extra=("collapseThreads",))
+
+
+def email_query_changes(ctx: Context, args: JSONObject) -> JSONObject:
+    _collapse(args)
+    return standard.query_changes(ctx, args, QUERY_SPEC, extra=("collapseThreads",))
+
+
+def methods() -> list[Method]:
+    return [
+        Method("Email/query", MAIL, email_query),
+        Method("Email/queryChanges", MAIL, email_query_changes),
+    ]
