@@ -193,6 +193,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=bar,
     )
     account.compact()
+    account.sync_search()
     bar.close()
     elapsed = time.monotonic() - started
     index = account.index

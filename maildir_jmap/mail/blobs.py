@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from maildir_jmap.mail.email_view import read_message
 from maildir_jmap.mime.parse import Part, parse
 from maildir_jmap.store.account import Account
 
@@ -38,11 +37,11 @@ def blob_bytes(account: Account, blob_id: str) -> bytes | None:
         rec = account.index.emails.get("M" + digest[:24])
         if rec is None or rec.digest != digest:
             return None
-        return read_message(account, rec)
+        return account.read_message(rec)
     part_match = _PART.fullmatch(blob_id)
     if part_match is not None:
         rec = account.index.emails.get("M" + part_match.group(1))
-        raw = read_message(account, rec) if rec is not None else None
+        raw = account.read_message(rec) if rec is not None else None
         if raw is None:
             return None
         part = _find(parse(raw), part_match.group(2))

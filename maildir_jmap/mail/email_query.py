@@ -1,9 +1,8 @@
-"""Email/query and Email/queryChanges (RFC 8621 §4.4, §4.5) over the index.
+"""Email/query and Email/queryChanges (RFC 8621 §4.4, §4.5).
 
-Filters and sorts that the index answers are here; the full-text conditions
-(text, body, cc, bcc, header) need the search index that is still to come and
-answer unsupportedFilter until then (§4.4.1 allows a server to refuse a filter
-it cannot process).
+Most conditions are answered from the index; text, body, cc and bcc from the
+SQLite FTS5 index (store/search.py, synced before such a query runs), and
+header by reading the candidates' header sections.
 """
 
 from __future__ import annotations
@@ -27,16 +26,24 @@ from maildir_jmap.core.types import (
     parse_utc_date,
 )
 from maildir_jmap.mail.common import index_changes
+from maildir_jmap.mime.headers import as_text
+from maildir_jmap.mime.parse import split_head
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, THREAD, EmailRecord, Index
 from maildir_jmap.store.keywords import is_keyword
+from maildir_jmap.store.search import match_expression
 
 SORTABLE = (
     "receivedAt", "size", "from", "to", "subject", "sentAt",
     "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword",
 )  # fmt: skip
 NEEDS_KEYWORD = ("hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword")
-NOT_YET = ("text", "body", "cc", "bcc", "header")  # answered by the search index
+FULL_TEXT = {  # condition -> search index columns (None: all of them)
+    "text": None,
+    "body": ("body",),
+    "cc": ("cc",),
+    "bcc": ("bcc",),
+}
 MAX_LIMIT = 10_000
 
 
@@ -70,11 +77,16 @@ def check_condition(condition: JSONObject) -> None:
         elif key == "hasAttachment":
             if not isinstance(value, bool):
                 raise ArgumentError("hasAttachment must be a Boolean")
-        elif key in ("from", "to", "subject"):
+        elif key in ("from", "to", "subject") or key in FULL_TEXT:
             if not isinstance(value, str):
                 raise ArgumentError(f"{key} must be a String")
-        elif key in NOT_YET:
-            raise MethodError("unsupportedFilter", f"{key!r} needs the search index")
+        elif key == "header":
+            if (
+                not isinstance(value, list)
+                or not 1 <= len(value) <= 2
+                or not all(isinstance(v, str) for v in value)
+            ):
+                raise ArgumentError("header must be [name] or [name, value]")
         else:
             raise MethodError("unsupportedFilter", f"Email cannot be filtered by {key!r}")
 
@@ -101,11 +113,20 @@ def display_key(rendered: str) -> str:
     return name if sep else first
 
 
+def uses_full_text(filter_: Any) -> bool:
+    if not isinstance(filter_, dict):
+        return False
+    if "operator" in filter_:
+        return any(uses_full_text(c) for c in filter_["conditions"])
+    return any(key in FULL_TEXT for key in filter_)
+
+
 class Matcher:
     """Compiles a filter tree into a predicate over EmailRecords."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, account: Account | None = None) -> None:
         self.index = index
+        self.account = account
 
     def _thread_keywords(self, rec: EmailRecord) -> list[frozenset[str]]:
         thread = self.index.threads.get(rec.thread_id)
@@ -157,12 +178,40 @@ class Matcher:
             return lambda rec: not any(keyword in k for k in self._thread_keywords(rec))
         if key == "hasAttachment":
             return lambda rec: rec.has_attachment == value
+        if key in FULL_TEXT:
+            assert self.account is not None
+            expression = match_expression(value, FULL_TEXT[key])
+            if expression is None:
+                return lambda rec: True
+            hits = self.account.search.search(expression)
+            return lambda rec: rec.id in hits
+        if key == "header":
+            return self._header(value)
         needle = value.casefold()
         if key == "from":
             return lambda rec: needle in rec.sender.casefold()
         if key == "to":
             return lambda rec: needle in rec.to.casefold()
         return lambda rec: needle in rec.subject.casefold()  # subject
+
+    def _header(self, value: list[str]) -> Callable[[EmailRecord], bool]:
+        """RFC 8621 §4.4.1 header: the field is present, or its Text form contains
+        the value (case-insensitively); read from the message's header section."""
+        name = value[0].lower()
+        needle = value[1].casefold() if len(value) == 2 else None
+        account = self.account
+
+        def test(rec: EmailRecord) -> bool:
+            raw = account.read_message(rec) if account is not None else None
+            if raw is None:
+                return False
+            fields, _ = split_head(raw)
+            values = [v for n, v in fields if n.lower() == name]
+            if needle is None:
+                return bool(values)
+            return any(needle in as_text(v).casefold() for v in values)
+
+        return test
 
 
 class _Reverse:
@@ -217,8 +266,16 @@ def sort_key(index: Index, sort: list[Comparator]) -> Callable[[EmailRecord], tu
     return key
 
 
-def run_query(index: Index, filter_: Any, sort: list[Comparator], collapse: bool) -> list[str]:
-    predicate = Matcher(index).compile(filter_)
+def run_query(
+    index: Index,
+    filter_: Any,
+    sort: list[Comparator],
+    collapse: bool,
+    account: Account | None = None,
+) -> list[str]:
+    if account is not None and uses_full_text(filter_):
+        account.sync_search()
+    predicate = Matcher(index, account).compile(filter_)
     found = [rec for rec in index.emails.values() if predicate(rec)]
     found.sort(key=sort_key(index, sort))
     if not collapse:
@@ -236,6 +293,7 @@ class EmailQueryRecords:
     """The query side of Email for ``core.standard.query``/``query_changes``."""
 
     def __init__(self, account: Account) -> None:
+        self.account = account
         self.index = account.index
 
     def state(self) -> str:
@@ -248,7 +306,8 @@ class EmailQueryRecords:
         for comparator in sort:
             if comparator.property in NEEDS_KEYWORD and "keyword" not in comparator.extra:
                 raise ArgumentError(f"sorting by {comparator.property} needs a keyword")
-        return run_query(self.index, filter_, sort, bool(options.get("collapseThreads")))
+        collapse = bool(options.get("collapseThreads"))
+        return run_query(self.index, filter_, sort, collapse, self.account)
 
     def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
         """With collapseThreads, every member of a Thread that changed: which of

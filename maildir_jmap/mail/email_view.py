@@ -9,7 +9,6 @@ reads and parses the message once per Email/get entry.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from maildir_jmap.core.types import JSONObject, format_utc_date
@@ -23,10 +22,8 @@ from maildir_jmap.mime.headers import (
     parse_property,
 )
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse
-from maildir_jmap.mime.summary import to_crlf
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EmailRecord
-from maildir_jmap.store.maildir import find_file
 
 INDEX_PROPERTIES = frozenset(
     {
@@ -95,34 +92,6 @@ def part_blob_id(email_id: str, part_id: str) -> str:
     """``P<email hash>_<partId>``: resolvable without a table (DESIGN: Identity;
     '_' rather than '.', which an Id may not contain, RFC 8620 §1.2)."""
     return f"P{email_id[1:]}_{part_id}"
-
-
-def message_path(account: Account, rec: EmailRecord) -> Path | None:
-    """A current path of one of the Email's files (Dovecot may have renamed it)."""
-    root = account.maildir
-    for mailbox_id, subdir, base, info in rec.files:
-        mailbox = account.index.mailboxes.get(mailbox_id)
-        if mailbox is None:
-            continue
-        folder = root / mailbox.directory if mailbox.directory else root
-        path = folder / subdir / (base + info)
-        if path.exists():
-            return path
-        found = find_file(folder, base)
-        if found is not None:
-            return found
-    return None
-
-
-def read_message(account: Account, rec: EmailRecord) -> bytes | None:
-    """The message in its CRLF form (what downloads serve and sizes count)."""
-    path = message_path(account, rec)
-    if path is None:
-        return None
-    try:
-        return to_crlf(path.read_bytes())
-    except FileNotFoundError:
-        return None
 
 
 class BodyOptions:
@@ -213,7 +182,7 @@ def email_json(
     rest = properties - INDEX_PROPERTIES
     if not rest:
         return out
-    raw = read_message(account, rec)
+    raw = account.read_message(rec)
     if raw is None:
         return None
     root = parse(raw)

@@ -19,12 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maildir_jmap.mime.text import search_document
+from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import BlobStore
 from maildir_jmap.store.folders import detect_layout
-from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, Index
+from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.reconcile import Progress, reconcile
+from maildir_jmap.store.search import SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,33 @@ class Account:
     def state(self, type_name: str) -> str:
         return self.index.state(type_name)
 
+    def read_message(self, rec: EmailRecord) -> bytes | None:
+        """The Email's content in CRLF form, or None if its files are all gone."""
+        return messages.read_message(self.maildir, self.index, rec)
+
+    @property
+    def search(self) -> SearchIndex:
+        """The full-text index, opened (or rebuilt, if deleted) on first use."""
+        found = self.caches.get("search")
+        if not isinstance(found, SearchIndex):
+            found = SearchIndex(self.state_dir / "search.sqlite")
+            self.caches["search"] = found
+        return found
+
+    def sync_search(self) -> int:
+        """Bring the full-text index up to date with the index; returns Emails added."""
+        index = self.index
+
+        def document(email_id: str) -> dict[str, str] | None:
+            rec = index.emails.get(email_id)
+            raw = self.read_message(rec) if rec is not None else None
+            return search_document(raw) if raw is not None else None
+
+        with self.lock:
+            emails = set(index.emails)
+            epoch, modseq = index.epoch, index.modseq
+        return self.search.sync(epoch, modseq, emails, document)
+
     def rescan(
         self, directories: set[str] | None = None, progress: Progress | None = None
     ) -> Change:
@@ -150,6 +180,9 @@ class Account:
     def close(self) -> None:
         with self.lock:
             self.journal.close()
+            search = self.caches.pop("search", None)
+            if isinstance(search, SearchIndex):
+                search.close()
 
 
 def load_index(journal: Journal) -> Index:

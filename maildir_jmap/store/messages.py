@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from maildir_jmap.mime.summary import to_crlf
+from maildir_jmap.store.index import EmailRecord, Index
 from maildir_jmap.store.keywords import imap_names_needed, jmap_keyword, keywords_of, marks_for
 from maildir_jmap.store.maildir import (
     FileName,
     add_keywords,
     copy_file,
+    find_file,
     folder_lock,
     move_file,
     read_keywords,
@@ -76,3 +79,30 @@ def copy(path: Path, target: Path, keywords: Iterable[str] | None = None) -> Pat
     """Copy a message into ``target`` (a hard link where possible), same base name."""
     flags, letters = _target_marks(path, target, keywords)
     return copy_file(path, target, flags, letters)
+
+
+def message_path(root: Path, index: Index, rec: EmailRecord) -> Path | None:
+    """A current path of one of the Email's files (Dovecot may have renamed it)."""
+    for mailbox_id, subdir, base, info in rec.files:
+        mailbox = index.mailboxes.get(mailbox_id)
+        if mailbox is None:
+            continue
+        folder = root / mailbox.directory if mailbox.directory else root
+        path = folder / subdir / (base + info)
+        if path.exists():
+            return path
+        found = find_file(folder, base)
+        if found is not None:
+            return found
+    return None
+
+
+def read_message(root: Path, index: Index, rec: EmailRecord) -> bytes | None:
+    """The message in its CRLF form (what downloads serve and sizes count)."""
+    path = message_path(root, index, rec)
+    if path is None:
+        return None
+    try:
+        return to_crlf(path.read_bytes())
+    except FileNotFoundError:
+        return None

@@ -123,8 +123,9 @@ async def test_sorts_rfc8621_4_4_2(jmap: Jmap) -> None:
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        ({"filter": {"text": "hello"}}, "unsupportedFilter"),
-        ({"filter": {"body": "x"}}, "unsupportedFilter"),
+        ({"filter": {"text": 5}}, "invalidArguments"),
+        ({"filter": {"header": []}}, "invalidArguments"),
+        ({"filter": {"header": ["a", "b", "c"]}}, "invalidArguments"),
         ({"filter": {"colour": "red"}}, "unsupportedFilter"),
         ({"filter": {"inMailbox": 5}}, "invalidArguments"),
         ({"filter": {"before": "yesterday"}}, "invalidArguments"),
@@ -167,3 +168,43 @@ def test_base_subject_rfc5256_2_1() -> None:
     assert base_subject("Re: Fwd: [list] RE:  hello  world (fwd)") == "hello world"
     assert base_subject("AW: Grüße") == "Grüße"
     assert base_subject("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("filter_", "expected"),
+    [
+        ({"text": "köln"}, {"Grüße aus Köln 📷"}),
+        ({"text": "KOLN"}, {"Grüße aus Köln 📷"}),  # case- and diacritic-insensitive
+        ({"text": "jose"}, {"Grüße aus Köln 📷"}),  # the From header
+        ({"body": "booked table"}, {"Re: Lunch on Friday?"}),
+        ({"body": "Lunch"}, set()),  # only in subjects, not bodies
+        ({"body": "IMAP"}, {"This week: JMAP arrives next to your Dovecot"}),  # from HTML too
+        ({"cc": "anyone"}, set()),
+        ({"header": ["In-Reply-To"]}, {"Re: Lunch on Friday?"}),
+        ({"header": ["subject", "GRÜSSE"]}, {"Grüße aus Köln 📷"}),  # ß casefolds to ss
+        ({"header": ["Subject", "grüße"]}, {"Grüße aus Köln 📷"}),
+        (
+            {"text": "   "},
+            {
+                "Lunch on Friday?",
+                "Re: Lunch on Friday?",
+                "Grüße aus Köln 📷",
+                "This week: JMAP arrives next to your Dovecot",
+                "Notes for Friday",
+            },
+        ),
+    ],
+)
+async def test_full_text_filters_rfc8621_4_4_1(
+    jmap: Jmap, filter_: dict[str, Any], expected: set[str]
+) -> None:
+    assert set(await query(jmap, filter=filter_)) == expected
+
+
+async def test_search_index_follows_changes_and_rebuilds(jmap: Jmap, maildir: Path) -> None:
+    deliver(maildir, b"Subject: quarterly numbers\n\nThe zeppelin report is attached.\n", flags="S")
+    jmap.account.rescan()
+    assert await query(jmap, filter={"text": "zeppelin"}) == ["quarterly numbers"]
+    jmap.account.close()  # closes the search index; deleting it must only cost a rebuild
+    (jmap.account.state_dir / "search.sqlite").unlink()
+    assert await query(jmap, filter={"text": "zeppelin"}) == ["quarterly numbers"]

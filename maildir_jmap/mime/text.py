@@ -1,0 +1,45 @@
+"""The searchable text of a message: decoded header fields and its body text."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from maildir_jmap.mime.headers import as_addresses, as_text
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse
+
+MAX_BODY_CHARS = 200_000  # enough for any human-written mail; bounds the index
+_TAG = re.compile(r"<[^>]*>")
+_DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.S | re.I)
+
+
+def html_to_text(markup: str) -> str:
+    return html.unescape(_TAG.sub(" ", _DROP.sub(" ", markup)))
+
+
+def _addresses(part: Part, name: str) -> str:
+    values = [v for n, v in part.headers if n.lower() == name]
+    return " ".join(
+        f"{a['name'] or ''} {a['email']}" for value in values for a in as_addresses(value)
+    )
+
+
+def search_document(raw: bytes) -> dict[str, str]:
+    """Column -> text for the search index (store/search.py COLUMNS)."""
+    root = parse(raw)
+    subjects = [v for n, v in root.headers if n.lower() == "subject"]
+    text, html_parts, _ = decompose(root)
+    chunks: list[str] = []
+    for part in text or html_parts:
+        if not part.type.startswith("text/"):
+            continue
+        value = str(body_value(part)["value"])
+        chunks.append(html_to_text(value) if part.type == "text/html" else value)
+    return {
+        "subject": as_text(subjects[-1]) if subjects else "",
+        "sender": _addresses(root, "from"),
+        "recipients": _addresses(root, "to"),
+        "cc": _addresses(root, "cc"),
+        "bcc": _addresses(root, "bcc"),
+        "body": "\n".join(chunks)[:MAX_BODY_CHARS],
+    }
