@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import Context, Method
@@ -266,6 +268,16 @@ def sort_key(index: Index, sort: list[Comparator]) -> Callable[[EmailRecord], tu
     return key
 
 
+def _fast_key(sort: list[Comparator]) -> tuple[Callable[[EmailRecord], Any], bool] | None:
+    """The common list-view sorts as plain numeric keys (no per-record objects)."""
+    if len(sort) == 1 and sort[0].property in ("receivedAt", "size"):
+        prop = "received" if sort[0].property == "receivedAt" else "size"
+        if sort[0].is_ascending:
+            return (lambda rec: (getattr(rec, prop), rec.received, rec.id)), False
+        return (lambda rec: (getattr(rec, prop), rec.received, rec.id)), True
+    return None
+
+
 def run_query(
     index: Index,
     filter_: Any,
@@ -277,7 +289,11 @@ def run_query(
         account.sync_search()
     predicate = Matcher(index, account).compile(filter_)
     found = [rec for rec in index.emails.values() if predicate(rec)]
-    found.sort(key=sort_key(index, sort))
+    fast = _fast_key(sort)
+    if fast is not None:
+        found.sort(key=fast[0], reverse=fast[1])
+    else:
+        found.sort(key=sort_key(index, sort))
     if not collapse:
         return [rec.id for rec in found]
     seen: set[str] = set()
@@ -287,6 +303,52 @@ def run_query(
             seen.add(rec.thread_id)
             out.append(rec.id)
     return out
+
+
+class QueryCache:
+    """Recent query results, valid while the index's modseq stands still: a client
+    paging through a list view, or several clients on one account, sort once."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.modseq = -1
+        self.results: dict[str, list[str]] = {}
+
+    def get(self, index: Index, key: str) -> list[str] | None:
+        if self.modseq != index.modseq:
+            self.modseq, self.results = index.modseq, {}
+        hit = self.results.pop(key, None)
+        if hit is not None:
+            self.results[key] = hit  # most recently used last
+        return hit
+
+    def put(self, key: str, ids: list[str]) -> None:
+        self.results[key] = ids
+        while len(self.results) > self.size:
+            del self.results[next(iter(self.results))]
+
+
+def cached_query(
+    account: Account, filter_: Any, sort: list[Comparator], collapse: bool
+) -> list[str]:
+    index = account.index
+    if uses_full_text(filter_):
+        account.sync_search()  # before the cache: a synced search can change results
+    cache = account.caches.setdefault("email-query", QueryCache())
+    assert isinstance(cache, QueryCache)
+    key = orjson.dumps(
+        [
+            filter_,
+            [(c.property, c.is_ascending, c.collation, dict(c.extra)) for c in sort],
+            collapse,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+    ids = cache.get(index, key)
+    if ids is None:
+        ids = run_query(index, filter_, sort, collapse, account)
+        cache.put(key, ids)
+    return ids
 
 
 class EmailQueryRecords:
@@ -307,7 +369,7 @@ class EmailQueryRecords:
             if comparator.property in NEEDS_KEYWORD and "keyword" not in comparator.extra:
                 raise ArgumentError(f"sorting by {comparator.property} needs a keyword")
         collapse = bool(options.get("collapseThreads"))
-        return run_query(self.index, filter_, sort, collapse, self.account)
+        return cached_query(self.account, filter_, sort, collapse)
 
     def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
         """With collapseThreads, every member of a Thread that changed: which of

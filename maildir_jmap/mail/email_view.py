@@ -21,7 +21,7 @@ from maildir_jmap.mime.headers import (
     header_value,
     parse_property,
 )
-from maildir_jmap.mime.parse import Part, body_value, decompose, parse
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EmailRecord
 
@@ -182,22 +182,30 @@ def email_json(
     rest = properties - INDEX_PROPERTIES
     if not rest:
         return out
-    raw = account.read_message(rec)
-    if raw is None:
-        return None
-    root = parse(raw)
+    root: Part | None = None
+    if rest & BODY:
+        raw = account.read_message(rec)
+        if raw is None:
+            return None
+        root = parse(raw)
+        headers = root.headers
+    else:
+        head = account.read_head(rec)
+        if head is None:
+            return None
+        headers = split_head(head)[0]
     for prop in rest:
         if prop in CONVENIENCE:
             name, parser = CONVENIENCE[prop]
-            values = [v for n, v in root.headers if n.lower() == name.lower()]
+            values = [v for n, v in headers if n.lower() == name.lower()]
             out[prop] = parser(values[-1]) if values else None
         elif prop == "headers":
-            out[prop] = [{"name": n, "value": v} for n, v in root.headers]
+            out[prop] = [{"name": n, "value": v} for n, v in headers]
         elif prop not in BODY:
             parsed: HeaderProperty | None = parse_property(prop)
             if parsed is not None:
-                out[prop] = header_value(root.headers, parsed)
-    if rest & BODY:
+                out[prop] = header_value(headers, parsed)
+    if root is not None:
         _body(out, rec.id, root, rest, body)
     return out
 

@@ -21,6 +21,7 @@ from maildir_jmap.mime.headers import as_message_ids, as_text, unfold
 
 MAX_DEPTH = 40  # nested multiparts beyond this are treated as opaque leaves
 _LINE = re.compile(rb"\r?\n")
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
 
 
 @dataclass
@@ -115,7 +116,7 @@ def split_head(data: bytes) -> tuple[list[tuple[str, str]], bytes]:
             fields[-1][1].extend(b"\r\n" + line)
             continue
         name, sep, value = line.partition(b":")
-        if not sep or not name or not all(33 <= c <= 126 for c in name):
+        if not sep or _FIELD_NAME.fullmatch(name) is None:
             continue  # not a header line: dropped, as lenient parsers do
         fields.append((name.decode("ascii"), bytearray(value)))
     return [(n, bytes(v).decode("utf-8", errors="replace")) for n, v in fields], body

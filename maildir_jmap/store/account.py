@@ -106,6 +106,10 @@ class Account:
         """The Email's content in CRLF form, or None if its files are all gone."""
         return messages.read_message(self.maildir, self.index, rec)
 
+    def read_head(self, rec: EmailRecord) -> bytes | None:
+        """Only the header section, CRLF form (cheap for list views)."""
+        return messages.read_head(self.maildir, self.index, rec)
+
     @property
     def search(self) -> SearchIndex:
         """The full-text index, opened (or rebuilt, if deleted) on first use."""

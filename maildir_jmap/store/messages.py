@@ -106,3 +106,22 @@ def read_message(root: Path, index: Index, rec: EmailRecord) -> bytes | None:
         return to_crlf(path.read_bytes())
     except FileNotFoundError:
         return None
+
+
+def read_head(root: Path, index: Index, rec: EmailRecord, limit: int = 65536) -> bytes | None:
+    """The message's header section (CRLF form) without reading the body: list
+    views ask for From and Subject, not for attachments."""
+    for _ in range(2):  # a second try after looking the file up again
+        path = message_path(root, index, rec)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(limit)
+                if b"\n\n" not in data and b"\r\n\r\n" not in data:
+                    data += handle.read()
+        except FileNotFoundError:
+            continue  # renamed between the lookup and the open
+        end = data.find(b"\n\n")
+        return to_crlf(data if end < 0 else data[: end + 2])
+    return None
