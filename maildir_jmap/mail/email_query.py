@@ -129,6 +129,15 @@ class Matcher:
     def __init__(self, index: Index, account: Account | None = None) -> None:
         self.index = index
         self.account = account
+        self._hits: dict[str, set[str]] = {}
+
+    def hits(self, expression: str) -> set[str]:
+        """Full-text matches, asked of the search index once per query."""
+        found = self._hits.get(expression)
+        if found is None:
+            assert self.account is not None
+            found = self._hits[expression] = self.account.search.search(expression)
+        return found
 
     def _thread_keywords(self, rec: EmailRecord) -> list[frozenset[str]]:
         thread = self.index.threads.get(rec.thread_id)
@@ -185,7 +194,7 @@ class Matcher:
             expression = match_expression(value, FULL_TEXT[key])
             if expression is None:
                 return lambda rec: True
-            hits = self.account.search.search(expression)
+            hits = self.hits(expression)
             return lambda rec: rec.id in hits
         if key == "header":
             return self._header(value)
@@ -195,6 +204,26 @@ class Matcher:
         if key == "to":
             return lambda rec: needle in rec.to.casefold()
         return lambda rec: needle in rec.subject.casefold()  # subject
+
+    def required(self, filter_: Any) -> set[str] | None:
+        """Ids any match must be among (from full-text conditions that every match
+        satisfies), or None: a search then looks at its hits, not every Email."""
+        if not isinstance(filter_, dict) or self.account is None:
+            return None
+        if "operator" in filter_:
+            if filter_["operator"] != "AND":
+                return None
+            sets = [r for r in (self.required(c) for c in filter_["conditions"]) if r is not None]
+            return set.intersection(*sets) if sets else None
+        found: set[str] | None = None
+        for key, value in filter_.items():
+            if key in FULL_TEXT:
+                expression = match_expression(value, FULL_TEXT[key])
+                if expression is None:
+                    continue
+                hits = self.hits(expression)
+                found = hits if found is None else found & hits
+        return found
 
     def _header(self, value: list[str]) -> Callable[[EmailRecord], bool]:
         """RFC 8621 §4.4.1 header: the field is present, or its Text form contains
@@ -287,8 +316,12 @@ def run_query(
 ) -> list[str]:
     if account is not None and uses_full_text(filter_):
         account.sync_search()
-    predicate = Matcher(index, account).compile(filter_)
-    found = [rec for rec in index.emails.values() if predicate(rec)]
+    matcher = Matcher(index, account)
+    predicate = matcher.compile(filter_)
+    candidates = matcher.required(filter_)
+    emails = index.emails
+    pool = emails.values() if candidates is None else (emails[i] for i in candidates if i in emails)
+    found = [rec for rec in pool if predicate(rec)]
     fast = _fast_key(sort)
     if fast is not None:
         found.sort(key=fast[0], reverse=fast[1])
