@@ -1,0 +1,82 @@
+"""Email/queryChanges against a recomputed query after random changes (RFC 8620
+§5.6, RFC 8621 §4.5): applying removed/added to the old results must give the
+new results, for plain and collapsed queries, whatever happened in between."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maildir_jmap.store.maildir import FileName, deliver
+from tests.mail.conftest import Jmap
+
+
+def mutate(rng: random.Random, maildir: Path, step: int) -> None:
+    files = [p for sub in ("cur", "new") for p in (maildir / sub).iterdir()]
+    archive = maildir / ".Archive" / "cur"
+    action = rng.choice(["deliver", "reply", "flag", "move", "expunge"])
+    if action == "deliver" or not files:
+        deliver(
+            maildir,
+            f"Subject: new {step}\nMessage-ID: <n{step}@x>\n\nbody {step}\n".encode(),
+            seen=rng.random() < 0.5,
+        )
+    elif action == "reply":
+        deliver(
+            maildir,
+            f"Subject: Re: new\nMessage-ID: <r{step}@x>\nIn-Reply-To: <n{rng.randrange(step + 1)}@x>\n\nreply\n".encode(),
+            flags="S",
+        )
+    elif action == "flag":
+        path = rng.choice(files)
+        parsed = FileName.parse(path.name)
+        flags = "".join(sorted(set(parsed.flags) ^ {rng.choice("FS")}))
+        os.rename(path, maildir / "cur" / parsed.with_marks(flags, parsed.letters).name())
+    elif action == "move":
+        path = rng.choice(files)
+        os.rename(path, archive / path.name)
+    else:
+        rng.choice(files).unlink()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_query_changes_reproduce_recomputed_results(
+    jmap: Jmap, maildir: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    inbox = (await jmap.mailboxes())["Inbox"]["id"]
+    queries: list[dict[str, Any]] = [
+        {
+            "filter": {"inMailbox": inbox},
+            "sort": [{"property": "receivedAt", "isAscending": False}],
+        },
+        {
+            "filter": {"inMailbox": inbox},
+            "sort": [{"property": "receivedAt", "isAscending": False}],
+            "collapseThreads": True,
+        },
+        {
+            "filter": {"notKeyword": "$seen"},
+            "sort": [{"property": "subject"}],
+            "collapseThreads": True,
+        },
+    ]
+    for round_ in range(4):
+        before = [await jmap.call("Email/query", **q) for q in queries]
+        for step in range(rng.randrange(1, 5)):
+            mutate(rng, maildir, round_ * 10 + step)
+        jmap.account.rescan()
+        for q, old in zip(queries, before, strict=True):
+            new = await jmap.call("Email/query", **q)
+            delta = await jmap.call(
+                "Email/queryChanges", sinceQueryState=old["queryState"], calculateTotal=True, **q
+            )
+            ids = [i for i in old["ids"] if i not in set(delta["removed"])]
+            for item in delta["added"]:
+                ids.insert(item["index"], item["id"])
+            assert ids[: delta["total"]] == new["ids"], (seed, round_, q)
+            assert delta["newQueryState"] == new["queryState"]
