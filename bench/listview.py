@@ -6,10 +6,8 @@ on loopback, serving an index built beforehand by the index benchmark.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench.push import PASSWORD, _free_port, _percentile
+from bench.push import PASSWORD, _percentile, running_server
 
 SERVER = r"""
 import sys, uvicorn
@@ -37,32 +35,9 @@ LIST_PROPERTIES = [
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 
-@contextlib.contextmanager
 def _server(maildir: Path, state: Path) -> Any:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(maildir), str(state), str(port), PASSWORD],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).parent.parent,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(url + "/jmap/session", auth=("bench", PASSWORD)).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    argv = [sys.executable, "-c", SERVER, str(maildir), str(state), "{port}", PASSWORD]
+    return running_server(argv, "bench")
 
 
 def _request(

@@ -38,20 +38,23 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 @contextlib.contextmanager
-def _server(maildir: Path, state: Path) -> Any:
+def running_server(argv: list[str], user: str, env: dict[str, str] | None = None) -> Any:
+    """Start a server process (``argv`` gets ``--port``-style placeholders filled
+    by the caller), wait for its Session, stop it afterwards; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "MAILDIR_JMAP_PASSWORD": PASSWORD}
+    args = [a.replace("{port}", str(port)) for a in argv]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "maildir_jmap", "--log-level", "WARNING", "serve", str(maildir),
-         "--port", str(port), "--user", "alice", "--state-dir", str(state)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             try:
-                if httpx.get(url + "/jmap/session", auth=("alice", PASSWORD)).status_code == 200:
+                if httpx.get(url + "/jmap/session", auth=(user, PASSWORD)).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -65,7 +68,13 @@ def _server(maildir: Path, state: Path) -> Any:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise
+
+
+def _server(maildir: Path, state: Path) -> Any:
+    """``maildir-jmap serve`` itself, as a user would run it."""
+    argv = [sys.executable, "-m", "maildir_jmap", "--log-level", "WARNING", "serve", str(maildir),
+            "--port", "{port}", "--user", "alice", "--state-dir", str(state)]  # fmt: skip
+    return running_server(argv, "alice", {"MAILDIR_JMAP_PASSWORD": PASSWORD})
 
 
 def push_latency(workdir: Path, samples: int) -> dict[str, float]:

@@ -119,6 +119,25 @@ def _ascii_numeric_key(text: str) -> tuple[int, int]:
     return (0, int(text[:digits]))
 
 
+class Descending:
+    """Wraps a sort-key value so that it orders in reverse inside a tuple key
+    (a comparator with isAscending false among ascending ones, §5.5)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: Descending) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descending) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
 @dataclass(frozen=True)
 class Window:
     position: int

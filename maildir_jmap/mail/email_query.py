@@ -17,7 +17,7 @@ from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.errors import MethodError
-from maildir_jmap.core.query import Comparator, collation_key
+from maildir_jmap.core.query import Comparator, Descending, collation_key
 from maildir_jmap.core.standard import Changes, TypeSpec
 from maildir_jmap.core.types import (
     ArgumentError,
@@ -245,22 +245,6 @@ class Matcher:
         return test
 
 
-class _Reverse:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Reverse) -> bool:
-        return bool(other.value < self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Reverse) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-
 def sort_key(index: Index, sort: list[Comparator]) -> Callable[[EmailRecord], tuple[Any, ...]]:
     matcher = Matcher(index)
 
@@ -289,9 +273,9 @@ def sort_key(index: Index, sort: list[Comparator]) -> Callable[[EmailRecord], tu
         parts: list[Any] = []
         for comparator in sort:
             item = value(rec, comparator)
-            parts.append(item if comparator.is_ascending else _Reverse(item))
+            parts.append(item if comparator.is_ascending else Descending(item))
         # Stable and deterministic after the comparators: newest first, then id.
-        parts += [_Reverse(rec.received), rec.id]
+        parts += [Descending(rec.received), rec.id]
         return tuple(parts)
 
     return key

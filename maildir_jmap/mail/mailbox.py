@@ -13,7 +13,7 @@ from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import MethodError
-from maildir_jmap.core.query import Comparator, collation_key
+from maildir_jmap.core.query import Comparator, Descending, collation_key
 from maildir_jmap.core.standard import Changes, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, is_id
 from maildir_jmap.mail.common import index_changes
@@ -221,25 +221,9 @@ def _sort_key(view: JSONObject, sort: list[Comparator]) -> tuple[Any, ...]:
             value: Any = collation_key(comparator.collation)(view["name"])
         else:
             value = view["sortOrder"]
-        key.append(_Descending(value) if not comparator.is_ascending else value)
+        key.append(Descending(value) if not comparator.is_ascending else value)
     key += [view["sortOrder"], collation_key(None)(view["name"]), view["id"]]
     return tuple(key)
-
-
-class _Descending:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Descending) -> bool:
-        return bool(other.value < self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
 
 
 def _matches(view: JSONObject, filter: Any) -> bool:
