@@ -15,7 +15,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from pathlib import Path
 
-from maildir_jmap.store.maildir import deliver, ensure_folder
+from maildir_jmap.store.maildir import deliver, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def _message(
 
 def create_demo_maildir(root: Path, user: str = "you") -> Path:
     """Create the demo under ``root`` (which must not exist yet) and return it."""
-    ensure_folder(root, maildirfolder=False)
+    make_folder(root, marker=False)
     for folder in FOLDERS:
-        ensure_folder(root / f".{folder}", maildirfolder=True)
+        make_folder(root / f".{folder}", marker=True)
     (root / "subscriptions").write_text("V\t2\n\n" + "".join(f"{f}\n" for f in FOLDERS))
     me = f"{user} <{user}@demo.example>"
     day = 86400.0

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
-from maildir_jmap.core.dispatch import AccountAccess, Context, Method
+from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.standard import Changes, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, arg_str_list, arg_unsigned
 from maildir_jmap.mail.common import index_changes
@@ -130,6 +130,3 @@ def methods() -> list[Method]:
         Method("Thread/get", MAIL, lambda c, a: standard.get(c, a, THREAD_SPEC)),
         Method("Thread/changes", MAIL, lambda c, a: standard.changes(c, a, THREAD_SPEC)),
     ]
-
-
-__all__ = ["AccountAccess", "methods"]

@@ -12,7 +12,7 @@ from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.query import validate_filter
-from maildir_jmap.core.types import ArgumentError, JSONObject, arg_id, arg_id_list, check_known
+from maildir_jmap.core.types import JSONObject, arg_id, arg_id_list, check_known
 from maildir_jmap.mail.email_query import check_condition
 from maildir_jmap.mime.text import search_document
 from maildir_jmap.store.account import Account
@@ -128,6 +128,3 @@ def searchsnippet_get(ctx: Context, args: JSONObject) -> JSONObject:
 
 def methods() -> list[Method]:
     return [Method("SearchSnippet/get", MAIL, searchsnippet_get)]
-
-
-__all__ = ["ArgumentError", "methods"]

@@ -234,17 +234,3 @@ def write_subscriptions(root: Path, subscribed: set[tuple[str, ...]]) -> None:
     if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
         os.chown(tmp, st.st_uid, st.st_gid)
     os.rename(tmp, root / SUBSCRIPTIONS)
-
-
-__all__ = [
-    "FS",
-    "MAILDIRPP",
-    "Folder",
-    "create_folder",
-    "delete_folder",
-    "detect_layout",
-    "list_folders",
-    "read_subscriptions",
-    "rename_folder",
-    "write_subscriptions",
-]

@@ -156,11 +156,6 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
     fsync_dir(parent)
 
 
-# Back-compat name used by the demo and tests.
-def ensure_folder(path: Path, *, maildirfolder: bool) -> None:
-    make_folder(path, marker=maildirfolder)
-
-
 # -- the dotlock ---------------------------------------------------------------------
 
 

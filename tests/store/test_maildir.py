@@ -9,14 +9,14 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maildir_jmap.store.maildir import crlf_size, deliver, ensure_folder, unique_name
+from maildir_jmap.store.maildir import crlf_size, deliver, make_folder, unique_name
 
 NAME = re.compile(r"^[^/:]+,S=(\d+),W=(\d+)(:2,[A-Za-z]*)?$")
 
 
 def folder(tmp_path: Path) -> Path:
     path = tmp_path / "Maildir"
-    ensure_folder(path, maildirfolder=False)
+    make_folder(path, marker=False)
     return path
 
 
@@ -53,8 +53,8 @@ def test_unique_names_do_not_collide() -> None:
 
 
 def test_maildirfolder_marker_only_for_maildirplusplus(tmp_path: Path) -> None:
-    ensure_folder(tmp_path / ".Sub", maildirfolder=True)
-    ensure_folder(tmp_path / "Plain", maildirfolder=False)
+    make_folder(tmp_path / ".Sub", marker=True)
+    make_folder(tmp_path / "Plain", marker=False)
     assert (tmp_path / ".Sub" / "maildirfolder").exists()
     assert not (tmp_path / "Plain" / "maildirfolder").exists()
     for sub in ("cur", "new", "tmp"):
