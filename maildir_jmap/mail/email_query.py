@@ -389,14 +389,23 @@ class EmailQueryRecords:
         return cached_query(self.account, filter_, sort, collapse)
 
     def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
-        """With collapseThreads, every member of a Thread that changed: which of
-        them represents the Thread may have moved (RFC 8621 §4.5)."""
+        """With collapseThreads, every member of a Thread that changed, or that holds
+        an Email that changed: which member represents the Thread may have moved
+        although the member itself did not (RFC 8621 §4.5), e.g. when the newest
+        one is filed elsewhere and an older one now stands for the Thread."""
         if not options.get("collapseThreads"):
             return set()
-        threads = index_changes(self.index, THREAD, since_state, None)
+        index = self.index
+        threads = index_changes(index, THREAD, since_state, None)
+        emails = index_changes(index, EMAIL, since_state, None)
+        thread_ids = {*threads.created, *threads.updated}
+        for email_id in [*emails.created, *emails.updated]:
+            rec = index.emails.get(email_id)
+            if rec is not None:
+                thread_ids.add(rec.thread_id)
         out: set[str] = set()
-        for thread_id in [*threads.created, *threads.updated]:
-            thread = self.index.threads.get(thread_id)
+        for thread_id in thread_ids:
+            thread = index.threads.get(thread_id)
             out.update(thread.email_ids if thread else ())
         return out
 

@@ -43,7 +43,7 @@ def mutate(rng: random.Random, maildir: Path, step: int) -> None:
         rng.choice(files).unlink()
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(30))
 async def test_query_changes_reproduce_recomputed_results(
     jmap: Jmap, maildir: Path, seed: int
 ) -> None:
