@@ -57,6 +57,15 @@ def state_of(request: HTTPConnection) -> AppState:
     return state
 
 
+async def current_user(request: Request) -> User | Response:
+    """The authenticated user, or the 401 response to send instead."""
+    state = state_of(request)
+    try:
+        return await authenticate(request, state.users, state.tokens)
+    except Unauthorized as exc:
+        return unauthorized_response(exc)
+
+
 def base_url(request: HTTPConnection, state: AppState) -> str:
     if state.config.public_url:
         return state.config.public_url
@@ -80,10 +89,9 @@ def session_for(request: HTTPConnection, state: AppState, user: User) -> JSONObj
 @router.get("/.well-known/jmap")  # §2.2 autodiscovery: served directly, no redirect
 async def session(request: Request) -> Response:
     state = state_of(request)
-    try:
-        user = await authenticate(request, state.users, state.tokens)
-    except Unauthorized as exc:
-        return unauthorized_response(exc)
+    user = await current_user(request)
+    if isinstance(user, Response):
+        return user
     return json_response(session_for(request, state, user), headers=NO_CACHE)
 
 
@@ -111,10 +119,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 @router.post("/jmap/api", include_in_schema=False)
 async def api(request: Request) -> Response:
     state = state_of(request)
-    try:
-        user = await authenticate(request, state.users, state.tokens)
-    except Unauthorized as exc:
-        return unauthorized_response(exc)
+    user = await current_user(request)
+    if isinstance(user, Response):
+        return user
     limits = state.config.limits
     # §3.1 says the request MUST be application/json; we judge the body instead of
     # the header, so `curl -d` (form content type) and clients that omit it work.

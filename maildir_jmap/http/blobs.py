@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from maildir_jmap.core.errors import ERROR_URN
-from maildir_jmap.http.api import json_response, problem_response, state_of, unauthorized_response
-from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.http.api import current_user, json_response, problem_response, state_of
 from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.blobs import BlobTooLarge
@@ -40,12 +39,10 @@ def content_disposition(name: str) -> str:
 
 
 async def _account(request: Request, account_id: str) -> Account | Response:
-    state = state_of(request)
-    try:
-        user = await authenticate(request, state.users, state.tokens)
-    except Unauthorized as exc:
-        return unauthorized_response(exc)
-    access = state.access(user).get(account_id)
+    user = await current_user(request)
+    if isinstance(user, Response):
+        return user
+    access = state_of(request).access(user).get(account_id)
     if access is None:
         return problem_response(404, ERROR_URN + "accountNotFound", "No such account.")
     account: Account = access.backend

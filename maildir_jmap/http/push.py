@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from maildir_jmap.core.types import format_utc_date, is_id
 from maildir_jmap.http.api import (
     base_url,
+    current_user,
     json_response,
     problem_response,
     state_of,
@@ -77,10 +78,9 @@ async def _stream(
 async def push_token(request: Request) -> Response:
     """Issue a short-lived EventSource token for browsers (see http/pushtoken.py)."""
     state = state_of(request)
-    try:
-        user = await authenticate(request, state.users, state.tokens)
-    except Unauthorized as exc:
-        return unauthorized_response(exc)
+    user = await current_user(request)
+    if isinstance(user, Response):
+        return user
     assert state.push_tokens is not None
     token, expires = state.push_tokens.issue(user.name, sorted(state.access(user)))
     response = json_response(

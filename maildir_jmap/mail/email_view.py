@@ -110,31 +110,29 @@ class BodyOptions:
         self.max_bytes = max_bytes
 
 
+# EmailBodyPart properties that are plain attributes of a parsed Part.
+_PART_ATTRIBUTES = {
+    "partId": "part_id",
+    "size": "size",
+    "name": "name",
+    "type": "type",
+    "charset": "charset",
+    "disposition": "disposition",
+    "cid": "cid",
+    "language": "language",
+    "location": "location",
+}
+
+
 def part_json(email_id: str, part: Part, properties: frozenset[str]) -> JSONObject:
     out: JSONObject = {}
     for prop in properties:
-        if prop == "partId":
-            out[prop] = part.part_id
+        if prop in _PART_ATTRIBUTES:
+            out[prop] = getattr(part, _PART_ATTRIBUTES[prop])
         elif prop == "blobId":
             out[prop] = part_blob_id(email_id, part.part_id) if part.part_id else None
-        elif prop == "size":
-            out[prop] = part.size
         elif prop == "headers":
             out[prop] = [{"name": n, "value": v} for n, v in part.headers]
-        elif prop == "name":
-            out[prop] = part.name
-        elif prop == "type":
-            out[prop] = part.type
-        elif prop == "charset":
-            out[prop] = part.charset
-        elif prop == "disposition":
-            out[prop] = part.disposition
-        elif prop == "cid":
-            out[prop] = part.cid
-        elif prop == "language":
-            out[prop] = part.language
-        elif prop == "location":
-            out[prop] = part.location
         elif prop == "subParts":
             out[prop] = (
                 [part_json(email_id, p, properties) for p in part.sub_parts]
