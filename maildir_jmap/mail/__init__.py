@@ -12,7 +12,7 @@ from __future__ import annotations
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.core.dispatch import CORE_METHODS, Registry
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.mail import email, email_query, mailbox, snippet
+from maildir_jmap.mail import email, email_import, email_query, email_set, mailbox, snippet
 from maildir_jmap.mail.mailbox_set import MAX_DEPTH
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import MAX_NAME_BYTES
@@ -22,7 +22,8 @@ def build_registry(*, mail: bool = False) -> Registry:
     registry = Registry(CORE_METHODS)
     if mail:
         methods = [*mailbox.methods(), *email.methods(), *email_query.methods()]
-        for method in [*methods, *snippet.methods()]:
+        methods += [*email_set.methods(), *email_import.methods(), *snippet.methods()]
+        for method in methods:
             registry.add(method)
     return registry
 

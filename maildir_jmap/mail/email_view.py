@@ -88,10 +88,11 @@ def is_body_property(name: str) -> bool:
     return name in BODY_PART_PROPERTIES or parse_property(name) is not None
 
 
-def part_blob_id(email_id: str, part_id: str) -> str:
-    """``P<email hash>_<partId>``: resolvable without a table (DESIGN: Identity;
-    '_' rather than '.', which an Id may not contain, RFC 8620 §1.2)."""
-    return f"P{email_id[1:]}_{part_id}"
+def blob_base(email_id: str) -> str:
+    """``P<email hash>``: a part's blobId is this, ``_`` and its partId, resolvable
+    without a table (DESIGN: Identity; '_' rather than '.', which an Id may not
+    contain, RFC 8620 §1.2). Parts of parsed blobs chain on: ``<blobId>_<partId>``."""
+    return f"P{email_id[1:]}"
 
 
 class BodyOptions:
@@ -124,18 +125,18 @@ _PART_ATTRIBUTES = {
 }
 
 
-def part_json(email_id: str, part: Part, properties: frozenset[str]) -> JSONObject:
+def part_json(base: str, part: Part, properties: frozenset[str]) -> JSONObject:
     out: JSONObject = {}
     for prop in properties:
         if prop in _PART_ATTRIBUTES:
             out[prop] = getattr(part, _PART_ATTRIBUTES[prop])
         elif prop == "blobId":
-            out[prop] = part_blob_id(email_id, part.part_id) if part.part_id else None
+            out[prop] = f"{base}_{part.part_id}" if part.part_id else None
         elif prop == "headers":
             out[prop] = [{"name": n, "value": v} for n, v in part.headers]
         elif prop == "subParts":
             out[prop] = (
-                [part_json(email_id, p, properties) for p in part.sub_parts]
+                [part_json(base, p, properties) for p in part.sub_parts]
                 if part.sub_parts is not None
                 else None
             )
@@ -192,6 +193,20 @@ def email_json(
         if head is None:
             return None
         headers = split_head(head)[0]
+    content_json(out, headers, root, rest, body, blob_base(rec.id))
+    return out
+
+
+def content_json(
+    out: JSONObject,
+    headers: list[tuple[str, str]],
+    root: Part | None,
+    rest: frozenset[str],
+    body: BodyOptions,
+    base: str,
+) -> None:
+    """The properties read from the message itself (headers, convenience
+    properties, body structure and values) into ``out``."""
     for prop in rest:
         if prop in CONVENIENCE:
             name, parser = CONVENIENCE[prop]
@@ -204,23 +219,22 @@ def email_json(
             if parsed is not None:
                 out[prop] = header_value(headers, parsed)
     if root is not None:
-        _body(out, rec.id, root, rest, body)
-    return out
+        _body(out, base, root, rest, body)
 
 
 def _body(
-    out: JSONObject, email_id: str, root: Part, wanted: frozenset[str], body: BodyOptions
+    out: JSONObject, base: str, root: Part, wanted: frozenset[str], body: BodyOptions
 ) -> None:
     text, html, attachments = decompose(root)
     props = body.properties
     if "bodyStructure" in wanted:
-        out["bodyStructure"] = part_json(email_id, root, props)
+        out["bodyStructure"] = part_json(base, root, props)
     if "textBody" in wanted:
-        out["textBody"] = [part_json(email_id, p, props) for p in text]
+        out["textBody"] = [part_json(base, p, props) for p in text]
     if "htmlBody" in wanted:
-        out["htmlBody"] = [part_json(email_id, p, props) for p in html]
+        out["htmlBody"] = [part_json(base, p, props) for p in html]
     if "attachments" in wanted:
-        out["attachments"] = [part_json(email_id, p, props) for p in attachments]
+        out["attachments"] = [part_json(base, p, props) for p in attachments]
     if "bodyValues" in wanted:
         chosen: list[Part] = []
         if body.every:

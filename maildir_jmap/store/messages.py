@@ -32,7 +32,7 @@ def folder_of(path: Path) -> Path:
     return path.parent.parent
 
 
-def _names_for(
+def keyword_names(
     folder: Path, keywords: Iterable[str], spelled: dict[str, str] | None = None
 ) -> dict[str, str]:
     names = read_keywords(folder)
@@ -52,7 +52,7 @@ def set_keywords(path: Path, keywords: Iterable[str]) -> Path:
     """Rename ``path`` so its flags and letters say exactly ``keywords``."""
     wanted = set(keywords)
     folder = folder_of(path)
-    names = _names_for(folder, wanted)
+    names = keyword_names(folder, wanted)
     parsed = FileName.parse(path.name)
     flags, letters = marks_for(wanted, parsed.flags, parsed.letters, names)
     return rename_marks(folder, parsed.base, flags, letters)
@@ -62,7 +62,7 @@ def _target_marks(path: Path, target: Path, keywords: Iterable[str] | None) -> t
     parsed = FileName.parse(path.name)
     wanted = set(keywords) if keywords is not None else current_keywords(path)
     source_names = read_keywords(folder_of(path)).values()
-    names = _names_for(target, wanted, {jmap_keyword(n): n for n in source_names})
+    names = keyword_names(target, wanted, {jmap_keyword(n): n for n in source_names})
     # Unknown letters of the source mean nothing in the target: drop them there.
     flags, letters = marks_for(wanted, parsed.flags, "", names)
     return flags, letters

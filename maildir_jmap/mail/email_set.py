@@ -1,0 +1,212 @@
+"""Email/set (RFC 8621 §4.6): keywords and Mailboxes changed, drafts created,
+Emails destroyed, all on the Maildir Dovecot serves.
+
+Creates are committed one by one (a later update in the same call may name
+``#creationId``); updates and destroys collect into one change committed, and so
+journaled with one fsync, when the call ends -- a client marking 500 Emails read
+waits for one disk flush, not 500. The files are already right by then: a crash
+in between leaves a disk that the next reconcile reads back into the same index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from maildir_jmap.core import standard
+from maildir_jmap.core.capabilities import MAIL
+from maildir_jmap.core.dispatch import Context, Method
+from maildir_jmap.core.errors import SetError, invalid_properties
+from maildir_jmap.core.patch import parse_patch
+from maildir_jmap.core.types import ArgumentError, JSONObject, parse_utc_date
+from maildir_jmap.mail.blobs import blob_bytes
+from maildir_jmap.mail.email import EMAIL_SPEC, EmailRecords
+from maildir_jmap.mail.email_view import PROPERTIES
+from maildir_jmap.mime.compose import ComposeError, MissingBlobs, TooLarge, compose
+from maildir_jmap.mime.summary import email_id, summarize
+from maildir_jmap.store import email_files
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.index import Change, EmailRecord
+from maildir_jmap.store.keywords import is_keyword
+from maildir_jmap.store.maildir import TooManyKeywords
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 50_000_000  # advertised as maxSizeAttachmentsPerEmail
+
+
+def mailbox_ids(account: Account, ctx: Context, value: Any) -> set[str]:
+    """A ``mailboxIds`` value (Id[Boolean], ``#creationId`` allowed): every id an
+    existing Mailbox that can hold messages, at least one (§4.1.1)."""
+    if not isinstance(value, dict) or not value:
+        raise invalid_properties("mailboxIds", description="at least one Mailbox id")
+    out = set()
+    for key, flag in value.items():
+        if flag is not True:
+            raise invalid_properties("mailboxIds", description="values must be true")
+        out.add(resolve_mailbox(account, ctx, key))
+    return out
+
+
+def resolve_mailbox(account: Account, ctx: Context, key: str) -> str:
+    real = ctx.created_ids.get(key[1:]) if key.startswith("#") else key
+    box = account.index.mailboxes.get(real or "")
+    if box is None or real is None:
+        raise invalid_properties("mailboxIds", description=f"no Mailbox {key!r}")
+    if not box.selectable:
+        raise invalid_properties("mailboxIds", description=f"Mailbox {key!r} cannot hold mail")
+    return real
+
+
+def keyword_set(value: Any) -> frozenset[str]:
+    """A ``keywords`` value (String[Boolean]); keywords are case-insensitive and
+    kept lowercase (§4.1.1)."""
+    if not isinstance(value, dict):
+        raise invalid_properties("keywords", description="an object of keyword: true")
+    for key, flag in value.items():
+        if flag is not True or not is_keyword(key):
+            raise invalid_properties("keywords", description=f"not a keyword: {key!r}")
+    return frozenset(k.lower() for k in value)
+
+
+def received_at(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_utc_date(value).timestamp()
+    except ArgumentError:
+        raise invalid_properties("receivedAt", description="not a UTCDate") from None
+
+
+def created_json(rec: EmailRecord) -> JSONObject:
+    """§4.6/§4.8: what ``created`` holds for a new Email."""
+    return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
+
+
+class EmailSetRecords(EmailRecords):
+    def __init__(self, account: Account) -> None:
+        super().__init__(account)
+        self.pending = Change()
+
+    def _current(self, record_id: str) -> EmailRecord | None:
+        if record_id in self.pending.emails_gone:
+            return None
+        return self.pending.emails.get(record_id) or self.index.emails.get(record_id)
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create(self, ctx: Context, creation_id: str, obj: JSONObject) -> JSONObject:
+        account = self.account
+        boxes = mailbox_ids(account, ctx, obj.get("mailboxIds"))
+        keywords = keyword_set(obj.get("keywords", {}))
+        when = received_at(obj.get("receivedAt"))
+        try:
+            raw = compose(obj, lambda b: blob_bytes(account, b), max_size=MAX_MESSAGE)
+        except ComposeError as exc:
+            raise SetError(
+                "invalidProperties", exc.description, properties=exc.properties
+            ) from None
+        except MissingBlobs as exc:
+            # §4.6: notFound lists every blobId that could not be found.
+            raise SetError("blobNotFound", str(exc), notFound=exc.blob_ids) from None
+        except TooLarge as exc:
+            raise SetError("tooLarge", str(exc)) from None
+        summary = summarize(raw)
+        existing = self._current(email_id(summary.digest))
+        if existing is not None:
+            # Identical bytes (a fixed Message-ID and Date) are one Email here.
+            raise SetError("alreadyExists", "identical message", existingId=existing.id)
+        self._flush()
+        try:
+            added = email_files.add(
+                account.maildir, self.index, raw, boxes, keywords, when, summary
+            )
+        except TooManyKeywords as exc:
+            raise SetError("tooManyKeywords", str(exc)) from None
+        account.commit(
+            Change(emails={added.record.id: added.record}, message_ids=added.message_ids)
+        )
+        return created_json(self.index.emails[added.record.id])
+
+    # -- update ----------------------------------------------------------------------------
+
+    def update(self, ctx: Context, record_id: str, patch: JSONObject) -> JSONObject | None:
+        rec = self._current(record_id)
+        if rec is None:
+            raise SetError("notFound")
+        keywords = set(rec.keywords)
+        boxes = set(rec.mailbox_ids)
+        for tokens, value in parse_patch(patch):
+            head = tokens[0]
+            if head not in ("keywords", "mailboxIds"):
+                if head in PROPERTIES or head.startswith("header:"):
+                    raise invalid_properties(head, description="immutable after creation")
+                raise invalid_properties(head, description="not an Email property")
+            if len(tokens) > 2:
+                raise invalid_properties(head, description="patch too deep")
+            if len(tokens) == 1:
+                if head == "keywords":
+                    keywords = set(keyword_set(value))
+                else:
+                    boxes = mailbox_ids(self.account, ctx, value)
+                continue
+            key = tokens[1]
+            if value is not True and value is not None:
+                raise invalid_properties(head, description="patch values are true or null")
+            if head == "keywords":
+                if not is_keyword(key):
+                    raise invalid_properties(head, description=f"not a keyword: {key!r}")
+                (keywords.add if value else keywords.discard)(key.lower())
+            elif value:
+                boxes.add(resolve_mailbox(self.account, ctx, key))
+            else:
+                real = ctx.created_ids.get(key[1:], key) if key.startswith("#") else key
+                boxes.discard(real)
+        if not boxes:
+            raise invalid_properties("mailboxIds", description="an Email must stay in a Mailbox")
+        if boxes == rec.mailbox_ids and keywords == rec.keywords:
+            return None
+        try:
+            new = email_files.place(
+                self.account.maildir, self.index, rec, boxes, frozenset(keywords)
+            )
+        except email_files.EmailGone:
+            raise SetError("notFound", "expunged meanwhile") from None
+        except TooManyKeywords as exc:
+            raise SetError("tooManyKeywords", str(exc)) from None
+        self.pending.emails[record_id] = new
+        return None
+
+    # -- destroy ---------------------------------------------------------------------------
+
+    def destroy(self, ctx: Context, record_id: str, options: JSONObject) -> None:
+        rec = self._current(record_id)
+        if rec is None:
+            raise SetError("notFound")
+        email_files.remove(self.account.maildir, self.index, rec)
+        self.pending.emails.pop(record_id, None)
+        self.pending.emails_gone.add(record_id)
+
+    def _flush(self) -> None:
+        if self.pending:
+            change, self.pending = self.pending, Change()
+            self.account.commit(change)
+
+    def commit(self) -> None:
+        self._flush()
+
+
+def set_records(ctx: Context, access: Any) -> EmailSetRecords:
+    return EmailSetRecords(access.backend)
+
+
+SET_SPEC = dataclasses.replace(EMAIL_SPEC, records=set_records)  # type: ignore[arg-type]
+
+
+def email_set(ctx: Context, args: JSONObject) -> JSONObject:
+    return standard.set_(ctx, args, SET_SPEC)
+
+
+def methods() -> list[Method]:
+    return [Method("Email/set", MAIL, email_set, writes=True)]
