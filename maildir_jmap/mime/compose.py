@@ -49,7 +49,6 @@ CONVENIENCE = {
 }
 BODY = ("bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues")
 METADATA = ("mailboxIds", "keywords", "receivedAt")
-SERVER_SET = ("id", "blobId", "threadId", "size", "hasAttachment", "preview")
 PART_PROPERTIES = frozenset(
     {"partId", "blobId", "size", "type", "charset", "disposition", "cid", "language"}
     | {"location", "name", "subParts", "headers"}
@@ -98,9 +97,12 @@ def _fail(path: str, description: str) -> ComposeError:
     return ComposeError([path], description)
 
 
-def _header_fields(obj: dict[str, Any], path: str, convenience: bool) -> dict[str, str]:
-    """lower-case field name -> encoded line, from ``header:`` (and, at the top,
-    convenience) properties; two properties for one field is an error (§4.6)."""
+def _header_fields(
+    obj: dict[str, Any], path: str, convenience: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(lower-case field name -> encoded line, lower-case name -> the property that
+    sets it) from ``header:`` (and, at the top, convenience) properties; two
+    properties for one field is an error (§4.6)."""
     lines: dict[str, str] = {}
     owner: dict[str, str] = {}
     for key, value in obj.items():
@@ -127,7 +129,7 @@ def _header_fields(obj: dict[str, Any], path: str, convenience: bool) -> dict[st
             lines[lower] = "\r\n".join(encode_field(name, form, v) for v in values)
         except BadValue as exc:
             raise _fail(path + key, str(exc)) from None
-    return lines
+    return lines, owner
 
 
 def _param(name: str, value: str) -> str:
@@ -190,10 +192,10 @@ class _Composer:
                 [path + k for k in [*unknown, *(["headers"] if "headers" in part else [])]],
                 "not a property an EmailBodyPart may be created with (§4.6)",
             )
-        extra = _header_fields(part, path, convenience=False)
-        clash = [k for k in extra if k in PART_FIELDS or k in top]
+        extra, owner = _header_fields(part, path, convenience=False)
+        clash = [owner[k] for k in owner if k in PART_FIELDS or k in top]
         if clash:
-            raise _fail(path + "header:" + clash[0], "set by another property")
+            raise _fail(path + clash[0], "this field is set by another property")
         type_ = (_string(part, "type", path) or default_type).lower()
         if not _TYPE.fullmatch(type_):
             raise _fail(path + "type", "not a media type")
@@ -369,17 +371,16 @@ def compose(
     hostname: str | None = None,
 ) -> bytes:
     """The message for an Email/set create object (metadata properties ignored)."""
-    problems = [k for k in obj if k in SERVER_SET or k == "headers"]
     known = {*CONVENIENCE, *BODY, *METADATA}
-    problems += [k for k in obj if k not in known and not k.startswith("header:")]
+    problems = [k for k in obj if k not in known and not k.startswith("header:")]
     if problems:
         raise ComposeError(problems, "not a property an Email may be created with (§4.6)")
-    top = _header_fields(obj, "", convenience=True)
-    content = [k for k in top if k.startswith("content-")]
+    top, owner = _header_fields(obj, "", convenience=True)
+    content = [owner[k] for k in owner if k.startswith("content-")]
     if content:
-        raise _fail("header:" + content[0], "Content-* fields belong on body parts (§4.6)")
+        raise _fail(content[0], "Content-* fields belong on body parts (§4.6)")
     composer = _Composer(obj, lookup)
-    root = _structure(composer, obj, set(top))
+    root = _structure(composer, obj, set(owner))
     if composer.missing:
         raise MissingBlobs(composer.missing)
     lines = list(top.values())
