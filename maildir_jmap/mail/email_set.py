@@ -135,7 +135,9 @@ class EmailSetRecords(EmailRecords):
         rec = self._current(record_id)
         if rec is None:
             raise SetError("notFound")
-        keywords = set(rec.keywords)
+        replace: frozenset[str] | None = None
+        add: set[str] = set()
+        remove: set[str] = set()
         boxes = set(rec.mailbox_ids)
         for tokens, value in parse_patch(patch):
             head = tokens[0]
@@ -147,7 +149,7 @@ class EmailSetRecords(EmailRecords):
                 raise invalid_properties(head, description="patch too deep")
             if len(tokens) == 1:
                 if head == "keywords":
-                    keywords = set(keyword_set(value))
+                    replace = keyword_set(value)
                 else:
                     boxes = mailbox_ids(self.account, ctx, value)
                 continue
@@ -157,7 +159,7 @@ class EmailSetRecords(EmailRecords):
             if head == "keywords":
                 if not is_keyword(key):
                     raise invalid_properties(head, description=f"not a keyword: {key!r}")
-                (keywords.add if value else keywords.discard)(key.lower())
+                (add if value else remove).add(key.lower())
             elif value:
                 boxes.add(resolve_mailbox(self.account, ctx, key))
             else:
@@ -165,17 +167,17 @@ class EmailSetRecords(EmailRecords):
                 boxes.discard(real)
         if not boxes:
             raise invalid_properties("mailboxIds", description="an Email must stay in a Mailbox")
-        if boxes == rec.mailbox_ids and keywords == rec.keywords:
+        edit = email_files.KeywordEdit(replace, frozenset(add), frozenset(remove))
+        if boxes == rec.mailbox_ids and edit == email_files.KeywordEdit():
             return None
         try:
-            new = email_files.place(
-                self.account.maildir, self.index, rec, boxes, frozenset(keywords)
-            )
+            new = email_files.place(self.account.maildir, self.index, rec, boxes, edit)
         except email_files.EmailGone:
             raise SetError("notFound", "expunged meanwhile") from None
         except TooManyKeywords as exc:
             raise SetError("tooManyKeywords", str(exc)) from None
-        self.pending.emails[record_id] = new
+        if new.files != rec.files or new.keywords != rec.keywords:
+            self.pending.emails[record_id] = new
         return None
 
     # -- destroy ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from maildir_jmap.store.index import EmailRecord, FileRef, Index, file_ref
 from maildir_jmap.store.keywords import imap_names_needed, marks_for
 from maildir_jmap.store.maildir import (
     MAX_KEYWORDS,
+    FileName,
     TooManyKeywords,
     deliver,
     find_file,
@@ -76,44 +77,94 @@ def check_keyword_room(folders: Iterable[Path], keywords: Iterable[str]) -> None
             raise TooManyKeywords(f"{folder} has no keyword letter left")
 
 
+@dataclass(frozen=True)
+class KeywordEdit:
+    """A keywords change as the client asked for it: a whole new set, or keywords
+    added and removed (``keywords/$seen`` patches). Applied to each file's flags as
+    they are on disk at the moment of its rename, so a flag an IMAP client set
+    since our last reconcile survives a JMAP change to another flag."""
+
+    replace: frozenset[str] | None = None
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+
+    def apply(self, current: Iterable[str]) -> frozenset[str]:
+        if self.replace is not None:
+            return self.replace
+        return frozenset((set(current) - self.remove) | self.add)
+
+    @property
+    def written(self) -> frozenset[str]:
+        """Keywords this edit may need letters for."""
+        return self.replace if self.replace is not None else self.add
+
+
+def _carry(
+    operation: Callable[[Path, Path, Iterable[str]], Path],
+    path: Path,
+    target: Path,
+    edit: KeywordEdit,
+) -> tuple[Path, frozenset[str]]:
+    """Copy or move one file with ``edit`` applied to its current keywords; if
+    Dovecot renamed it (a flag change) in between, find it again and retry."""
+    for _ in range(5):
+        keywords = edit.apply(messages.current_keywords(path))
+        try:
+            return operation(path, target, keywords), keywords
+        except FileNotFoundError:
+            found = find_file(messages.folder_of(path), FileName.parse(path.name).base)
+            if found is None:
+                raise
+            path = found
+    raise FileNotFoundError(path)
+
+
 def place(
     root: Path,
     index: Index,
     rec: EmailRecord,
     mailbox_ids: set[str],
-    keywords: frozenset[str],
+    edit: KeywordEdit,
 ) -> EmailRecord:
-    """Put ``rec`` in exactly ``mailbox_ids`` with ``keywords`` on every copy; returns
-    the updated record (not committed). Raises EmailGone, TooManyKeywords, OSError."""
+    """Put ``rec`` in exactly ``mailbox_ids`` with ``edit`` applied to every copy;
+    returns the updated record (not committed). Raises EmailGone, TooManyKeywords,
+    OSError."""
     live = _live_files(root, index, rec)
     if not live:
         raise EmailGone(rec.id)
-    check_keyword_room([folder_path(root, index, m) for m in mailbox_ids], keywords)
+    check_keyword_room([folder_path(root, index, m) for m in mailbox_ids], edit.written)
     have = {ref[0] for ref, _ in live}
     added = sorted(mailbox_ids - have)
     removed = [(ref, path) for ref, path in live if ref[0] not in mailbox_ids]
     kept = [(ref, path) for ref, path in live if ref[0] in mailbox_ids]
     files: list[FileRef] = []
+    union: set[str] = set()
     source = live[0][1]
     # Copies first: an added folder with no removed copy to move there.
     movers = removed[: len(added)]
     for mailbox_id in added[len(movers) :]:
-        target = messages.copy(source, folder_path(root, index, mailbox_id), keywords)
+        folder = folder_path(root, index, mailbox_id)
+        target, keywords = _carry(messages.copy, source, folder, edit)
         files.append(file_ref(mailbox_id, target.parent.name, target.name))
+        union |= keywords
     for (_, path), mailbox_id in zip(movers, added, strict=False):
-        target = messages.move(path, folder_path(root, index, mailbox_id), keywords)
+        folder = folder_path(root, index, mailbox_id)
+        target, keywords = _carry(messages.move, path, folder, edit)
         files.append(file_ref(mailbox_id, target.parent.name, target.name))
+        union |= keywords
     for ref, path in kept:
-        if messages.current_keywords(path) != keywords:
-            try:
-                path = messages.set_keywords(path, keywords)
-            except FileNotFoundError:
-                continue  # expunged by Dovecot meanwhile: this copy is gone
+        try:
+            path, keywords = messages.edit_keywords(path, edit.apply, edit.written)
+        except FileNotFoundError:
+            continue  # expunged by Dovecot meanwhile: this copy is gone
         files.append(file_ref(ref[0], path.parent.name, path.name))
+        union |= keywords
     for _, path in removed[len(added) :]:
         with contextlib.suppress(FileNotFoundError):
             remove_file(path)
-    return replace(rec, files=files, keywords=keywords)
+    if not files:
+        raise EmailGone(rec.id)
+    return replace(rec, files=files, keywords=frozenset(union))
 
 
 def remove(root: Path, index: Index, rec: EmailRecord) -> None:

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,17 +304,23 @@ def find_file(folder: Path, base: str) -> Path | None:
 
 
 def rename_marks(folder: Path, base: str, flags: str, letters: str) -> Path:
-    """Set a message's flags and keyword letters: one rename inside cur/ keeping the
-    base name, under the folder lock (MAILDIR.md §6 rule 4). A file in new/ moves to
-    cur/ as Dovecot does. If another writer renamed it meanwhile we look it up by
-    base name again; FileNotFoundError means the message is gone."""
+    """Set a message's flags and keyword letters (see ``rename_with``)."""
+    return rename_with(folder, base, lambda _: (flags, letters))
+
+
+def rename_with(folder: Path, base: str, marks: Callable[[FileName], tuple[str, str]]) -> Path:
+    """Rename a message to the (flags, letters) ``marks`` computes from its current
+    name: one rename inside cur/ keeping the base name, under the folder lock
+    (MAILDIR.md §6 rule 4), the name read right before the rename so a flag another
+    writer just set is seen. A file in new/ moves to cur/ as Dovecot does. If it was
+    renamed meanwhile we look it up again; FileNotFoundError means it is gone."""
     for _ in range(5):
         with folder_lock(folder):
             current = find_file(folder, base)
             if current is None:
                 raise FileNotFoundError(errno.ENOENT, f"{base} is not in {folder}")
             parsed = FileName.parse(current.name)
-            target = folder / "cur" / parsed.with_marks(flags, letters).name()
+            target = folder / "cur" / parsed.with_marks(*marks(parsed)).name()
             if target == current:
                 return current
             try:

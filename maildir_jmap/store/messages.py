@@ -9,7 +9,7 @@ re-mapped to that folder's own file (§5: letters are per folder). Each raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from maildir_jmap.mime.summary import to_crlf
@@ -23,7 +23,7 @@ from maildir_jmap.store.maildir import (
     folder_lock,
     move_file,
     read_keywords,
-    rename_marks,
+    rename_with,
 )
 
 
@@ -50,12 +50,27 @@ def current_keywords(path: Path) -> set[str]:
 
 def set_keywords(path: Path, keywords: Iterable[str]) -> Path:
     """Rename ``path`` so its flags and letters say exactly ``keywords``."""
-    wanted = set(keywords)
+    wanted = frozenset(keywords)
+    return edit_keywords(path, lambda _: wanted, wanted)[0]
+
+
+def edit_keywords(
+    path: Path, change: Callable[[set[str]], frozenset[str]], needed: Iterable[str]
+) -> tuple[Path, frozenset[str]]:
+    """Rename ``path`` to the keywords ``change`` makes of the ones its current name
+    says (read under the folder lock, right before the rename). ``needed`` are the
+    keywords ``change`` may add: their dovecot-keywords letters are made first."""
     folder = folder_of(path)
-    names = keyword_names(folder, wanted)
-    parsed = FileName.parse(path.name)
-    flags, letters = marks_for(wanted, parsed.flags, parsed.letters, names)
-    return rename_marks(folder, parsed.base, flags, letters)
+    names = keyword_names(folder, needed)
+    result: frozenset[str] = frozenset()
+
+    def marks(current: FileName) -> tuple[str, str]:
+        nonlocal result
+        result = change(keywords_of(current.flags, current.letters, names))
+        return marks_for(result, current.flags, current.letters, names)
+
+    renamed = rename_with(folder, FileName.parse(path.name).base, marks)
+    return renamed, result
 
 
 def _target_marks(path: Path, target: Path, keywords: Iterable[str] | None) -> tuple[str, str]:
