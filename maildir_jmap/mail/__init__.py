@@ -12,7 +12,7 @@ from __future__ import annotations
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.core.dispatch import CORE_METHODS, Registry
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.mail import email, email_import, email_query, email_set, mailbox, snippet
+from maildir_jmap.mail import blobs, email, email_import, email_query, email_set, mailbox, snippet
 from maildir_jmap.mail.mailbox_set import MAX_DEPTH
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import MAX_NAME_BYTES
@@ -23,6 +23,7 @@ def build_registry(*, mail: bool = False) -> Registry:
     if mail:
         methods = [*mailbox.methods(), *email.methods(), *email_query.methods()]
         methods += [*email_set.methods(), *email_import.methods(), *snippet.methods()]
+        methods += blobs.methods()
         for method in methods:
             registry.add(method)
     return registry

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import re
 
+from maildir_jmap.core.capabilities import CORE
+from maildir_jmap.core.dispatch import Context, Method
+from maildir_jmap.core.errors import MethodError
+from maildir_jmap.core.types import ArgumentError, JSONObject, arg_id, arg_id_list, check_known
 from maildir_jmap.mime.parse import Part, parse
 from maildir_jmap.store.account import Account
 
@@ -55,3 +59,38 @@ def blob_bytes(account: Account, blob_id: str) -> bytes | None:
             return None
         data = part.decoded()[0]
     return data
+
+
+def blob_copy(ctx: Context, args: JSONObject) -> JSONObject:
+    """Blob/copy (RFC 8620 §6.3): blobs of one account made available in another
+    (stored there as uploads, under the id their bytes give)."""
+    check_known(args, ("fromAccountId", "accountId", "blobIds"))
+    from_id = arg_id(args, "fromAccountId")
+    account_id = arg_id(args, "accountId")
+    assert from_id is not None
+    assert account_id is not None
+    blob_ids = arg_id_list(args, "blobIds") or []
+    if from_id == account_id:
+        raise ArgumentError("fromAccountId and accountId must differ")
+    if from_id not in ctx.accounts:
+        raise MethodError("fromAccountNotFound")
+    target: Account = ctx.account(account_id, CORE).backend
+    source: Account = ctx.account(from_id, CORE).backend
+    copied: JSONObject = {}
+    not_copied: JSONObject = {}
+    for blob_id in dict.fromkeys(blob_ids):
+        data = blob_bytes(source, blob_id)
+        if data is None:
+            not_copied[blob_id] = {"type": "notFound", "description": None}
+        else:
+            copied[blob_id] = target.blobs.put_bytes(data).blob_id
+    return {
+        "fromAccountId": from_id,
+        "accountId": account_id,
+        "copied": copied or None,
+        "notCopied": not_copied or None,
+    }
+
+
+def methods() -> list[Method]:
+    return [Method("Blob/copy", CORE, blob_copy, account_arg="accountId", writes=True)]

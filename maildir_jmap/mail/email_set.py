@@ -190,6 +190,43 @@ class EmailSetRecords(EmailRecords):
         self.pending.emails.pop(record_id, None)
         self.pending.emails_gone.add(record_id)
 
+    # -- copy (§4.7) -----------------------------------------------------------------------
+
+    def copy(
+        self, ctx: Context, source: standard.Records, creation_id: str, obj: JSONObject
+    ) -> JSONObject:
+        """One Email from another account: its bytes added here, with mailboxIds
+        (required: the accounts' Mailboxes differ) and, when given, keywords and
+        receivedAt replacing the original's (RFC 8620 §5.4)."""
+        unknown = [k for k in obj if k not in ("id", "mailboxIds", "keywords", "receivedAt")]
+        if unknown:
+            raise invalid_properties(*unknown, description="§4.7: only these may be set")
+        assert isinstance(source, EmailRecords)
+        original = source.index.emails.get(obj["id"])
+        raw = source.account.read_message(original) if original is not None else None
+        if original is None or raw is None:
+            raise SetError("notFound", f"no Email {obj['id']!r} in the source account")
+        boxes = mailbox_ids(self.account, ctx, obj.get("mailboxIds"))
+        keywords = keyword_set(obj["keywords"]) if "keywords" in obj else original.keywords
+        when = received_at(obj.get("receivedAt"))
+        existing = self._current(original.id)
+        if existing is not None:
+            raise SetError("alreadyExists", "this account has the Email", existingId=existing.id)
+        try:
+            added = email_files.add(
+                self.account.maildir,
+                self.index,
+                raw,
+                boxes,
+                keywords,
+                original.received if when is None else when,
+            )
+        except TooManyKeywords as exc:
+            raise SetError("tooManyKeywords", str(exc)) from None
+        rec = added.record
+        self.account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
+        return created_json(self.index.emails[rec.id])
+
     def _flush(self) -> None:
         if self.pending:
             change, self.pending = self.pending, Change()
@@ -211,4 +248,7 @@ def email_set(ctx: Context, args: JSONObject) -> JSONObject:
 
 
 def methods() -> list[Method]:
-    return [Method("Email/set", MAIL, email_set, writes=True)]
+    return [
+        Method("Email/set", MAIL, email_set, writes=True),
+        Method("Email/copy", MAIL, lambda c, a: standard.copy(c, a, SET_SPEC), writes=True),
+    ]

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maildir_jmap.durable import write_all
+from maildir_jmap.durable import write_all, write_file
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,15 @@ class BlobStore:
         final = self.directory / blob_id[1:]
         os.replace(tmp, final)  # identical bytes: replacing resets the expiry clock
         return Blob(blob_id, size, final)
+
+    def put_bytes(self, data: bytes) -> Blob:
+        """Store ``data`` as an upload (Blob/copy, RFC 8620 §6.3)."""
+        blob_id = "G" + hashlib.sha256(data).hexdigest()
+        final = self.directory / blob_id[1:]
+        tmp = self._tmp / f"{os.getpid()}-{time.monotonic_ns()}"
+        write_file(tmp, data)
+        os.replace(tmp, final)
+        return Blob(blob_id, len(data), final)
 
     def sweep(self, now: float | None = None) -> int:
         """Remove uploads older than the expiry; returns how many went."""
