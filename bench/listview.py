@@ -26,7 +26,7 @@ from maildir_jmap.mail import build_registry
 from maildir_jmap.users import User, UserDirectory, hash_password
 maildir, state, port, password = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 users = UserDirectory({"bench": User("bench", maildir, hash_password(password))})
-app = create_app(Config(state_dir=state, watch=False), users, registry=build_registry(mail=True))
+app = create_app(Config(state_dir=state, watch=False), users, registry=build_registry())
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 LIST_PROPERTIES = [

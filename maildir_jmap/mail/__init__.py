@@ -1,10 +1,7 @@
 """RFC 8621 datatypes. Each module contributes its methods to the registry built
-here; only what is fully implemented is registered (and so advertised).
-
-Mail is registered only when ``mail=True``: the ``urn:ietf:params:jmap:mail``
-capability covers Mailbox, Thread, Email and SearchSnippet together, and until
-all of them work the server does not claim it (tests enable it to exercise
-Mailbox on its own).
+here; only what is fully implemented is registered (and so advertised): the
+``urn:ietf:params:jmap:mail`` capability covers Mailbox, Thread, Email and
+SearchSnippet, reads and writes alike.
 """
 
 from __future__ import annotations
@@ -18,14 +15,13 @@ from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import MAX_NAME_BYTES
 
 
-def build_registry(*, mail: bool = False) -> Registry:
+def build_registry() -> Registry:
     registry = Registry(CORE_METHODS)
-    if mail:
-        methods = [*mailbox.methods(), *email.methods(), *email_query.methods()]
-        methods += [*email_set.methods(), *email_import.methods(), *snippet.methods()]
-        methods += blobs.methods()
-        for method in methods:
-            registry.add(method)
+    methods = [*mailbox.methods(), *email.methods(), *email_query.methods()]
+    methods += [*email_set.methods(), *email_import.methods(), *snippet.methods()]
+    methods += blobs.methods()
+    for method in methods:
+        registry.add(method)
     return registry
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from maildir_jmap.config import Config
-from maildir_jmap.core.capabilities import CORE, WEBSOCKET
+from maildir_jmap.core.capabilities import CORE, MAIL, WEBSOCKET
 from tests.conftest import AppFactory, client_for
 
 
@@ -45,7 +45,15 @@ async def test_session_shape_rfc8620_2(client: httpx.AsyncClient) -> None:
 
 async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClient) -> None:
     session = (await client.get("/jmap/session")).json()
-    assert sorted(session["capabilities"]) == [CORE, WEBSOCKET]
+    assert sorted(session["capabilities"]) == [CORE, MAIL, WEBSOCKET]
+    assert session["capabilities"][MAIL] == {}  # RFC 8621 §1.3.1
+    (account_id,) = session["accounts"]
+    assert session["primaryAccounts"][MAIL] == account_id
+    mail = session["accounts"][account_id]["accountCapabilities"][MAIL]
+    assert mail["maxMailboxesPerEmail"] is None
+    assert mail["maxSizeAttachmentsPerEmail"] == 50_000_000
+    assert "receivedAt" in mail["emailQuerySortOptions"]
+    assert mail["mayCreateTopLevelMailbox"] is True
     assert session["capabilities"][WEBSOCKET] == {
         "url": "ws://jmap.test/jmap/ws/",
         "supportsPush": True,

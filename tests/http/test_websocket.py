@@ -29,7 +29,7 @@ BASIC = "Basic " + base64.b64encode(b"alice:" + PASSWORDS["alice"].encode()).dec
 def server(tmp_path: Path, password_hashes: dict[str, str], maildir: Path) -> Iterator[LiveServer]:
     users = UserDirectory({"alice": User("alice", maildir, password_hashes["alice"])})
     config = Config(state_dir=tmp_path / "state", watch=False)
-    with LiveServer(create_app(config, users, registry=build_registry(mail=True))) as live:
+    with LiveServer(create_app(config, users, registry=build_registry())) as live:
         yield live
 
 

@@ -80,7 +80,7 @@ async def jmap(
 ) -> AsyncIterator[Jmap]:
     users = UserDirectory({"alice": User("alice", maildir, password_hashes["alice"])})
     app = create_app(
-        Config(state_dir=tmp_path / "state", watch=False), users, registry=build_registry(mail=True)
+        Config(state_dir=tmp_path / "state", watch=False), users, registry=build_registry()
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),

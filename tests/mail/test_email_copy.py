@@ -16,7 +16,7 @@ from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.mail import build_registry
 from maildir_jmap.store.account import Account
 
-REGISTRY = build_registry(mail=True)
+REGISTRY = build_registry()
 
 
 class Two:

@@ -366,7 +366,7 @@ def test_mailbox_changes_are_pushed_over_eventsource_rfc8620_7_3(
     from tests.http.test_push import read_events
 
     users = UserDirectory({"alice": User("alice", maildir, password_hashes["alice"])})
-    app = create_app(Config(state_dir=tmp_path / "s"), users, registry=build_registry(mail=True))
+    app = create_app(Config(state_dir=tmp_path / "s"), users, registry=build_registry())
     auth = ("alice", PASSWORDS["alice"])
     with LiveServer(app) as server:
         session = httpx.get(server.url + "/jmap/session", auth=auth).json()

@@ -27,7 +27,7 @@ from tests.dovecot import Dovecot, available
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
-REGISTRY = build_registry(mail=True)
+REGISTRY = build_registry()
 
 
 @pytest.fixture(params=list(LAYOUTS))

@@ -252,7 +252,7 @@ def test_imap_store_is_pushed_over_eventsource_rfc8620_7_3(
         client.append("INBOX", None, None, b"Subject: push me\r\n\r\nx\r\n")
         users = UserDirectory({"alice": User("alice", root, password_hashes["alice"])})
         app = create_app(
-            Config(state_dir=tmp_path / "state"), users, registry=build_registry(mail=True)
+            Config(state_dir=tmp_path / "state"), users, registry=build_registry()
         )
         auth = ("alice", PASSWORDS["alice"])
         with LiveServer(app) as server:
