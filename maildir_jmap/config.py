@@ -32,6 +32,9 @@ class Config:
     """Follow changes others make to the Maildir as they happen (inotify)."""
     rescan_interval: float = 300.0
     """Seconds between full rescans that catch anything the watcher missed."""
+    upload_expiry: float = 24 * 3600.0
+    """Seconds an upload no Email refers to is kept (swept at start-up and with each
+    periodic rescan)."""
     mailbox_roles: dict[str, str] | None = None
     """Top-level folder name -> role, from Dovecot's special_use config when it
     could be read at start-up; None: the well-known names."""

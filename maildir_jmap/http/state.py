@@ -70,6 +70,7 @@ class AppState:
                     self.config.state_dir,
                     layout=LAYOUTS.get(self.config.layout),
                     roles=self.config.mailbox_roles,
+                    upload_expiry=self.config.upload_expiry,
                 )
                 # Every committed change set reaches push listeners (DESIGN: the store
                 # announces changes through listeners and never imports the hub).

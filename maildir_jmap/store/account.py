@@ -21,7 +21,7 @@ from pathlib import Path
 
 from maildir_jmap.mime.text import search_document
 from maildir_jmap.store import messages
-from maildir_jmap.store.blobs import BlobStore
+from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
 from maildir_jmap.store.folders import detect_layout
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
@@ -71,11 +71,12 @@ class Account:
         roles: dict[str, str] | None = None,
         scan: bool = True,
         progress: Progress | None = None,
+        upload_expiry: float = DEFAULT_EXPIRY,
     ) -> Account:
         account_id = account_id_for(username)
         state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        blobs = BlobStore(state_dir / "uploads")
+        blobs = BlobStore(state_dir / "uploads", upload_expiry)
         blobs.sweep()
         journal = Journal(state_dir / "index")
         index = load_index(journal)

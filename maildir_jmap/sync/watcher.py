@@ -163,6 +163,8 @@ class Watcher:
                 # A partial reconcile still lists the tree; "full" scans every folder.
                 self.account.rescan(None if full else dirty)
                 self.batches += 1
+                if full:
+                    self.account.blobs.sweep()  # uploads past their expiry
                 self.account.sync_search()  # keep full-text search warm, off the request path
             except Exception:
                 log.exception("reconcile of %s failed; retrying with a full rescan", self.root)

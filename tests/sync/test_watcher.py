@@ -15,8 +15,10 @@ import pytest
 
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
+from maildir_jmap.core.dispatch import Context
 from maildir_jmap.http.app import create_app
 from maildir_jmap.mail import build_registry
+from maildir_jmap.mail.email_set import EmailSetRecords
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX
 from maildir_jmap.store.maildir import deliver, make_folder
@@ -95,7 +97,6 @@ def test_a_delivery_is_seen_at_once(watched: tuple[Account, Watcher]) -> None:
 
 
 def test_our_own_writes_commit_nothing_more(watched: tuple[Account, Watcher]) -> None:
-    from maildir_jmap.core.dispatch import Context
     from maildir_jmap.mail.mailbox_set import MailboxSetRecords
 
     account, watcher = watched
@@ -111,6 +112,44 @@ def test_our_own_writes_commit_nothing_more(watched: tuple[Account, Watcher]) ->
     wait_for(lambda: watcher.batches >= 1)
     time.sleep(0.2)
     assert account.index.modseq == after_write  # the events found nothing to do
+
+
+def test_our_email_writes_are_already_applied_when_their_events_arrive(
+    watched: tuple[Account, Watcher],
+) -> None:
+    """DESIGN: our own writes update the index in the same critical section, so the
+    inotify events of a flag rename, a move and a new message change nothing."""
+    account, watcher = watched
+    deliver(account.maildir, b"Subject: one\n\nx\n", flags="S")
+    wait_for(lambda: len(account.index.emails) == 1)
+    (rec,) = account.index.emails.values()
+    target = next(m.id for m in account.index.mailboxes.values() if m.levels)
+    batches = watcher.batches
+    with account.lock:
+        records = EmailSetRecords(account)
+        ctx = Context(username="u", accounts={}, limits=None)  # type: ignore[arg-type]
+        records.update(ctx, rec.id, {"keywords/$flagged": True, "mailboxIds": {target: True}})
+        records.create(ctx, "n", {"mailboxIds": {target: True}, "subject": "new"})
+        records.commit()
+    after_write = account.index.modseq
+    wait_for(lambda: watcher.batches > batches)
+    time.sleep(0.2)
+    assert account.index.modseq == after_write
+
+
+def test_periodic_rescan_sweeps_expired_uploads(tmp_path: Path) -> None:
+    root = tmp_path / "M"
+    make_folder(root, marker=False)
+    account = Account.open("u", root, tmp_path / "s", upload_expiry=60)
+    old = account.blobs.directory / ("a" * 64)
+    old.write_bytes(b"old")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    watcher = Watcher(account, rescan_every=0.2)
+    watcher._thread.start()
+    try:
+        wait_for(lambda: not old.exists(), timeout=3)
+    finally:
+        watcher.stop()
 
 
 def test_periodic_rescan_catches_what_no_event_told(tmp_path: Path) -> None:
@@ -251,9 +290,7 @@ def test_imap_store_is_pushed_over_eventsource_rfc8620_7_3(
         client = dovecot.imap()
         client.append("INBOX", None, None, b"Subject: push me\r\n\r\nx\r\n")
         users = UserDirectory({"alice": User("alice", root, password_hashes["alice"])})
-        app = create_app(
-            Config(state_dir=tmp_path / "state"), users, registry=build_registry()
-        )
+        app = create_app(Config(state_dir=tmp_path / "state"), users, registry=build_registry())
         auth = ("alice", PASSWORDS["alice"])
         with LiveServer(app) as server:
             session = httpx.get(server.url + "/jmap/session", auth=auth).json()
