@@ -154,22 +154,23 @@ def window(
     limit: int | None = None,
     max_limit: int | None = None,
 ) -> Window:
-    """§5.5 position/anchor/limit over the full sorted result list."""
-    total = len(ids)
+    """§5.5 position/anchor/limit over the full sorted result list. ``ids`` may be
+    computed lazily: its length is asked for only when a negative position needs it."""
     if anchor is not None:
         try:
-            start = list(ids).index(anchor) + anchor_offset
+            start = ids.index(anchor) + anchor_offset
         except ValueError:
             raise MethodError("anchorNotFound") from None
         start = max(start, 0)
     else:
-        start = position if position >= 0 else max(total + position, 0)
+        start = position if position >= 0 else max(len(ids) + position, 0)
     applied = limit
     if max_limit is not None and (limit is None or limit > max_limit):
         applied = max_limit
-    end = total if applied is None else start + applied
+    page = list(ids[start:] if applied is None else ids[start : start + applied])
+    empty = not page and (start == 0 or not ids[:1])
     return Window(
-        position=0 if total == 0 else start,  # errata: undefined with no results
-        ids=list(ids[start:end]),
+        position=0 if empty else start,  # errata: undefined with no results
+        ids=page,
         limit=applied if applied != limit else None,
     )

@@ -66,7 +66,7 @@ class Records(Protocol):
 
     def query(
         self, filter: JSONObject | None, sort: list[Comparator], options: JSONObject
-    ) -> list[str]: ...
+    ) -> Sequence[str]: ...
 
     def copy(
         self, ctx: Context, source: Records, creation_id: str, obj: JSONObject

@@ -8,8 +8,8 @@ header by reading the candidates' header sections.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 import orjson
 
@@ -124,11 +124,15 @@ def uses_full_text(filter_: Any) -> bool:
 
 
 class Matcher:
-    """Compiles a filter tree into a predicate over EmailRecords."""
+    """Compiles a filter tree into a predicate over EmailRecords. With ``streamed``
+    the full-text conditions are taken as met: the caller walks their matches."""
 
-    def __init__(self, index: Index, account: Account | None = None) -> None:
+    def __init__(
+        self, index: Index, account: Account | None = None, *, streamed: bool = False
+    ) -> None:
         self.index = index
         self.account = account
+        self.streamed = streamed
         self._hits: dict[str, set[str]] = {}
 
     def hits(self, expression: str) -> set[str]:
@@ -192,7 +196,7 @@ class Matcher:
         if key in FULL_TEXT:
             assert self.account is not None
             expression = match_expression(value, FULL_TEXT[key])
-            if expression is None:
+            if expression is None or self.streamed:
                 return lambda rec: True
             hits = self.hits(expression)
             return lambda rec: rec.id in hits
@@ -291,15 +295,46 @@ def _fast_key(sort: list[Comparator]) -> tuple[Callable[[EmailRecord], Any], boo
     return None
 
 
+def streamable(filter_: Any, sort: list[Comparator]) -> tuple[str, bool] | None:
+    """(FTS5 expression, newest first) when the search index can hand out this
+    query's matches already in order: one condition object with full-text terms,
+    sorted by receivedAt alone (a search's usual list view)."""
+    if not isinstance(filter_, dict) or "operator" in filter_:
+        return None
+    if len(sort) != 1 or sort[0].property != "receivedAt":
+        return None
+    parts = [match_expression(v, FULL_TEXT[k]) for k, v in filter_.items() if k in FULL_TEXT]
+    expressions = [p for p in parts if p is not None]
+    if not expressions:
+        return None
+    return " AND ".join(f"({e})" for e in expressions), not sort[0].is_ascending
+
+
+def _collapsed(records: Iterable[EmailRecord], collapse: bool) -> Iterator[str]:
+    """Ids in order; with ``collapse`` only the first of each Thread (§4.4.3)."""
+    if not collapse:
+        for rec in records:
+            yield rec.id
+        return
+    seen: set[str] = set()
+    for rec in records:
+        if rec.thread_id not in seen:
+            seen.add(rec.thread_id)
+            yield rec.id
+
+
 def run_query(
     index: Index,
     filter_: Any,
     sort: list[Comparator],
     collapse: bool,
     account: Account | None = None,
-) -> list[str]:
+) -> Sequence[str]:
     if account is not None and uses_full_text(filter_):
         account.sync_search()
+        ordered = streamable(filter_, sort)
+        if ordered is not None:
+            return _streamed(index, account, filter_, *ordered, collapse)
     matcher = Matcher(index, account)
     predicate = matcher.compile(filter_)
     candidates = matcher.required(filter_)
@@ -311,15 +346,74 @@ def run_query(
         found.sort(key=fast[0], reverse=fast[1])
     else:
         found.sort(key=sort_key(index, sort))
-    if not collapse:
-        return [rec.id for rec in found]
-    seen: set[str] = set()
-    out = []
-    for rec in found:
-        if rec.thread_id not in seen:
-            seen.add(rec.thread_id)
-            out.append(rec.id)
-    return out
+    return list(_collapsed(found, collapse))
+
+
+def _streamed(
+    index: Index,
+    account: Account,
+    filter_: Any,
+    expression: str,
+    newest_first: bool,
+    collapse: bool,
+) -> Sequence[str]:
+    """Matches read from the search index in receivedAt order, only as far as the
+    caller looks (a first page of 50 reads a few hundred hits, not 95,000)."""
+    predicate = Matcher(index, account, streamed=True).compile(filter_)
+    emails = index.emails
+
+    def records() -> Iterator[EmailRecord]:
+        for email_id in account.search.stream(expression, newest_first):
+            rec = emails.get(email_id)
+            if rec is not None and predicate(rec):
+                yield rec
+
+    return LazyIds(_collapsed(records(), collapse))
+
+
+class LazyIds(Sequence[str]):
+    """A result list computed as far as it is read: slices and ``index`` pull more
+    from ``source``; ``len`` (calculateTotal, a negative position) reads it all."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self._items: list[str] = []
+        self._source: Iterator[str] | None = source
+
+    def _fill(self, wanted: int | None) -> None:
+        source = self._source
+        while source is not None and (wanted is None or len(self._items) < wanted):
+            try:
+                self._items.append(next(source))
+            except StopIteration:
+                self._source = source = None
+
+    def __len__(self) -> int:
+        self._fill(None)
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, item: int) -> str: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, item: int | slice) -> str | Sequence[str]:
+        if isinstance(item, slice):
+            start, stop = item.start or 0, item.stop
+            bounded = stop is not None and stop >= 0 and start >= 0 and item.step is None
+            self._fill(stop if bounded else None)
+            return self._items[item]
+        self._fill(item + 1 if item >= 0 else None)
+        return self._items[item]
+
+    def __iter__(self) -> Iterator[str]:
+        position = 0
+        while True:
+            self._fill(position + 1)
+            if position >= len(self._items):
+                return
+            yield self._items[position]
+            position += 1
 
 
 class QueryCache:
@@ -329,9 +423,9 @@ class QueryCache:
     def __init__(self, size: int = 16) -> None:
         self.size = size
         self.modseq = -1
-        self.results: dict[str, list[str]] = {}
+        self.results: dict[str, Sequence[str]] = {}
 
-    def get(self, index: Index, key: str) -> list[str] | None:
+    def get(self, index: Index, key: str) -> Sequence[str] | None:
         if self.modseq != index.modseq:
             self.modseq, self.results = index.modseq, {}
         hit = self.results.pop(key, None)
@@ -339,7 +433,7 @@ class QueryCache:
             self.results[key] = hit  # most recently used last
         return hit
 
-    def put(self, key: str, ids: list[str]) -> None:
+    def put(self, key: str, ids: Sequence[str]) -> None:
         self.results[key] = ids
         while len(self.results) > self.size:
             del self.results[next(iter(self.results))]
@@ -347,7 +441,7 @@ class QueryCache:
 
 def cached_query(
     account: Account, filter_: Any, sort: list[Comparator], collapse: bool
-) -> list[str]:
+) -> Sequence[str]:
     index = account.index
     if uses_full_text(filter_):
         account.sync_search()  # before the cache: a synced search can change results
@@ -381,7 +475,7 @@ class EmailQueryRecords:
     def changes(self, since_state: str, max_changes: int | None) -> Changes:
         return index_changes(self.index, EMAIL, since_state, max_changes)
 
-    def query(self, filter_: Any, sort: list[Comparator], options: JSONObject) -> list[str]:
+    def query(self, filter_: Any, sort: list[Comparator], options: JSONObject) -> Sequence[str]:
         for comparator in sort:
             if comparator.property in NEEDS_KEYWORD and "keyword" not in comparator.extra:
                 raise ArgumentError(f"sorting by {comparator.property} needs a keyword")

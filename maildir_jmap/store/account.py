@@ -130,8 +130,10 @@ class Account:
             return search_document(raw) if raw is not None else None
 
         with self.lock:
-            emails = set(index.emails)
             epoch, modseq = index.epoch, index.modseq
+            if self.search.synced() == (epoch, modseq):
+                return 0  # the common case, and it must stay cheap: every search asks
+            emails = {email_id: rec.received for email_id, rec in index.emails.items()}
         return self.search.sync(epoch, modseq, emails, document)
 
     def rescan(

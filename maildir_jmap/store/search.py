@@ -5,6 +5,11 @@ messages. ``sync`` brings it in step with the index (adds Emails it has not
 seen, drops the ones that are gone) and remembers the modseq it synced to, so
 a query only pays for what changed since. The unicode61 tokenizer with
 ``remove_diacritics 2`` makes matching case- and diacritic-insensitive.
+
+Each document's rowid is its Email's place in receivedAt order (``order_key``):
+FTS5 walks a match's rowids backwards natively, so ``stream`` hands out the
+newest matches first a chunk at a time, and a search that matches most of a
+100,000-message account answers its first page without reading every hit.
 """
 
 from __future__ import annotations
@@ -13,15 +18,30 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("subject", "sender", "recipients", "cc", "bcc", "body")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Built from the constant column list above, never from input.
-_INSERT = f"INSERT INTO fts (rowid, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})"  # noqa: S608
+_INSERT = (
+    f"INSERT INTO fts (rowid, email_id, {', '.join(COLUMNS)}) "  # noqa: S608
+    f"VALUES (?, ?{', ?' * len(COLUMNS)})"
+)
+_ID_BITS = 20
+FIRST_CHUNK = 128
+MAX_CHUNK = 8192
+
+
+def order_key(received: int, email_id: str) -> int:
+    """A rowid that sorts as (receivedAt, id) does: the receivedAt seconds, then the
+    first 20 bits of the id's hash (ties within a second are rare, equal bits within
+    a tie rarer still; ``sync`` steps past a taken key)."""
+    return (max(received, 0) << _ID_BITS) | (int(email_id[1:6], 16) & ((1 << _ID_BITS) - 1))
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Document = dict[str, str]
@@ -58,7 +78,8 @@ class SearchIndex:
             CREATE TABLE IF NOT EXISTS docs (rowid INTEGER PRIMARY KEY, email_id TEXT UNIQUE);
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-                {", ".join(COLUMNS)}, tokenize='unicode61 remove_diacritics 2'
+                email_id UNINDEXED, {", ".join(COLUMNS)},
+                tokenize='unicode61 remove_diacritics 2'
             );
             PRAGMA user_version = {SCHEMA_VERSION};
             """
@@ -75,11 +96,11 @@ class SearchIndex:
         self,
         epoch: str,
         modseq: int,
-        email_ids: set[str],
+        email_ids: dict[str, int],
         document: Callable[[str], Document | None],
     ) -> int:
-        """Index Emails in ``email_ids`` not yet indexed, drop the ones not there;
-        returns how many were added."""
+        """Index Emails in ``email_ids`` (id -> receivedAt) not yet indexed, drop the
+        ones not there; returns how many were added."""
         with self._lock:
             if self.synced() == (epoch, modseq):
                 return 0
@@ -96,9 +117,11 @@ class SearchIndex:
                     doc = document(email_id)
                     if doc is None:
                         continue
-                    cursor = self._db.execute("INSERT INTO docs (email_id) VALUES (?)", (email_id,))
-                    row = (cursor.lastrowid, *(doc.get(c, "") for c in COLUMNS))
-                    self._db.execute(_INSERT, row)
+                    rowid = self._free_key(order_key(email_ids[email_id], email_id))
+                    self._db.execute(
+                        "INSERT INTO docs (rowid, email_id) VALUES (?, ?)", (rowid, email_id)
+                    )
+                    self._db.execute(_INSERT, (rowid, email_id, *(doc.get(c, "") for c in COLUMNS)))
                     added += 1
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced', ?)",
@@ -112,18 +135,46 @@ class SearchIndex:
                 log.info("search index %s: %d added, %d removed", self.path, added, len(gone))
             return added
 
+    def _free_key(self, key: int) -> int:
+        while self._db.execute("SELECT 1 FROM docs WHERE rowid = ?", (key,)).fetchone():
+            key += 1
+        return key
+
     def search(self, expression: str) -> set[str]:
         """Email ids whose document matches an FTS5 expression."""
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT docs.email_id FROM fts JOIN docs ON docs.rowid = fts.rowid "
-                    "WHERE fts MATCH ?",
-                    (expression,),
+                    "SELECT email_id FROM fts WHERE fts MATCH ?", (expression,)
                 ).fetchall()
             except sqlite3.OperationalError:
                 return set()
         return {row[0] for row in rows}
+
+    def stream(self, expression: str, newest_first: bool = True) -> Iterator[str]:
+        """Email ids matching ``expression`` in receivedAt order, fetched in chunks
+        that grow as the caller keeps reading (the lock is held per chunk only)."""
+        if newest_first:
+            sql = "SELECT rowid, email_id FROM fts WHERE fts MATCH ? AND rowid < ? "
+            sql += "ORDER BY rowid DESC LIMIT ?"
+            bound = 1 << 62
+        else:
+            sql = "SELECT rowid, email_id FROM fts WHERE fts MATCH ? AND rowid > ? "
+            sql += "ORDER BY rowid LIMIT ?"
+            bound = -1
+        chunk = FIRST_CHUNK
+        while True:
+            with self._lock:
+                try:
+                    rows = self._db.execute(sql, (expression, bound, chunk)).fetchall()
+                except sqlite3.OperationalError:
+                    return
+            for _, email_id in rows:
+                yield email_id
+            if len(rows) < chunk:
+                return
+            bound = rows[-1][0]
+            chunk = min(chunk * 4, MAX_CHUNK)
 
     def close(self) -> None:
         with self._lock:
