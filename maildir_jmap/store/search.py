@@ -72,7 +72,10 @@ class SearchIndex:
     def _create(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            self._db.executescript("DROP TABLE IF EXISTS docs; DROP TABLE IF EXISTS fts;")
+            # Another layout: start over, forgetting what it had synced to as well.
+            self._db.executescript(
+                "DROP TABLE IF EXISTS docs; DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS meta;"
+            )
         self._db.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS docs (rowid INTEGER PRIMARY KEY, email_id TEXT UNIQUE);
@@ -117,10 +120,7 @@ class SearchIndex:
                     doc = document(email_id)
                     if doc is None:
                         continue
-                    rowid = self._free_key(order_key(email_ids[email_id], email_id))
-                    self._db.execute(
-                        "INSERT INTO docs (rowid, email_id) VALUES (?, ?)", (rowid, email_id)
-                    )
+                    rowid = self._insert_doc(order_key(email_ids[email_id], email_id), email_id)
                     self._db.execute(_INSERT, (rowid, email_id, *(doc.get(c, "") for c in COLUMNS)))
                     added += 1
                 self._db.execute(
@@ -135,10 +135,18 @@ class SearchIndex:
                 log.info("search index %s: %d added, %d removed", self.path, added, len(gone))
             return added
 
-    def _free_key(self, key: int) -> int:
-        while self._db.execute("SELECT 1 FROM docs WHERE rowid = ?", (key,)).fetchone():
-            key += 1
-        return key
+    def _insert_doc(self, key: int, email_id: str) -> int:
+        """The docs row at ``key``, or the next free key when two Emails share one."""
+        insert = "INSERT INTO docs (rowid, email_id) VALUES (?, ?)"
+        for step in range(1 << _ID_BITS):
+            try:
+                self._db.execute(insert, (key + step, email_id))
+            except sqlite3.IntegrityError as exc:
+                if "rowid" not in str(exc):
+                    raise  # the email_id itself is there: not ours to paper over
+                continue
+            return key + step
+        raise RuntimeError(f"no free search key near {key}")
 
     def search(self, expression: str) -> set[str]:
         """Email ids whose document matches an FTS5 expression."""

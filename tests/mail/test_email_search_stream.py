@@ -133,3 +133,22 @@ def test_colliding_keys_step_aside(tmp_path: Path) -> None:
     added = index.sync("e", 1, twins, lambda e: {"subject": "same words"})
     assert added == 2
     assert set(index.stream('"same"*')) == set(twins)
+
+
+def test_an_index_of_an_older_layout_is_rebuilt(tmp_path: Path) -> None:
+    import sqlite3
+
+    from maildir_jmap.store.search import SearchIndex
+
+    path = tmp_path / "s.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE docs (rowid INTEGER PRIMARY KEY, email_id TEXT UNIQUE);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        "INSERT INTO meta VALUES ('synced', 'e-1');"
+        "PRAGMA user_version = 1;"
+    )
+    old.close()
+    index = SearchIndex(path)
+    assert index.synced() == ("", -1)  # not "in step" with an index it no longer has
+    assert index.sync("e", 1, {"Mabcde0000000000000000001": 5}, lambda e: {"body": "x"}) == 1
