@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         "receivedAt, hasAttachment by back-reference; *first* is right after start-up (no "
         "cached order), p50/p95 over repeated requests; *text search* replaces the filter "
         "with {text: <a different 4-letter prefix each time>}, after a first search that "
-        "builds the FTS index.\n\n" + rendered + "\n" + push_section
+        "builds the FTS index. The generator's bodies draw on 36 words, so every such "
+        "prefix matches about 95 % of the account: the worst case for a search, whose "
+        "matches are read newest first only as far as the page needs.\n\n" + rendered + "\n" + push_section
     )
     return 0
 
