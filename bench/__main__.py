@@ -1,11 +1,14 @@
 """``python -m bench [--quick] [--sizes N,N]``: measure, print a table, write BENCHMARKS.md.
 
-Figures so far (each in a fresh process, on a generated Maildir):
-  1. index build: wall time and rate of ``maildir-jmap index`` from nothing, and
-     the peak RSS of that process;
-  2. index load: time to load the snapshot, resident bytes per message after
-     loading (RSS growth over the load / messages), snapshot size;
-  3. rescan with nothing changed (what a periodic full rescan costs).
+Figures (each server in a fresh process, on a generated Maildir):
+  1. index build: wall time, rate and peak RSS; load time, bytes per message, snapshot
+     size; rescan with nothing changed;
+  2. initial sync of the INBOX, JMAP vs Dovecot IMAP on the same Maildir (round trips,
+     bytes on the wire with and without gzip, wall time);
+  3. resync after 50 flag changes and 10 new messages, JMAP /changes vs IMAP QRESYNC;
+  4. list view and text search latency;
+  5. push latency from a Dovecot-side change, and the cost of 1,000 idle listeners;
+  6. throughput with 50 concurrent clients mixing list views and flag writes.
 Times are medians of repeated runs where a run is cheap enough to repeat.
 """
 
@@ -122,8 +125,14 @@ def measure(count: int, repeats: int, workdir: Path) -> dict[str, float]:
     from bench.listview import measure as list_view
 
     views = list_view(maildir, state, 10 if repeats == 1 else 40)
+    from bench.compare import compare, throughput
+
+    versus = compare(maildir, state, workdir, repeats)
+    busy = throughput(maildir, state, 50, 3.0 if repeats == 1 else 15.0)
     return {
         **views,
+        **versus,
+        **{f"busy_{k}": v for k, v in busy.items()},
         "messages": count,
         "maildir_mb": generated.bytes / 1e6,
         "generate_s": gen_seconds,
@@ -155,6 +164,27 @@ ROWS = [
     ("search_build_s", "full-text index build on first search (s)", "{:.1f}"),
     ("search_p50_ms", "text search + list view p50 (ms)", "{:.0f}"),
     ("search_p95_ms", "text search + list view p95 (ms)", "{:.0f}"),
+    ("inbox_messages", "INBOX messages (JMAP / IMAP sync below)", "{:.0f}"),
+    ("sync_imap_rt", "initial sync, IMAP round trips", "{:.0f}"),
+    ("sync_jmap_rt", "initial sync, JMAP round trips", "{:.0f}"),
+    ("sync_imap_kb", "initial sync, IMAP bytes on the wire (KiB)", "{:.0f}"),
+    ("sync_jmap_kb", "initial sync, JMAP bytes, gzip (KiB)", "{:.0f}"),
+    ("sync_jmap_plain_kb", "initial sync, JMAP bytes, no gzip (KiB)", "{:.0f}"),
+    ("sync_imap_ms", "initial sync, IMAP wall time (ms, median)", "{:.0f}"),
+    ("sync_jmap_ms", "initial sync, JMAP wall time (ms, median)", "{:.0f}"),
+    ("resync_imap_rt", "resync after 50 flags + 10 new, IMAP QRESYNC round trips", "{:.0f}"),
+    ("resync_jmap_rt", "resync, JMAP round trips", "{:.0f}"),
+    ("resync_imap_kb", "resync, IMAP bytes (KiB)", "{:.1f}"),
+    ("resync_jmap_kb", "resync, JMAP bytes, gzip (KiB)", "{:.1f}"),
+    ("resync_jmap_plain_kb", "resync, JMAP bytes, no gzip (KiB)", "{:.1f}"),
+    ("resync_imap_ms", "resync, IMAP wall time (ms, median)", "{:.0f}"),
+    ("resync_jmap_ms", "resync, JMAP wall time (ms, median)", "{:.0f}"),
+    ("busy_requests_per_s", "50 clients, 80 % list views + 20 % flag writes: requests/s", "{:.0f}"),
+    ("busy_read_p50_ms", "50 clients: list view p50 (ms)", "{:.0f}"),
+    ("busy_read_p95_ms", "50 clients: list view p95 (ms)", "{:.0f}"),
+    ("busy_write_p50_ms", "50 clients: flag write p50 (ms)", "{:.0f}"),
+    ("busy_write_p95_ms", "50 clients: flag write p95 (ms)", "{:.0f}"),
+    ("busy_errors", "50 clients: failed requests", "{:.0f}"),
 ]
 
 
@@ -213,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
     else:
-        sizes = [2000] if args.quick else [20_000, 100_000]
+        sizes = [2000] if args.quick else [10_000, 100_000]
     repeats = 1 if args.quick else 3
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mj-bench-"))
     results = []
@@ -256,7 +286,28 @@ def main(argv: list[str] | None = None) -> int:
         "with {text: <a different 4-letter prefix each time>}, after a first search that "
         "builds the FTS index. The generator's bodies draw on 36 words, so every such "
         "prefix matches about 95 % of the account: the worst case for a search, whose "
-        "matches are read newest first only as far as the page needs.\n\n" + rendered + "\n" + push_section
+        "matches are read newest first only as far as the page needs.\n\n"
+        "*JMAP vs IMAP* (bench/compare.py): the same Maildir served by this server (its "
+        "own process, following changes with inotify) and by a private Dovecot "
+        "(Debian's dovecot-imapd, loopback, plaintext); every byte goes through a "
+        "counting TCP proxy. *Initial sync* of the INBOX: IMAP is LOGIN, SELECT INBOX "
+        "(CONDSTORE), UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE "
+        "BODYSTRUCTURE); JMAP is the Session, Mailbox/query for the inbox, then "
+        "Email/query + Email/get pairs of 1,000 (maxObjectsInGet), 30 pairs per request, "
+        "for threadId, mailboxIds, keywords, size, receivedAt, the envelope properties, "
+        "hasAttachment and preview (no bodyStructure: the list-view equivalent). A round "
+        "trip is a command or request the client waits for (IMAP counts the greeting). "
+        "Medians of the runs after a first warm-up run of each. *Resync*: another IMAP "
+        "client sets \\Flagged on 50 random INBOX messages and APPENDs 10; once the JMAP "
+        "server has reconciled, IMAP does ENABLE QRESYNC, SELECT (QRESYNC (uidvalidity "
+        "modseq)) and UID FETCH of the new UIDs; JMAP sends one request: Email/changes, "
+        "Email/get of the created (sync properties) and of the updated (keywords, "
+        "mailboxIds) by back-reference. *50 clients*: one account, 50 concurrent "
+        "keep-alive HTTP clients (maxConcurrentRequests raised to 50), each looping 80 % "
+        "list views at random positions and 20 % Email/set keyword toggles.\n\n"
+        + rendered
+        + "\n"
+        + push_section
     )
     return 0
 

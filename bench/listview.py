@@ -21,12 +21,16 @@ SERVER = r"""
 import sys, uvicorn
 from pathlib import Path
 from maildir_jmap.config import Config
+from maildir_jmap.core.capabilities import CoreLimits
 from maildir_jmap.http.app import create_app
 from maildir_jmap.mail import build_registry
 from maildir_jmap.users import User, UserDirectory, hash_password
 maildir, state, port, password = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+watch, concurrent = sys.argv[5] == "watch", int(sys.argv[6])
 users = UserDirectory({"bench": User("bench", maildir, hash_password(password))})
-app = create_app(Config(state_dir=state, watch=False), users, registry=build_registry())
+limits = CoreLimits(maxConcurrentRequests=concurrent)
+config = Config(state_dir=state, watch=watch, limits=limits)
+app = create_app(config, users, registry=build_registry())
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
 LIST_PROPERTIES = [
@@ -35,8 +39,11 @@ LIST_PROPERTIES = [
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 
-def _server(maildir: Path, state: Path) -> Any:
-    argv = [sys.executable, "-c", SERVER, str(maildir), str(state), "{port}", PASSWORD]
+def _server(maildir: Path, state: Path, *, watch: bool = False, concurrent: int = 8) -> Any:
+    """The app in its own process; ``watch`` follows Dovecot's changes (inotify),
+    ``concurrent`` is maxConcurrentRequests (many clients of one account)."""
+    argv = [sys.executable, "-c", SERVER, str(maildir), str(state), "{port}", PASSWORD,
+            "watch" if watch else "still", str(concurrent)]  # fmt: skip
     return running_server(argv, "bench")
 
 

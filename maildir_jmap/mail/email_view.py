@@ -207,11 +207,14 @@ def content_json(
 ) -> None:
     """The properties read from the message itself (headers, convenience
     properties, body structure and values) into ``out``."""
+    last: dict[str, str] = {}
+    for name, value in headers:
+        last[name.lower()] = value  # §4.1.3: the last instance of a field counts
     for prop in rest:
         if prop in CONVENIENCE:
             name, parser = CONVENIENCE[prop]
-            values = [v for n, v in headers if n.lower() == name.lower()]
-            out[prop] = parser(values[-1]) if values else None
+            raw = last.get(name.lower())
+            out[prop] = parser(raw) if raw is not None else None
         elif prop == "headers":
             out[prop] = [{"name": n, "value": v} for n, v in headers]
         elif prop not in BODY:
