@@ -15,8 +15,10 @@ from maildir_jmap.mail.email_view import (
     DEFAULT_PROPERTIES,
     BodyOptions,
     email_json,
+    envelopes,
     is_body_property,
     is_email_property,
+    is_envelope_only,
 )
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, THREAD
@@ -64,9 +66,16 @@ class EmailRecords:
         wanted = list(self.index.emails) if ids is None else ids
         found: list[JSONObject] = []
         missing: list[str] = []
+        cached: dict[str, JSONObject] = {}
+        if is_envelope_only(properties):
+            records = [r for r in (self.index.emails.get(i) for i in wanted) if r is not None]
+            cached = envelopes(self.account, records)
         for email_id in wanted:
             rec = self.index.emails.get(email_id)
-            view = email_json(self.account, rec, properties, body) if rec is not None else None
+            if rec is None or (cached and email_id not in cached):
+                missing.append(email_id)
+                continue
+            view = email_json(self.account, rec, properties, body, cached.get(email_id))
             if view is None:
                 missing.append(email_id)
             else:

@@ -153,11 +153,43 @@ def _leaves(part: Part) -> list[Part]:
     return [leaf for child in part.sub_parts for leaf in _leaves(child)]
 
 
+def is_envelope_only(properties: frozenset[str]) -> bool:
+    """Whether every property asked for is in the index or the envelope cache."""
+    rest = properties - INDEX_PROPERTIES
+    return bool(rest) and rest <= CONVENIENCE.keys()
+
+
+def envelopes(account: Account, records: list[EmailRecord]) -> dict[str, JSONObject]:
+    """The convenience properties of each Email, from the cache; the ones not cached
+    yet are read from their header sections and stored."""
+    cache = account.envelopes
+    found = cache.get_many([r.id for r in records])
+    fresh: dict[str, JSONObject] = {}
+    everything = frozenset(CONVENIENCE)
+    no_body = BodyOptions(frozenset())
+    for rec in records:
+        if rec.id in found or rec.id in fresh:
+            continue
+        head = account.read_head(rec)
+        if head is None:
+            continue  # gone: the caller reports it as not found
+        envelope: JSONObject = {}
+        content_json(envelope, split_head(head)[0], None, everything, no_body, "")
+        fresh[rec.id] = envelope
+    cache.put_many(fresh)
+    return found | fresh
+
+
 def email_json(
-    account: Account, rec: EmailRecord, properties: frozenset[str], body: BodyOptions
+    account: Account,
+    rec: EmailRecord,
+    properties: frozenset[str],
+    body: BodyOptions,
+    envelope: JSONObject | None = None,
 ) -> JSONObject | None:
     """The Email with ``properties``; None if its file is gone (Dovecot expunged it
-    since the last reconcile), so the caller reports it as not found."""
+    since the last reconcile), so the caller reports it as not found. ``envelope``
+    (from ``envelopes``) answers the convenience properties without a read."""
     out: JSONObject = {}
     for prop in properties & INDEX_PROPERTIES:
         if prop == "id":
@@ -180,6 +212,9 @@ def email_json(
             out[prop] = rec.preview
     rest = properties - INDEX_PROPERTIES
     if not rest:
+        return out
+    if envelope is not None and rest <= CONVENIENCE.keys():
+        out.update({prop: envelope[prop] for prop in rest})
         return out
     root: Part | None = None
     if rest & BODY:

@@ -22,6 +22,7 @@ from pathlib import Path
 from maildir_jmap.mime.text import search_document
 from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
+from maildir_jmap.store.envelopes import EnvelopeCache
 from maildir_jmap.store.folders import detect_layout
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
@@ -120,6 +121,15 @@ class Account:
             self.caches["search"] = found
         return found
 
+    @property
+    def envelopes(self) -> EnvelopeCache:
+        """The cache of Email envelope properties, opened on first use."""
+        found = self.caches.get("envelopes")
+        if not isinstance(found, EnvelopeCache):
+            found = EnvelopeCache(self.state_dir / "envelopes.sqlite")
+            self.caches["envelopes"] = found
+        return found
+
     def sync_search(self) -> int:
         """Bring the full-text index up to date with the index; returns Emails added."""
         index = self.index
@@ -183,6 +193,7 @@ class Account:
         with self.lock:
             self.index.prune_tombstones(max_tombstones)
             self.journal.write_snapshot(self.index.to_snapshot())
+            self.envelopes.keep_only(self.index.emails)
 
     def close(self) -> None:
         with self.lock:
@@ -190,6 +201,9 @@ class Account:
             search = self.caches.pop("search", None)
             if isinstance(search, SearchIndex):
                 search.close()
+            envelopes = self.caches.pop("envelopes", None)
+            if isinstance(envelopes, EnvelopeCache):
+                envelopes.close()
 
 
 def load_index(journal: Journal) -> Index:
