@@ -7,6 +7,7 @@ header by reading the candidates' header sections.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
@@ -341,6 +342,8 @@ def run_query(
     emails = index.emails
     pool = emails.values() if candidates is None else (emails[i] for i in candidates if i in emails)
     found = [rec for rec in pool if predicate(rec)]
+    if candidates is None and by_received(sort):
+        return OrderedResult.build(found, not sort[0].is_ascending, collapse)
     fast = _fast_key(sort)
     if fast is not None:
         found.sort(key=fast[0], reverse=fast[1])
@@ -369,6 +372,92 @@ def _streamed(
                 yield rec
 
     return LazyIds(_collapsed(records(), collapse))
+
+
+def by_received(sort: list[Comparator]) -> bool:
+    return len(sort) == 1 and sort[0].property == "receivedAt"
+
+
+class OrderedResult(Sequence[str]):
+    """A result in (receivedAt, id) order that a change can update in place: an
+    Email's receivedAt never changes, so a flag change or a move re-places only the
+    Emails of the Threads it touched, instead of filtering and sorting the account
+    again (at 100,000 messages, 400 ms after every change)."""
+
+    def __init__(self, keys: list[tuple[int, str]], descending: bool, collapse: bool) -> None:
+        self.keys = keys  # ascending (receivedAt, id)
+        self.descending = descending
+        self.collapse = collapse
+
+    @classmethod
+    def build(
+        cls, records: Iterable[EmailRecord], descending: bool, collapse: bool
+    ) -> OrderedResult:
+        ordered = sorted(records, key=lambda r: (r.received, r.id), reverse=descending)
+        kept = [(r.received, r.id) for r in _collapsed_records(ordered, collapse)]
+        if descending:
+            kept.reverse()
+        return cls(kept, descending, collapse)
+
+    def update(
+        self,
+        index: Index,
+        predicate: Callable[[EmailRecord], bool],
+        threads: set[str],
+        emails: set[str],
+    ) -> None:
+        """Re-place every member of ``threads`` and every Email in ``emails``."""
+        affected = set(emails)
+        for thread_id in threads:
+            thread = index.threads.get(thread_id)
+            if thread is not None:
+                affected.update(thread.email_ids)
+        self.keys = [k for k in self.keys if k[1] not in affected]
+        found = index.emails
+        matching = [found[e] for e in affected if e in found and predicate(found[e])]
+        if self.collapse:
+            best: dict[str, tuple[int, str]] = {}
+            for rec in matching:
+                key = (rec.received, rec.id)
+                current = best.get(rec.thread_id)
+                if current is None or (key > current if self.descending else key < current):
+                    best[rec.thread_id] = key
+            inserts = list(best.values())
+        else:
+            inserts = [(rec.received, rec.id) for rec in matching]
+        for key in inserts:
+            bisect.insort(self.keys, key)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, item: int) -> str: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, item: int | slice) -> str | Sequence[str]:
+        size = len(self.keys)
+        if isinstance(item, slice):
+            return [self[i] for i in range(*item.indices(size))]
+        if item < 0:
+            item += size
+        if not 0 <= item < size:
+            raise IndexError(item)
+        return self.keys[size - 1 - item if self.descending else item][1]
+
+    def __iter__(self) -> Iterator[str]:
+        keys = reversed(self.keys) if self.descending else iter(self.keys)
+        return (key[1] for key in keys)
+
+
+def _collapsed_records(records: Iterable[EmailRecord], collapse: bool) -> Iterator[EmailRecord]:
+    seen: set[str] = set()
+    for rec in records:
+        if not collapse or rec.thread_id not in seen:
+            seen.add(rec.thread_id)
+            yield rec
 
 
 class LazyIds(Sequence[str]):
@@ -417,24 +506,46 @@ class LazyIds(Sequence[str]):
 
 
 class QueryCache:
-    """Recent query results, valid while the index's modseq stands still: a client
-    paging through a list view, or several clients on one account, sort once."""
+    """Recent query results. A result in receivedAt order is carried across index
+    changes by re-placing the Emails they touched (``OrderedResult.update``); any
+    other result is valid while the index's modseq stands still."""
+
+    MAX_CHANGED = 2000  # more changed Emails than this: recomputing is as cheap
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self.modseq = -1
-        self.results: dict[str, Sequence[str]] = {}
+        self.results: dict[str, tuple[int, Sequence[str], Any]] = {}  # key -> (modseq, ids, filter)
 
-    def get(self, index: Index, key: str) -> Sequence[str] | None:
-        if self.modseq != index.modseq:
-            self.modseq, self.results = index.modseq, {}
-        hit = self.results.pop(key, None)
-        if hit is not None:
-            self.results[key] = hit  # most recently used last
-        return hit
+    def get(self, account: Account, key: str) -> Sequence[str] | None:
+        index = account.index
+        entry = self.results.pop(key, None)
+        if entry is None:
+            return None
+        modseq, ids, filter_ = entry
+        stale = modseq != index.modseq
+        if stale and not (
+            isinstance(ids, OrderedResult) and self._carry(account, ids, filter_, modseq)
+        ):
+            return None
+        self.results[key] = (index.modseq, ids, filter_)  # most recently used last
+        return ids
 
-    def put(self, key: str, ids: Sequence[str]) -> None:
-        self.results[key] = ids
+    def _carry(self, account: Account, ids: OrderedResult, filter_: Any, since: int) -> bool:
+        index = account.index
+        changed = index.change_log(EMAIL, since)
+        if len(changed) > self.MAX_CHANGED or since < index.floor:
+            return False
+        emails = {entry[1] for entry in changed}
+        threads = {entry[1] for entry in index.change_log(THREAD, since)}
+        for email_id in emails:
+            rec = index.emails.get(email_id)
+            if rec is not None:
+                threads.add(rec.thread_id)
+        ids.update(index, Matcher(index, account).compile(filter_), threads, emails)
+        return True
+
+    def put(self, index: Index, key: str, ids: Sequence[str], filter_: Any) -> None:
+        self.results[key] = (index.modseq, ids, filter_)
         while len(self.results) > self.size:
             del self.results[next(iter(self.results))]
 
@@ -455,10 +566,10 @@ def cached_query(
         ],
         option=orjson.OPT_SORT_KEYS,
     ).decode()
-    ids = cache.get(index, key)
+    ids = cache.get(account, key)
     if ids is None:
         ids = run_query(index, filter_, sort, collapse, account)
-        cache.put(key, ids)
+        cache.put(index, key, ids, filter_)
     return ids
 
 

@@ -85,7 +85,7 @@ def test_other_sorts_and_operators_use_the_full_path(account: Account) -> None:
     either = {"operator": "OR", "conditions": [{"text": "apple"}, {"text": "damson"}]}
     assert streamable(either, newest) is None
     ids = run_query(account.index, either, newest, False, account)
-    assert isinstance(ids, list)
+    assert not isinstance(ids, LazyIds)
     assert len(ids) == len(
         {*brute_force(account, "apple", False, False)}
         | {*brute_force(account, "damson", False, False)}

@@ -80,3 +80,40 @@ async def test_query_changes_reproduce_recomputed_results(
                 ids.insert(item["index"], item["id"])
             assert ids[: delta["total"]] == new["ids"], (seed, round_, q)
             assert delta["newQueryState"] == new["queryState"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_cached_results_carried_across_changes_equal_recomputed_ones(
+    jmap: Jmap, maildir: Path, seed: int
+) -> None:
+    """A receivedAt-ordered result kept in the cache and re-placed after each change
+    (OrderedResult.update) is what filtering and sorting afresh gives."""
+    from maildir_jmap.core.query import Comparator
+    from maildir_jmap.mail.email_query import OrderedResult, cached_query, run_query
+
+    rng = random.Random(seed)
+    inbox = (await jmap.mailboxes())["Inbox"]["id"]
+    account = jmap.account
+    filters: list[Any] = [
+        {"inMailbox": inbox},
+        {"notKeyword": "$seen"},
+        {"someInThreadHaveKeyword": "$flagged"},
+        {"operator": "NOT", "conditions": [{"inMailbox": inbox}]},
+        None,
+    ]
+    shapes = [
+        (f, asc, collapse) for f in filters for asc in (False, True) for collapse in (False, True)
+    ]
+    for shape in shapes:  # fill the cache
+        filter_, asc, collapse = shape
+        ids = cached_query(account, filter_, [Comparator("receivedAt", asc, None, {})], collapse)
+        assert isinstance(ids, OrderedResult)
+    for round_ in range(5):
+        for step in range(rng.randrange(1, 4)):
+            mutate(rng, maildir, 100 + round_ * 10 + step)
+        account.rescan()
+        for filter_, asc, collapse in shapes:
+            sort = [Comparator("receivedAt", asc, None, {})]
+            carried = list(cached_query(account, filter_, sort, collapse))
+            fresh = list(run_query(account.index, filter_, sort, collapse, account))
+            assert carried == fresh, (seed, round_, filter_, asc, collapse)
