@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.listview import LIST_PROPERTIES, USING, _server
+from bench.listview import USING, _server, list_view_calls
 from bench.push import PASSWORD, _percentile
 from maildir_jmap.store.account import account_id_for
 
@@ -202,6 +202,15 @@ def _post(client: httpx.Client, url: str, calls: list[list[Any]]) -> list[list[A
     return responses
 
 
+def _account_and_inbox(client: httpx.Client, url: str) -> tuple[str, str]:
+    """The Session's mail account and its inbox (two round trips)."""
+    session = client.get(url + "/jmap/session").json()
+    account: str = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+    query = {"accountId": account, "filter": {"role": "inbox"}}
+    inbox: str = _post(client, url, [["Mailbox/query", query, "m"]])[0][1]["ids"][0]
+    return account, inbox
+
+
 def jmap_initial_sync(proxy: CountingProxy, gzip: bool) -> tuple[Run, str, int]:
     """Session, then Email/query + Email/get pairs (a thousand Emails each, as many
     pairs per request as the server's limits allow) until the INBOX is read."""
@@ -212,15 +221,8 @@ def jmap_initial_sync(proxy: CountingProxy, gzip: bool) -> tuple[Run, str, int]:
     seen = 0
     state = ""
     with _jmap_client(gzip) as client:
-        session = client.get(url + "/jmap/session").json()
-        round_trips += 1
-        account = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
-        inbox = _post(
-            client,
-            url,
-            [["Mailbox/query", {"accountId": account, "filter": {"role": "inbox"}}, "m"]],
-        )[0][1]["ids"][0]
-        round_trips += 1
+        account, inbox = _account_and_inbox(client, url)
+        round_trips += 2
         position = 0
         while True:
             calls: list[list[Any]] = []
@@ -376,17 +378,7 @@ async def _client(
     async with httpx.AsyncClient(auth=("bench", PASSWORD), timeout=60) as client:
         while time.perf_counter() < until:
             if rng.random() < 0.8:
-                calls = [
-                    ["Email/query", {
-                        "accountId": account, "filter": {"inMailbox": inbox},
-                        "sort": [{"property": "receivedAt", "isAscending": False}],
-                        "collapseThreads": True, "position": rng.randrange(0, 500), "limit": 50,
-                    }, "q"],
-                    ["Email/get", {
-                        "accountId": account, "properties": LIST_PROPERTIES,
-                        "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
-                    }, "g"],
-                ]  # fmt: skip
+                calls = list_view_calls(account, inbox, position=rng.randrange(0, 500))
                 bucket = reads
             else:
                 target = rng.choice(ids)
@@ -410,13 +402,7 @@ def throughput(maildir: Path, state_dir: Path, clients: int, seconds: float) -> 
     """``clients`` concurrent HTTP clients of one account, 80 % list views at random
     positions and 20 % flag changes, for ``seconds``."""
     with _server(maildir, state_dir, concurrent=clients) as url, _jmap_client(True) as client:
-        session = client.get(url + "/jmap/session").json()
-        account = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
-        inbox = _post(
-            client,
-            url,
-            [["Mailbox/query", {"accountId": account, "filter": {"role": "inbox"}}, "m"]],
-        )[0][1]["ids"][0]
+        account, inbox = _account_and_inbox(client, url)
         query = {"accountId": account, "filter": {"inMailbox": inbox}, "limit": 1000}
         ids = _post(client, url, [["Email/query", query, "q"]])[0][1]["ids"]
 

@@ -59,13 +59,13 @@ def _request(
 
 
 def list_view_calls(
-    account: str, inbox: str, filter_: dict[str, Any] | None = None
+    account: str, inbox: str, filter_: dict[str, Any] | None = None, position: int = 0
 ) -> list[list[Any]]:
     return [
         ["Email/query", {
             "accountId": account, "filter": filter_ or {"inMailbox": inbox},
             "sort": [{"property": "receivedAt", "isAscending": False}],
-            "collapseThreads": True, "limit": 50,
+            "collapseThreads": True, "position": position, "limit": 50,
         }, "q"],
         ["Email/get", {
             "accountId": account, "properties": LIST_PROPERTIES,

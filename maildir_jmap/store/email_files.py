@@ -208,21 +208,6 @@ def add(
     eid = email_id(summary.digest)
     refs = [*summary.in_reply_to, *reversed(summary.references)]
     thread_id = index.thread_for(summary.message_id, refs) or "T" + eid[1:]
-    rec = EmailRecord(
-        id=eid,
-        digest=summary.digest,
-        thread_id=thread_id,
-        files=files,
-        keywords=keywords,
-        size=summary.size,
-        received=int(received),
-        subject=summary.subject,
-        sender=summary.sender,
-        to=summary.to,
-        sent_at=summary.sent_at,
-        message_id=summary.message_id,
-        has_attachment=summary.has_attachment,
-        preview=summary.preview,
-    )
+    rec = EmailRecord.from_summary(summary, thread_id, files, keywords, int(received))
     ids = [(mid, thread_id) for mid in {*refs, summary.message_id} if mid]
     return Added(rec, ids)

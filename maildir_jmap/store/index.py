@@ -26,6 +26,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from maildir_jmap.mime import summary as summaries
+
 MAILBOX, EMAIL, THREAD = "Mailbox", "Email", "Thread"
 COUNT_PROPERTIES = ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
 
@@ -104,6 +106,33 @@ class EmailRecord:
     @property
     def mailbox_ids(self) -> set[str]:
         return {f[0] for f in self.files}
+
+    @classmethod
+    def from_summary(
+        cls,
+        summary: summaries.Summary,
+        thread_id: str,
+        files: list[FileRef],
+        keywords: frozenset[str],
+        received: int,
+    ) -> EmailRecord:
+        """A new Email's record from its index-time parse (mime/summary)."""
+        return cls(
+            id=summaries.email_id(summary.digest),
+            digest=summary.digest,
+            thread_id=thread_id,
+            files=files,
+            keywords=keywords,
+            size=summary.size,
+            received=received,
+            subject=summary.subject,
+            sender=summary.sender,
+            to=summary.to,
+            sent_at=summary.sent_at,
+            message_id=summary.message_id,
+            has_attachment=summary.has_attachment,
+            preview=summary.preview,
+        )
 
     def to_list(self) -> list[object]:
         return [

@@ -62,13 +62,16 @@ class FileName:
     def parse(cls, name: str) -> FileName:
         base, sep, info = name.partition(":")
         size = vsize = None
-        for kind, value in _SIZE_FIELD.findall(base):
-            if kind == "S":
-                size = int(value)
-            else:
-                vsize = int(value)
+        if "," in base:
+            for kind, value in _SIZE_FIELD.findall(base):
+                if kind == "S":
+                    size = int(value)
+                else:
+                    vsize = int(value)
         if sep and info.startswith("2,"):
             marks = info[2:]
+            if not marks or marks.isupper():  # flags only: the common case, made cheap
+                return cls(base, marks, "", True, size, vsize)
             flags = "".join(c for c in marks if not c.islower())
             letters = "".join(c for c in marks if "a" <= c <= "z")
             return cls(base, flags, letters, True, size, vsize)

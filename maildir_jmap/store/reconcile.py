@@ -210,11 +210,11 @@ def _differs(a: EmailRecord, b: EmailRecord) -> bool:
 
 def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None:
     current = work.emails.get(eid) or work.index.emails[eid]
-    new = file_ref(mailbox_id, disk.subdir, disk.name)
-    if new in current.files:
-        return
-    rec = work.email(eid)
     base = disk.parsed.base
+    if (mailbox_id, disk.subdir, base, disk.name[len(base) :]) in current.files:
+        return  # unchanged (equal tuples, without interning a new one)
+    new = file_ref(mailbox_id, disk.subdir, disk.name)
+    rec = work.email(eid)
     rec.files = [new if f[0] == mailbox_id and f[2] == base else f for f in rec.files]
 
 
@@ -292,21 +292,8 @@ def _add_new_files(
         change.message_ids.extend((mid, thread_id) for mid in {*refs, summary.message_id} if mid)
         if disk.subdir == "new" or mailbox_id == inbox_id:
             change.delivered = True  # RFC 8621 §1.5 EmailDelivery: new mail arrived
-        work.emails[eid] = EmailRecord(
-            id=eid,
-            digest=summary.digest,
-            thread_id=thread_id,
-            files=[entry],
-            keywords=frozenset(),
-            size=summary.size,
-            received=received,
-            subject=summary.subject,
-            sender=summary.sender,
-            to=summary.to,
-            sent_at=summary.sent_at,
-            message_id=summary.message_id,
-            has_attachment=summary.has_attachment,
-            preview=summary.preview,
+        work.emails[eid] = EmailRecord.from_summary(
+            summary, thread_id, [entry], frozenset(), received
         )
 
 
