@@ -27,7 +27,7 @@ from maildir_jmap.store.folders import detect_layout
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
 from maildir_jmap.store.names import Layout
-from maildir_jmap.store.reconcile import Progress, reconcile
+from maildir_jmap.store.reconcile import Names, Progress, reconcile
 from maildir_jmap.store.search import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,13 @@ class Account:
         return self.search.sync(epoch, modseq, emails, document)
 
     def rescan(
-        self, directories: set[str] | None = None, progress: Progress | None = None
+        self,
+        directories: set[str] | None = None,
+        progress: Progress | None = None,
+        names: Names | None = None,
     ) -> Change:
-        """Reconcile with the disk (every folder, or only ``directories``) and commit."""
+        """Reconcile with the disk (every folder, or only ``directories`` listed in
+        full and the files ``names`` reports elsewhere) and commit."""
         with self.lock:
             change = reconcile(
                 self.index,
@@ -158,6 +162,7 @@ class Account:
                 directories=directories,
                 roles=self.roles,
                 progress=progress,
+                names=names,
             )
             self.commit(change)
             return change

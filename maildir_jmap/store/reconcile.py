@@ -56,6 +56,37 @@ class ScanResult:
     files: dict[str, dict[str, DiskFile]]  # directory -> base -> file
     keywords: dict[str, dict[str, str]]  # directory -> letter -> IMAP name
     subscribed: set[tuple[str, ...]]
+    partial: dict[str, set[str]] = field(default_factory=dict)
+    """directory -> the only base names looked at there (a targeted scan)."""
+
+
+Names = dict[str, set[tuple[str, str]]]
+"""directory -> (subdir, file name) that inotify reported there."""
+
+
+def scan_names(
+    path: Path, names: set[tuple[str, str]], known: dict[str, str]
+) -> dict[str, DiskFile]:
+    """base -> file for only the bases of ``names``: each reported name, and the
+    name the index knows (``known``: base -> "subdir/name"), is checked with a stat
+    instead of listing a folder that may hold 50,000 messages."""
+    candidates: dict[str, list[tuple[str, str]]] = {}
+    for subdir, name in names:
+        if name.startswith("."):
+            continue
+        candidates.setdefault(FileName.parse(name).base, []).append((subdir, name))
+    found: dict[str, DiskFile] = {}
+    for base, seen in candidates.items():
+        if base in known:
+            subdir, _, name = known[base].partition("/")
+            seen.append((subdir, name))
+        for subdir, name in seen:
+            if os.path.exists(path / subdir / name):
+                parsed = FileName.parse(name)
+                if "T" not in parsed.flags:
+                    found[base] = DiskFile(subdir, name, parsed)
+                break
+    return found
 
 
 def scan_folder(path: Path) -> dict[str, DiskFile]:
@@ -78,18 +109,38 @@ def scan_folder(path: Path) -> dict[str, DiskFile]:
     return found
 
 
-def scan(root: Path, layout: Layout, directories: Iterable[str] | None = None) -> ScanResult:
+def scan(
+    root: Path,
+    layout: Layout,
+    directories: Iterable[str] | None = None,
+    names: Names | None = None,
+    known: Callable[[str, str], str | None] | None = None,
+) -> ScanResult:
+    """The folder tree, plus the files of ``directories`` (all when None) listed in
+    full, plus the files ``names`` reports in other folders checked one by one
+    (``known(directory, base)`` gives the index's "subdir/name" for a base)."""
     folders = list_folders(root, layout)
     wanted = None if directories is None else set(directories)
     files: dict[str, dict[str, DiskFile]] = {}
     keywords: dict[str, dict[str, str]] = {}
+    partial: dict[str, set[str]] = {}
     for folder in folders:
-        if not folder.selectable or (wanted is not None and folder.directory not in wanted):
+        directory = folder.directory
+        path = root / directory if directory else root
+        if not folder.selectable:
             continue
-        path = root / folder.directory if folder.directory else root
-        files[folder.directory] = scan_folder(path)
-        keywords[folder.directory] = read_keywords(path)
-    return ScanResult(folders, files, keywords, read_subscriptions(root))
+        if wanted is None or directory in wanted:
+            files[directory] = scan_folder(path)
+        elif names and directory in names and wanted is not None:
+            reported = names[directory]
+            bases = {FileName.parse(n).base for _, n in reported if not n.startswith(".")}
+            index_names = {b: k for b in bases if known and (k := known(directory, b))}
+            files[directory] = scan_names(path, reported, index_names)
+            partial[directory] = bases
+        else:
+            continue
+        keywords[directory] = read_keywords(path)
+    return ScanResult(folders, files, keywords, read_subscriptions(root), partial)
 
 
 @dataclass
@@ -117,20 +168,45 @@ def reconcile(
     roles: dict[str, str] | None = None,
     progress: Progress | None = None,
     pool: ProcessPoolExecutor | None = None,
+    names: Names | None = None,
 ) -> Change:
     """The change that makes ``index`` match the disk (all folders, or only
-    ``directories``, plus the folder tree itself)."""
-    result = scan(root, layout, directories)
+    ``directories``, plus the folder tree itself; and in other folders, only the
+    files ``names`` reports -- what inotify saw -- without listing them)."""
+
+    def index_name(directory: str, base: str) -> str | None:
+        mailbox_id = index.by_directory.get(directory)
+        eid = index.by_file.get((mailbox_id, base)) if mailbox_id else None
+        rec = index.emails.get(eid) if eid else None
+        for ref in rec.files if rec else ():
+            if ref[0] == mailbox_id and ref[2] == base:
+                return f"{ref[1]}/{ref[2]}{ref[3]}"
+        return None
+
+    if directories is None:
+        names = None
+    result = scan(root, layout, directories if names is None else set(directories or ()),
+                  names, index_name)  # fmt: skip
     change = Change()
     mailbox_of = _reconcile_mailboxes(index, result, change, roles)
     work = _Work(index)
-    scanned = {mailbox_of[d] for d in result.files if d in mailbox_of}
+    scanned = {mailbox_of[d] for d in result.files if d in mailbox_of and d not in result.partial}
     # Files the index knows in the scanned mailboxes, and in the ones that went.
     known: dict[str, dict[str, tuple[str, str]]] = {m: {} for m in scanned}
     gone_boxes = set(change.mailboxes_gone)
-    for (mailbox_id, base), eid in index.by_file.items():
-        if mailbox_id in known or mailbox_id in gone_boxes:
-            known.setdefault(mailbox_id, {})[base] = (eid, mailbox_id)
+    if scanned or gone_boxes:
+        for (mailbox_id, base), eid in index.by_file.items():
+            if mailbox_id in known or mailbox_id in gone_boxes:
+                known.setdefault(mailbox_id, {})[base] = (eid, mailbox_id)
+    for partial_directory, reported in result.partial.items():
+        partial_box = mailbox_of.get(partial_directory)
+        if partial_box is None:
+            continue
+        entries = known.setdefault(partial_box, {})
+        for base in reported:
+            found_id = index.by_file.get((partial_box, base))
+            if found_id is not None:
+                entries[base] = (found_id, partial_box)
     appeared: list[tuple[str, str, DiskFile]] = []  # (mailbox id, directory, file)
     vanished: dict[str, list[tuple[str, str]]] = {}  # base -> [(mailbox id, email id)]
     for mailbox_id, bases in known.items():
@@ -145,6 +221,8 @@ def reconcile(
             else:
                 _update_file(work, eid, mailbox_id, disk)
     for directory, files in result.files.items():
+        if directory not in mailbox_of:
+            continue
         mailbox_id = mailbox_of[directory]
         have = known.get(mailbox_id, {})
         for base, disk in files.items():
