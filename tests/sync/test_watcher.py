@@ -334,3 +334,25 @@ def test_new_mail_in_the_inbox_is_an_email_delivery_but_a_filing_is_not(
     deliver(account.maildir / ".Archive", b"Subject: filed\n\ny\n", flags="S")
     wait_for(lambda: len(changed) == 2)
     assert "EmailDelivery" not in changed[-1]
+
+
+def test_a_rewritten_but_unchanged_dovecot_keywords_lists_nothing(
+    watched: tuple[Account, Watcher],
+) -> None:
+    """Dovecot rewrites dovecot-keywords when it syncs a mailbox; only a changed
+    letter mapping makes the folder be listed again (MAILDIR.md §5)."""
+    account, watcher = watched
+    keywords = account.maildir / "dovecot-keywords"
+    keywords.write_text("0 work\n")
+    wait_for(lambda: watcher.batches >= 1)
+    time.sleep(0.3)  # writing in place gives create and modify events: let both land
+    batches = watcher.batches
+    for _ in range(3):
+        staging = keywords.with_name("dovecot-keywords.lock")
+        staging.write_text("0 work\n")
+        os.rename(staging, keywords)  # same content, a new file: as Dovecot does it
+    time.sleep(0.3)
+    assert watcher.batches == batches
+    staging.write_text("0 work\n1 home\n")
+    os.rename(staging, keywords)
+    wait_for(lambda: watcher.batches > batches)
