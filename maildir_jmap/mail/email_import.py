@@ -28,15 +28,13 @@ from maildir_jmap.core.types import (
 )
 from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.mail.email import GET_EXTRA, body_options
-from maildir_jmap.mail.email_set import created_json, keyword_set, mailbox_ids, received_at
+from maildir_jmap.mail.email_set import add_email, keyword_set, mailbox_ids, received_at
 from maildir_jmap.mail.email_view import CONVENIENCE, content_json, is_email_property
 from maildir_jmap.mime.headers import unfold
 from maildir_jmap.mime.parse import Part, parse, split_head
-from maildir_jmap.mime.summary import email_id, summarize
-from maildir_jmap.store import email_files
+from maildir_jmap.mime.summary import summarize
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.index import EMAIL, Change
-from maildir_jmap.store.maildir import TooManyKeywords
+from maildir_jmap.store.index import EMAIL
 
 IMPORT_PROPERTIES = ("blobId", "mailboxIds", "keywords", "receivedAt")
 
@@ -111,19 +109,9 @@ def _import_one(ctx: Context, account: Account, spec: JSONObject) -> JSONObject:
     when = received_at(spec.get("receivedAt"))
     if not _looks_like_message(raw):
         raise SetError("invalidEmail", "the blob is not an RFC 5322 message")
-    summary = summarize(raw)
-    existing = email_id(summary.digest)
-    if existing in account.index.emails:
-        raise SetError("alreadyExists", "this message is in the account", existingId=existing)
     if when is None:
         when = last_received(raw) or time.time()
-    try:
-        added = email_files.add(account.maildir, account.index, raw, boxes, keywords, when, summary)
-    except TooManyKeywords as exc:
-        raise SetError("tooManyKeywords", str(exc)) from None
-    rec = added.record
-    account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
-    return created_json(account.index.emails[rec.id])
+    return add_email(account, raw, boxes, keywords, when)
 
 
 # -- Email/parse ----------------------------------------------------------------------

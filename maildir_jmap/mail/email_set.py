@@ -24,7 +24,7 @@ from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.mail.email import EMAIL_SPEC, EmailRecords
 from maildir_jmap.mail.email_view import PROPERTIES
 from maildir_jmap.mime.compose import ComposeError, MissingBlobs, TooLarge, compose
-from maildir_jmap.mime.summary import email_id, summarize
+from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import email_files
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import Change, EmailRecord
@@ -79,8 +79,30 @@ def received_at(value: Any) -> float | None:
         raise invalid_properties("receivedAt", description="not a UTCDate") from None
 
 
-def created_json(rec: EmailRecord) -> JSONObject:
-    """§4.6/§4.8: what ``created`` holds for a new Email."""
+def add_email(
+    account: Account,
+    raw: bytes,
+    boxes: set[str],
+    keywords: frozenset[str],
+    received: float | None,
+    summary: Summary | None = None,
+) -> JSONObject:
+    """A new Email from ``raw`` (Email/set create, /import, /copy), committed; what
+    ``created`` holds for it (§4.6, §4.8). Ids come from content, so bytes the account
+    already has are ``alreadyExists`` with the ``existingId`` (§4.8, RFC 8620 §5.4)."""
+    summary = summary or summarize(raw)
+    existing = email_id(summary.digest)
+    if existing in account.index.emails:
+        raise SetError("alreadyExists", "the account has this message", existingId=existing)
+    try:
+        added = email_files.add(
+            account.maildir, account.index, raw, boxes, keywords, received, summary
+        )
+    except TooManyKeywords as exc:
+        raise SetError("tooManyKeywords", str(exc)) from None
+    rec = added.record
+    account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
+    rec = account.index.emails[rec.id]
     return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
 
 
@@ -112,22 +134,8 @@ class EmailSetRecords(EmailRecords):
             raise SetError("blobNotFound", str(exc), notFound=exc.blob_ids) from None
         except TooLarge as exc:
             raise SetError("tooLarge", str(exc)) from None
-        summary = summarize(raw)
-        existing = self._current(email_id(summary.digest))
-        if existing is not None:
-            # Identical bytes (a fixed Message-ID and Date) are one Email here.
-            raise SetError("alreadyExists", "identical message", existingId=existing.id)
-        self._flush()
-        try:
-            added = email_files.add(
-                account.maildir, self.index, raw, boxes, keywords, when, summary
-            )
-        except TooManyKeywords as exc:
-            raise SetError("tooManyKeywords", str(exc)) from None
-        account.commit(
-            Change(emails={added.record.id: added.record}, message_ids=added.message_ids)
-        )
-        return created_json(self.index.emails[added.record.id])
+        self._flush()  # identical bytes (a fixed Message-ID and Date) are one Email
+        return add_email(account, raw, boxes, keywords, when)
 
     # -- update ----------------------------------------------------------------------------
 
@@ -209,23 +217,10 @@ class EmailSetRecords(EmailRecords):
         boxes = mailbox_ids(self.account, ctx, obj.get("mailboxIds"))
         keywords = keyword_set(obj["keywords"]) if "keywords" in obj else original.keywords
         when = received_at(obj.get("receivedAt"))
-        existing = self._current(original.id)
-        if existing is not None:
-            raise SetError("alreadyExists", "this account has the Email", existingId=existing.id)
-        try:
-            added = email_files.add(
-                self.account.maildir,
-                self.index,
-                raw,
-                boxes,
-                keywords,
-                original.received if when is None else when,
-            )
-        except TooManyKeywords as exc:
-            raise SetError("tooManyKeywords", str(exc)) from None
-        rec = added.record
-        self.account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
-        return created_json(self.index.emails[rec.id])
+        self._flush()
+        return add_email(
+            self.account, raw, boxes, keywords, original.received if when is None else when
+        )
 
     def _flush(self) -> None:
         if self.pending:

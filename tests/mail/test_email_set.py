@@ -326,3 +326,39 @@ async def test_unread_counts_follow_seen(jmap: Jmap) -> None:
     assert changes["updatedProperties"] == [
         "totalEmails", "unreadEmails", "totalThreads", "unreadThreads"
     ]  # fmt: skip
+
+
+async def test_malformed_hostile_and_oversized_arguments_change_nothing_rfc8620_3_6_2(
+    jmap: Jmap,
+) -> None:
+    """Wrong types are invalidArguments, too many objects requestTooLarge, hostile
+    ids and names per-object SetErrors; the Maildir and the index stay as they were."""
+    boxes, emails = await ids(jmap)
+    eid = emails["Lunch on Friday?"]["id"]
+    before = sorted(str(p) for p in jmap.account.maildir.rglob("*"))
+    state = jmap.account.state("Email")
+    for name, args in [
+        ("Email/set", {"create": ["not", "an", "object"]}),
+        ("Email/set", {"update": {eid: "keywords"}}),
+        ("Email/set", {"destroy": "M1"}),
+        ("Email/set", {"update": {eid: {}}, "bogus": 1}),
+        ("Email/import", {"emails": [1]}),
+        ("Email/parse", {"blobIds": "G1"}),
+        ("Email/copy", {"fromAccountId": 5, "create": {}}),
+        ("Blob/copy", {"fromAccountId": jmap.account_id, "blobIds": {}}),
+        ("Email/set", {"update": {"../x": {"keywords/$seen": True}}}),  # not an Id
+        ("Email/set", {"destroy": ["../../etc/passwd"]}),
+    ]:
+        error = await jmap.error(name, **args)
+        assert error["type"] == "invalidArguments", (name, error)
+    too_many = {f"c{i}": {"mailboxIds": {boxes["Inbox"]: True}} for i in range(1001)}
+    assert (await jmap.error("Email/set", create=too_many))["type"] == "requestTooLarge"
+    hostile = await set_one(
+        jmap,
+        create={"h": {"mailboxIds": {"../../etc": True}, "subject": "x"}},
+        update={eid: {"mailboxIds/..%2F..": True}},
+    )
+    assert hostile["notCreated"]["h"]["type"] == "invalidProperties"
+    assert hostile["notUpdated"][eid]["type"] == "invalidProperties"
+    assert jmap.account.state("Email") == state
+    assert sorted(str(p) for p in jmap.account.maildir.rglob("*")) == before
