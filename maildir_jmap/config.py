@@ -35,6 +35,16 @@ class Config:
     upload_expiry: float = 24 * 3600.0
     """Seconds an upload no Email refers to is kept (swept at start-up and with each
     periodic rescan)."""
+    push_allow_private_targets: bool = False
+    """Let PushSubscription URLs point at loopback, private or link-local addresses
+    (off: such pushes could reach internal services, RFC 8620 §8.6)."""
+    push_allow_http: bool = False
+    """Accept http:// PushSubscription URLs (RFC 8620 §7.2 requires https)."""
+    push_subject: str | None = None
+    """VAPID ``sub`` contact (RFC 8292 §2.1), a mailto: or https: URI; None: the
+    public URL if set, else mailto:postmaster@ this host's name."""
+    push_max_lifetime: float = 7 * 24 * 3600.0
+    """Longest PushSubscription lifetime; also the default (RFC 8620 §7.2)."""
     mailbox_roles: dict[str, str] | None = None
     """Top-level folder name -> role, from Dovecot's special_use config when it
     could be read at start-up; None: the well-known names."""

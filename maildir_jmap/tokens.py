@@ -86,8 +86,8 @@ class TokenStore:
         self._save(tokens)
         return True
 
-    def verify(self, token: str) -> str | None:
-        """The user a presented token belongs to, or None."""
+    def check(self, token: str) -> TokenInfo | None:
+        """The record of a presented token, or None if it is not (or no longer) valid."""
         if not token.startswith(PREFIX):
             return None
         token_id = token[len(PREFIX) :].split("_", 1)[0]
@@ -96,4 +96,13 @@ class TokenStore:
             return None
         if not hmac.compare_digest(info.digest, _digest(token)):
             return None
-        return info.user
+        return info
+
+    def verify(self, token: str) -> str | None:
+        """The user a presented token belongs to, or None."""
+        info = self.check(token)
+        return info.user if info is not None else None
+
+    def info(self, token_id: str) -> TokenInfo | None:
+        """The token with this id, if it still exists."""
+        return self._load().get(token_id)

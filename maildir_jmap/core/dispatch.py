@@ -105,6 +105,11 @@ class Context:
     """Called the first time a request touches an account (the HTTP layer takes the
     account's lock there, and may raise MethodError("serverUnavailable"))."""
     entered: set[str] = field(default_factory=set)
+    credential: str = ""
+    """Which credential authenticated the request (RFC 8620 §7.2 ties push
+    subscriptions to it); empty outside HTTP."""
+    push: Any = None
+    """The caller's PushSubscription access (sync/push_subscription.py), if any."""
 
     def account(self, account_id: str, capability: str | None = None) -> AccountAccess:
         """The account named by a call, after the checks of §3.6.2."""

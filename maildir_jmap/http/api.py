@@ -17,7 +17,7 @@ from maildir_jmap.core.request import Request as JmapRequest
 from maildir_jmap.core.request import parse_request
 from maildir_jmap.core.session import build_session
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.http.auth import CHALLENGES, Unauthorized, authenticate
+from maildir_jmap.http.auth import CHALLENGES, Unauthorized, authenticate, credential_of
 from maildir_jmap.http.state import AppState
 from maildir_jmap.store.account import Account
 from maildir_jmap.users import User
@@ -141,7 +141,9 @@ async def api(request: Request) -> Response:
         body = await read_body(request, limits.maxSizeRequest)
         jmap_request = parse_request(body, limits, state.supported())
         accounts = state.access(user)
-        result = await anyio.to_thread.run_sync(run_request, state, user, accounts, jmap_request)
+        result = await anyio.to_thread.run_sync(
+            run_request, state, user, accounts, jmap_request, credential_of(request)
+        )
     except RequestError as exc:
         return request_error_response(exc)
     finally:
@@ -151,7 +153,11 @@ async def api(request: Request) -> Response:
 
 
 def run_request(
-    state: AppState, user: User, accounts: dict[str, AccountAccess], request: JmapRequest
+    state: AppState,
+    user: User,
+    accounts: dict[str, AccountAccess],
+    request: JmapRequest,
+    credential: str = "",
 ) -> JSONObject:
     """Run the method calls in a worker thread, holding each account's lock from the
     first call that touches it to the end of the request (DESIGN: Concurrency)."""
@@ -164,7 +170,12 @@ def run_request(
         held.append(account)
 
     ctx = Context(
-        username=user.name, accounts=accounts, limits=state.config.limits, enter_account=enter
+        username=user.name,
+        accounts=accounts,
+        limits=state.config.limits,
+        enter_account=enter,
+        credential=credential,
+        push=state.push_access(user, credential) if credential else None,
     )
     try:
         return process(request, ctx, state.registry)

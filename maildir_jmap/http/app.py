@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -18,9 +19,13 @@ from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.http import api, blobs, push, websocket
+from maildir_jmap.http.auth import credential_alive
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.http.state import AppState
 from maildir_jmap.mail import build_registry
+from maildir_jmap.sync import ece, push_subscription
+from maildir_jmap.sync.subscriptions import SubscriptionStore
+from maildir_jmap.sync.webpush import WebPush
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import UserDirectory
 
@@ -45,6 +50,44 @@ class SelectiveGZip:
             await self.app(scope, receive, send)
 
 
+def load_push(state: AppState) -> ec.EllipticCurvePrivateKey:
+    """The VAPID key (made on first start) and the stored PushSubscriptions."""
+    key = ece.load_or_create_key(state.config.state_dir / "vapid-key.pem")
+    state.vapid_public_key = ece.public_key_b64(key)
+    state.subscriptions = SubscriptionStore.open(
+        state.config.state_dir,
+        state.vapid_public_key,
+        lambda credential: credential_alive(credential, state.users, state.tokens),
+    )
+    return key
+
+
+async def start_webpush(state: AppState, key: ec.EllipticCurvePrivateKey) -> WebPush:
+    """Open the accounts that have verified subscriptions (so Dovecot's changes
+    reach them after a restart, before anyone logs in), then start sending."""
+    store = state.subscriptions
+    assert store is not None
+
+    def open_subscribed() -> None:
+        for name in {s.user for s in store.all() if s.verified}:
+            user = state.users.get(name)
+            if user is not None:
+                state.account(user)
+
+    await anyio.to_thread.run_sync(open_subscribed)
+    sender = WebPush(
+        store,
+        state.hub,
+        key,
+        state.push_subject(),
+        state.owner_of,
+        allow_private=state.config.push_allow_private_targets,
+    )
+    await sender.start()
+    state.webpush = sender
+    return sender
+
+
 def create_app(
     config: Config,
     users: UserDirectory,
@@ -56,9 +99,11 @@ def create_app(
         state: AppState = app.state.jmap
         if len(state.users.names()) == 1:
             await anyio.to_thread.run_sync(state.open_all)
+        webpush = await start_webpush(state, vapid_key)
         try:
             yield
         finally:
+            await webpush.stop()
             await anyio.to_thread.run_sync(state.close)
 
     app = FastAPI(
@@ -71,6 +116,10 @@ def create_app(
         registry=registry or build_registry(),
     )
     app.state.jmap.push_tokens = PushTokens(config.state_dir / "push-token.key")
+    vapid_key = load_push(app.state.jmap)
+    if app.state.jmap.registry.get("PushSubscription/get") is None:
+        for method in push_subscription.methods():
+            app.state.jmap.registry.add(method)
     app.include_router(api.router)
     app.include_router(blobs.router)
     app.include_router(push.router)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from maildir_jmap import mail
 from maildir_jmap.config import Config
@@ -16,12 +18,16 @@ from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.names import LAYOUTS
 from maildir_jmap.sync.hub import Hub
+from maildir_jmap.sync.push_subscription import PushAccess
+from maildir_jmap.sync.subscriptions import SubscriptionStore
 from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, UserDirectory
 
 log = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/jmap/ws/"
+WEBPUSH_VAPID = "urn:ietf:params:jmap:webpush-vapid"
+"""RFC 9749 §3: the Session capability carrying the VAPID public key."""
 
 
 @dataclass
@@ -37,20 +43,28 @@ class AppState:
     hub: Hub = field(default_factory=Hub)
     push_tokens: PushTokens | None = None
     watchers: list[Watcher] = field(default_factory=list)
+    subscriptions: SubscriptionStore | None = None
+    vapid_public_key: str = ""
+    webpush: Any = None
+    """The PushSubscription sender (sync/webpush.py), running while the app is."""
+    _owners: dict[str, str] = field(default_factory=dict)
 
     def capabilities(self, base_url: str) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits, what the datatypes add, and the
         WebSocket transport (RFC 8887 §3) at ``base_url``'s ws/wss twin."""
         websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
-        return {
+        capabilities = {
             CORE: self.config.limits.capability(),
             **mail.session_capabilities(self.registry),
             WEBSOCKET: {"url": websocket_url, "supportsPush": True},
         }
+        if self.vapid_public_key:
+            capabilities[WEBPUSH_VAPID] = {"applicationServerKey": self.vapid_public_key}
+        return capabilities
 
     def supported(self) -> frozenset[str]:
         """Capabilities a request may name in ``using``."""
-        return self.registry.capabilities() | {WEBSOCKET}
+        return self.registry.capabilities() | {WEBSOCKET, WEBPUSH_VAPID}
 
     def states(self, user: User) -> dict[str, dict[str, str]]:
         """Every push-relevant state of the user's accounts (RFC 8887 pushState)."""
@@ -78,6 +92,7 @@ class AppState:
                     lambda acct, changed: self.hub.publish(acct.account_id, changed)
                 )
                 self._accounts[user.name] = account
+                self._owners[account.account_id] = user.name
                 if self.config.watch:
                     watcher = Watcher(account, rescan_every=self.config.rescan_interval)
                     self.watchers.append(watcher.start())
@@ -85,6 +100,30 @@ class AppState:
                     "opened account %s for %s at %s", account.account_id, user.name, user.maildir
                 )
             return account
+
+    def owner_of(self, account_id: str) -> str | None:
+        """The user whose account this is, if it is open."""
+        return self._owners.get(account_id)
+
+    def push_access(self, user: User, credential: str) -> PushAccess | None:
+        if self.subscriptions is None:
+            return None
+        return PushAccess(
+            self.subscriptions,
+            user.name,
+            credential,
+            allow_private=self.config.push_allow_private_targets,
+            allow_http=self.config.push_allow_http,
+            max_lifetime=self.config.push_max_lifetime,
+        )
+
+    def push_subject(self) -> str:
+        """VAPID ``sub`` (RFC 8292 §2.1): whom a push service can contact."""
+        if self.config.push_subject:
+            return self.config.push_subject
+        if self.config.public_url and self.config.public_url.startswith("https://"):
+            return self.config.public_url
+        return f"mailto:postmaster@{socket.getfqdn()}"
 
     def open_all(self) -> None:
         """Open every user's account now (embedded mode: index before serving)."""

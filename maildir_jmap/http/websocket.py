@@ -23,7 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import decode_json, request_from_json
 from maildir_jmap.http.api import run_request, session_for, state_of
-from maildir_jmap.http.auth import Unauthorized, authenticate
+from maildir_jmap.http.auth import Unauthorized, authenticate, credential_of
 from maildir_jmap.http.state import WEBSOCKET_PATH, AppState
 from maildir_jmap.sync.hub import state_change
 from maildir_jmap.users import User
@@ -87,7 +87,7 @@ class Connection:
         jmap_request = request_from_json(envelope, state.config.limits, state.supported())
         accounts = state.access(self.user)
         result = await anyio.to_thread.run_sync(
-            run_request, state, self.user, accounts, jmap_request
+            run_request, state, self.user, accounts, jmap_request, credential_of(self.websocket)
         )
         result["sessionState"] = session_for(self.websocket, state, self.user)["state"]
         response: dict[str, Any] = {"@type": "Response", **result}

@@ -27,7 +27,8 @@ def state_change(changed: Mapping[str, Mapping[str, str]]) -> JSONObject:
 
 @dataclass(eq=False)
 class Listener:
-    account_ids: frozenset[str]
+    account_ids: frozenset[str] | None
+    """None: every account (the PushSubscription sender)."""
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[Mapping[str, Mapping[str, str]]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
@@ -54,13 +55,21 @@ class Hub:
             self._listeners.add(listener)
         return listener
 
+    def subscribe_all(self) -> Listener:
+        listener = Listener(None, asyncio.get_running_loop())
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
     def unsubscribe(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.discard(listener)
 
     def count(self) -> int:
+        """Connected listeners (EventSource, WebSocket); the all-accounts sender
+        is not one."""
         with self._lock:
-            return len(self._listeners)
+            return sum(1 for lis in self._listeners if lis.account_ids is not None)
 
     def publish(self, account_id: str, states: Mapping[str, str]) -> None:
         """Tell every listener of ``account_id`` the new ``states`` (type -> state)."""
@@ -68,7 +77,11 @@ class Hub:
             return
         changed = {account_id: dict(states)}
         with self._lock:
-            targets = [lis for lis in self._listeners if account_id in lis.account_ids]
+            targets = [
+                lis
+                for lis in self._listeners
+                if lis.account_ids is None or account_id in lis.account_ids
+            ]
         for listener in targets:
             try:
                 listener.loop.call_soon_threadsafe(listener._offer, changed)
