@@ -77,19 +77,24 @@ def _server(maildir: Path, state: Path) -> Any:
     return running_server(argv, "alice", {"MAILDIR_JMAP_PASSWORD": PASSWORD})
 
 
-def push_latency(workdir: Path, samples: int) -> dict[str, float]:
-    """IMAP STORE on Dovecot -> the EventSource ``state`` event, in milliseconds."""
+def push_latency(
+    workdir: Path, samples: int, maildir: Path | None = None, state: Path | None = None
+) -> dict[str, float]:
+    """IMAP STORE on Dovecot -> the EventSource ``state`` event, in milliseconds;
+    on a fresh 200-message Maildir, or on ``maildir`` with its built ``state``."""
     from tests.dovecot import Dovecot, available
 
     reason = available()
     if reason:
         raise RuntimeError(reason)
-    maildir = workdir / "push-Maildir"
-    generate(maildir, 200, seed=7)
-    dovecot = Dovecot(maildir, workdir / "push-dovecot").start()
+    tag = maildir.name if maildir is not None else "small"
+    if maildir is None:
+        maildir = workdir / "push-Maildir"
+        generate(maildir, 200, seed=7)
+    dovecot = Dovecot(maildir, workdir / f"push-dovecot-{tag}").start()
     latencies: list[float] = []
     try:
-        with _server(maildir, workdir / "push-state") as url:
+        with _server(maildir, state or workdir / "push-state") as url:
             imap = dovecot.imap()
             imap.select("INBOX")
             arrived = threading.Event()

@@ -129,7 +129,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     state_dir = _state_dir(args)
     users = _directory(args, state_dir)
-    config = Config(state_dir=state_dir, host=args.host, port=args.port, public_url=args.public_url)
+    config = Config(
+        state_dir=state_dir,
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        push_allow_private_targets=args.push_allow_private,
+        push_allow_http=args.push_allow_private,
+        push_subject=args.push_contact,
+    )
     app = create_app(config, users)
     for name in users.names():
         user = users.get(name)
@@ -247,7 +255,12 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     path = _users_path(args)
     users = _load_or_empty(path)
     verb = "updated" if args.name in users else "added"
-    users[args.name] = User(args.name, maildir.resolve(), hash_password(_read_password(args)))
+    bad = [a for a in args.address if "@" not in a or any(c.isspace() for c in a)]
+    if bad:
+        raise CliError(f"not an address: {bad[0]!r}")
+    users[args.name] = User(
+        args.name, maildir.resolve(), hash_password(_read_password(args)), tuple(args.address)
+    )
     save_users_file(path, users)
     _say(f"{verb} {args.name} in {path}; serve with: maildir-jmap serve --users {path}")
     return 0
@@ -322,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--users", help="users file (from `user add`) for several users")
     serve.add_argument("--public-url", help="base URL clients reach us at, for Session URLs")
     serve.add_argument("--layout", choices=["auto", "maildir++", "fs"], default="auto")
+    serve.add_argument(
+        "--push-allow-private",
+        action="store_true",
+        help="let PushSubscription URLs reach private/loopback addresses and plain http "
+        "(a push relay on your own network); off by default",
+    )
+    serve.add_argument(
+        "--push-contact", help="VAPID contact for push services (mailto: or https: URI)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     index = with_state(sub.add_parser("index", help="build or refresh a Maildir's index"))
@@ -338,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("maildir")
     add.add_argument("--users", help="users file (default: STATE_DIR/users.toml)")
     add.add_argument("--password-file", help="file whose first line is the password")
+    add.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        help="an address the user may send from (repeatable; *@example.org for a domain)",
+    )
     add.set_defaults(func=cmd_user_add)
     lst = with_state(user.add_parser("list", help="list users"))
     lst.add_argument("--users")

@@ -45,6 +45,9 @@ class User:
     name: str
     maildir: Path
     password_hash: str
+    addresses: tuple[str, ...] = ()
+    """Addresses the user may send from (``*@domain`` for a whole domain); empty:
+    the login itself when it is an address (RFC 8621 §6, Identity)."""
 
 
 def hash_password(password: str) -> str:
@@ -125,7 +128,12 @@ def load_users_file(path: Path) -> dict[str, User]:
             raise UsersFileError(f"{path}: users.{name}.password must be an argon2 hash")
         if not isinstance(maildir, str) or not maildir:
             raise UsersFileError(f"{path}: users.{name}.maildir must be a path")
-        users[name] = User(name, Path(maildir), password)
+        addresses = entry.get("addresses", [])
+        if not isinstance(addresses, list) or not all(
+            isinstance(a, str) and "@" in a for a in addresses
+        ):
+            raise UsersFileError(f"{path}: users.{name}.addresses must be a list of addresses")
+        users[name] = User(name, Path(maildir), password, tuple(addresses))
     return users
 
 
@@ -143,6 +151,10 @@ def save_users_file(path: Path, users: dict[str, User]) -> None:
             f"[users.{_toml_string(name)}]",
             f"password = {_toml_string(user.password_hash)}",
             f"maildir = {_toml_string(str(user.maildir))}",
+        ]
+        if user.addresses:
+            lines.append(f"addresses = [{', '.join(_toml_string(a) for a in user.addresses)}]")
+        lines += [
             "",
         ]
     write_private_file(path, "\n".join(lines).encode("utf-8"))
