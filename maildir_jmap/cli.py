@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maildir_jmap.config import Config, default_state_dir
+from maildir_jmap.delivery.scheduler import SendingSettings
+from maildir_jmap.delivery.smtp import Smarthost
 from maildir_jmap.users import (
     User,
     UserDirectory,
@@ -122,6 +124,20 @@ def _directory(args: argparse.Namespace, state_dir: Path) -> UserDirectory:
     return UserDirectory({name: User(name, maildir, hash_password(password))})
 
 
+def sending_settings(args: argparse.Namespace) -> SendingSettings:
+    host, _, port = args.smarthost.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"--smarthost must be HOST:PORT, not {args.smarthost!r}")
+    smarthost = Smarthost(
+        host=host.strip("[]"),
+        port=int(port),
+        tls=args.smarthost_tls,
+        username=args.smarthost_user,
+        password=os.environ.get("MAILDIR_JMAP_SMTP_PASSWORD") if args.smarthost_user else None,
+    )
+    return SendingSettings(smarthost=smarthost)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -137,6 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         push_allow_private_targets=args.push_allow_private,
         push_allow_http=args.push_allow_private,
         push_subject=args.push_contact,
+        sieve_dir=args.sieve_dir,
+        sending=sending_settings(args),
     )
     app = create_app(config, users)
     for name in users.names():
@@ -343,6 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--push-contact", help="VAPID contact for push services (mailto: or https: URI)"
+    )
+    serve.add_argument(
+        "--sieve-dir",
+        help="offer VacationResponse, written as a Pigeonhole script into this directory "
+        "({home} = the Maildir's parent, {user} = the login; e.g. '{home}/sieve')",
+    )
+    serve.add_argument(
+        "--smarthost",
+        default="127.0.0.1:25",
+        help="SMTP server that relays sent mail, HOST:PORT (default: 127.0.0.1:25)",
+    )
+    serve.add_argument("--smarthost-tls", choices=["none", "starttls", "implicit"], default="none")
+    serve.add_argument(
+        "--smarthost-user", help="SMTP AUTH user (password: $MAILDIR_JMAP_SMTP_PASSWORD)"
     )
     serve.set_defaults(func=cmd_serve)
 

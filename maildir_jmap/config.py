@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maildir_jmap.core.capabilities import CoreLimits
+from maildir_jmap.delivery.scheduler import SendingSettings
 
 
 def default_state_dir() -> Path:
@@ -45,6 +46,18 @@ class Config:
     public URL if set, else mailto:postmaster@ this host's name."""
     push_max_lifetime: float = 7 * 24 * 3600.0
     """Longest PushSubscription lifetime; also the default (RFC 8620 §7.2)."""
+    sending: SendingSettings = field(default_factory=SendingSettings)
+    """EmailSubmission: the smarthost (default: port 25 on this host, as a local
+    Postfix or Exim accepts it) and the limits advertised in the Session."""
+    mail_domain: str | None = None
+    """Domain for a login that is not an address (alice -> alice@domain) when the
+    users file lists no addresses; None: this host's name."""
+    sieve_dir: str | None = None
+    """Pigeonhole's personal Sieve directory for each user, e.g. ``{home}/sieve``
+    (``{home}`` is the Maildir's parent, ``{user}`` the login). Set it to offer
+    VacationResponse (written as a Sieve script); None: not offered."""
+    sieve_active: str = "{home}/.dovecot.sieve"
+    """The active-script link Pigeonhole runs (its ``active=`` setting)."""
     mailbox_roles: dict[str, str] | None = None
     """Top-level folder name -> role, from Dovecot's special_use config when it
     could be read at start-up; None: the well-known names."""

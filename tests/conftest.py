@@ -14,6 +14,9 @@ from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.http.app import create_app
 from maildir_jmap.users import User, UserDirectory, hash_password
 
+# The loopback SMTP server fixture (aiosmtpd) for submission tests.
+pytest_plugins = ["tests.smtp"]
+
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
 
 

@@ -110,6 +110,8 @@ class Context:
     subscriptions to it); empty outside HTTP."""
     push: Any = None
     """The caller's PushSubscription access (sync/push_subscription.py), if any."""
+    outbound: Any = None
+    """The sending side for EmailSubmission (mail/submission.py Outbound), if any."""
 
     def account(self, account_id: str, capability: str | None = None) -> AccountAccess:
         """The account named by a call, after the checks of §3.6.2."""

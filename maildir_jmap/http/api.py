@@ -176,6 +176,7 @@ def run_request(
         enter_account=enter,
         credential=credential,
         push=state.push_access(user, credential) if credential else None,
+        outbound=state.outbound,
     )
     try:
         return process(request, ctx, state.registry)

@@ -18,11 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
+from maildir_jmap.delivery.scheduler import Sender
 from maildir_jmap.http import api, blobs, push, websocket
 from maildir_jmap.http.auth import credential_alive
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.http.state import AppState
-from maildir_jmap.mail import build_registry
+from maildir_jmap.mail import build_registry, vacation
 from maildir_jmap.sync import ece, push_subscription
 from maildir_jmap.sync.subscriptions import SubscriptionStore
 from maildir_jmap.sync.webpush import WebPush
@@ -100,9 +101,13 @@ def create_app(
         if len(state.users.names()) == 1:
             await anyio.to_thread.run_sync(state.open_all)
         webpush = await start_webpush(state, vapid_key)
+        sender = Sender(state.config.sending, state.open_account)
+        await sender.start(state.config.state_dir)
+        state.outbound = sender
         try:
             yield
         finally:
+            await sender.stop()
             await webpush.stop()
             await anyio.to_thread.run_sync(state.close)
 
@@ -117,9 +122,14 @@ def create_app(
     )
     app.state.jmap.push_tokens = PushTokens(config.state_dir / "push-token.key")
     vapid_key = load_push(app.state.jmap)
-    if app.state.jmap.registry.get("PushSubscription/get") is None:
+    registry = app.state.jmap.registry
+    if registry.get("PushSubscription/get") is None:
         for method in push_subscription.methods():
-            app.state.jmap.registry.add(method)
+            registry.add(method)
+    # VacationResponse only takes effect through Pigeonhole: offered when configured.
+    if config.sieve_dir is not None and registry.get("VacationResponse/get") is None:
+        for method in vacation.methods():
+            registry.add(method)
     app.include_router(api.router)
     app.include_router(blobs.router)
     app.include_router(push.router)

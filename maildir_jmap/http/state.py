@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from maildir_jmap import mail
@@ -14,9 +15,13 @@ from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.http.pushtoken import PushTokens
+from maildir_jmap.mail.identity import IDENTITY
+from maildir_jmap.mail.submission import SUBMISSION_TYPE
+from maildir_jmap.mail.vacation import VACATION_TYPE
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.names import LAYOUTS
+from maildir_jmap.store.sieve import SieveLocation
 from maildir_jmap.sync.hub import Hub
 from maildir_jmap.sync.push_subscription import PushAccess
 from maildir_jmap.sync.subscriptions import SubscriptionStore
@@ -48,6 +53,8 @@ class AppState:
     webpush: Any = None
     """The PushSubscription sender (sync/webpush.py), running while the app is."""
     _owners: dict[str, str] = field(default_factory=dict)
+    outbound: Any = None
+    """The EmailSubmission sender (delivery/scheduler.py), running while the app is."""
 
     def capabilities(self, base_url: str) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits, what the datatypes add, and the
@@ -68,10 +75,15 @@ class AppState:
 
     def states(self, user: User) -> dict[str, dict[str, str]]:
         """Every push-relevant state of the user's accounts (RFC 8887 pushState)."""
-        return {
-            access.account_id: {t: access.backend.state(t) for t in (MAILBOX, EMAIL, THREAD)}
-            for access in self.access(user).values()
-        }
+        out: dict[str, dict[str, str]] = {}
+        for access in self.access(user).values():
+            account: Account = access.backend
+            states = {t: account.state(t) for t in (MAILBOX, EMAIL, THREAD)}
+            states |= {
+                t: account.objects.state(t) for t in (IDENTITY, SUBMISSION_TYPE, VACATION_TYPE)
+            }
+            out[access.account_id] = states
+        return out
 
     def account(self, user: User) -> Account:
         """The user's account, opened on first use."""
@@ -91,6 +103,8 @@ class AppState:
                 account.listeners.append(
                     lambda acct, changed: self.hub.publish(acct.account_id, changed)
                 )
+                account.addresses = self.sending_addresses(user)
+                account.sieve = self.sieve_location(user)
                 self._accounts[user.name] = account
                 self._owners[account.account_id] = user.name
                 if self.config.watch:
@@ -100,6 +114,42 @@ class AppState:
                     "opened account %s for %s at %s", account.account_id, user.name, user.maildir
                 )
             return account
+
+    def sending_addresses(self, user: User) -> tuple[str, ...]:
+        """The users file's addresses; else the login if it is an address; else
+        login@mail_domain (RFC 8621 §6: what Identities may use)."""
+        if user.addresses:
+            return user.addresses
+        if "@" in user.name:
+            return (user.name,)
+        return (f"{user.name}@{self.config.mail_domain or socket.getfqdn()}",)
+
+    def sieve_location(self, user: User) -> SieveLocation | None:
+        if self.config.sieve_dir is None:
+            return None
+        values = {"home": str(user.maildir.parent), "user": user.name}
+        return SieveLocation(
+            Path(self.config.sieve_dir.format(**values)).expanduser(),
+            Path(self.config.sieve_active.format(**values)).expanduser(),
+        )
+
+    def open_account(self, name: str) -> Account | None:
+        user = self.users.get(name)
+        return self.account(user) if user is not None else None
+
+    def submission_capability(self) -> JSONObject:
+        """RFC 8621 §1.3.2. Delayed send is ours (held here, then relayed), so
+        FUTURERELEASE is offered whatever the smarthost supports; SIZE is the
+        limit we check. The FUTURERELEASE date argument is left out so the Session
+        does not change every second."""
+        sending = self.config.sending
+        return {
+            "maxDelayedSend": sending.max_delayed_send,
+            "submissionExtensions": {
+                "FUTURERELEASE": [str(sending.max_delayed_send)],
+                "SIZE": [str(sending.max_size)],
+            },
+        }
 
     def owner_of(self, account_id: str) -> str | None:
         """The user whose account this is, if it is open."""
@@ -148,7 +198,9 @@ class AppState:
         access = AccountAccess(
             account_id=account.account_id,
             name=user.name,
-            capabilities=mail.account_capabilities(self.registry, account),
+            capabilities=mail.account_capabilities(
+                self.registry, account, self.submission_capability()
+            ),
             is_personal=True,
             is_read_only=account.is_read_only,
             backend=account,

@@ -27,8 +27,10 @@ from maildir_jmap.store.folders import detect_layout
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
 from maildir_jmap.store.names import Layout
+from maildir_jmap.store.objects import ObjectStore
 from maildir_jmap.store.reconcile import Names, Progress, reconcile
 from maildir_jmap.store.search import SearchIndex
+from maildir_jmap.store.sieve import SieveLocation
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ class Account:
     index: Index
     journal: Journal
     roles: dict[str, str] | None = None
+    addresses: tuple[str, ...] = ()
+    """Addresses the user may send from (the app sets these from its config)."""
+    sieve: SieveLocation | None = None
+    """Where Pigeonhole reads this user's scripts, if vacation is configured."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     caches: dict[str, object] = field(default_factory=dict, repr=False)
@@ -130,6 +136,22 @@ class Account:
             self.caches["envelopes"] = found
         return found
 
+    @property
+    def objects(self) -> ObjectStore:
+        """Identities and EmailSubmissions (store/objects.py), loaded on first use."""
+        found = self.caches.get("objects")
+        if not isinstance(found, ObjectStore):
+            found = ObjectStore.open(self.state_dir)
+            self.caches["objects"] = found
+        return found
+
+    def commit_objects(self) -> dict[str, str]:
+        """Persist the object store's changes and tell listeners. Caller holds ``lock``."""
+        changed = self.objects.save()
+        if changed:
+            self.announce(changed)
+        return changed
+
     def sync_search(self) -> int:
         """Bring the full-text index up to date with the index; returns Emails added."""
         index = self.index
@@ -185,12 +207,16 @@ class Account:
             changed[EMAIL_DELIVERY] = self.index.state(EMAIL)
         if self.journal.records >= COMPACT_RECORDS or self.journal.bytes >= COMPACT_BYTES:
             self.compact()
+        self.announce(changed)
+        return changed
+
+    def announce(self, changed: dict[str, str]) -> None:
+        """Tell listeners (the push hub) the new states of the types in ``changed``."""
         for listener in list(self.listeners):
             try:
                 listener(self, changed)
             except Exception:
                 log.exception("state listener failed for %s", self.account_id)
-        return changed
 
     def compact(self, max_tombstones: int = MAX_TOMBSTONES) -> None:
         """Write a snapshot (emptying the journal), forgetting the oldest tombstones

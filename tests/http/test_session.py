@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from maildir_jmap.config import Config
-from maildir_jmap.core.capabilities import CORE, MAIL, WEBSOCKET
+from maildir_jmap.core.capabilities import CORE, MAIL, SUBMISSION, WEBSOCKET
 from maildir_jmap.http.state import WEBPUSH_VAPID
 from tests.conftest import AppFactory, client_for
 
@@ -47,7 +47,8 @@ async def test_session_shape_rfc8620_2(client: httpx.AsyncClient) -> None:
 
 async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClient) -> None:
     session = (await client.get("/jmap/session")).json()
-    assert sorted(session["capabilities"]) == [CORE, MAIL, WEBPUSH_VAPID, WEBSOCKET]
+    # Vacation needs a Sieve location in the config: not advertised without one.
+    assert sorted(session["capabilities"]) == [CORE, MAIL, SUBMISSION, WEBPUSH_VAPID, WEBSOCKET]
     # RFC 9749 §3: the VAPID public key, an uncompressed P-256 point in base64url.
     key = session["capabilities"][WEBPUSH_VAPID]["applicationServerKey"]
     assert len(base64.urlsafe_b64decode(key + "=")) == 65
