@@ -462,3 +462,31 @@ def test_query_and_query_changes_rfc8621_7_3(client: Client) -> None:
         [["EmailSubmission/query", {"accountId": client.account, "filter": {"colour": "red"}}, "0"]]
     )
     assert bad[0][1]["type"] == "unsupportedFilter"
+
+
+def test_bad_input_is_refused_and_sends_nothing(client: Client, smtp_server: SmtpServer) -> None:
+    email_id = client.draft(to=to("b@example.net"))
+    identity = client.identity()["id"]
+    for args in ({"onSuccessUpdateEmail": "x"}, {"onSuccessDestroyEmail": [5]}, {"create": []}):
+        ((name, error, _),) = client.request(
+            [["EmailSubmission/set", {"accountId": client.account, **args}, "0"]]
+        )
+        assert (name, error["type"]) == ("error", "invalidArguments"), args
+    for obj, prop in [
+        ({"identityId": 5, "emailId": email_id}, "identityId"),
+        ({"identityId": identity, "emailId": ["x"]}, "emailId"),
+        ({"identityId": identity, "emailId": email_id, "envelope": 5}, "envelope"),
+        (
+            {
+                "identityId": identity,
+                "emailId": email_id,
+                "envelope": {"mailFrom": "a", "rcptTo": []},
+            },
+            "envelope",
+        ),
+        ({"identityId": identity, "emailId": "../../etc/passwd"}, "emailId"),
+    ]:
+        result = client.submit(obj)
+        assert result["notCreated"]["s"]["properties"] == [prop], obj
+    assert smtp_server.handler.messages == []
+    assert client.call("EmailSubmission/get", {"ids": None})["list"] == []
