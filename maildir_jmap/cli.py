@@ -139,38 +139,65 @@ def sending_settings(args: argparse.Namespace) -> SendingSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from maildir_jmap import serve
 
-    from maildir_jmap.http.app import create_app
-
-    state_dir = _state_dir(args)
-    users = _directory(args, state_dir)
-    config = Config(
-        state_dir=state_dir,
-        host=args.host,
-        port=args.port,
-        public_url=args.public_url,
-        push_allow_private_targets=args.push_allow_private,
-        push_allow_http=args.push_allow_private,
-        push_subject=args.push_contact,
-        sieve_dir=args.sieve_dir,
-        sending=sending_settings(args),
-    )
-    app = create_app(config, users)
+    if args.config:
+        given = [f for f in SERVE_FLAGS if getattr(args, f) != SERVE_DEFAULTS.get(f)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise CliError(f"--config replaces {flag}: set it in the file (or the environment)")
+        config = _load_config(args.config)
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        users = serve.users_for(config, lambda: _directory(args, config.state_dir))
+    else:
+        state_dir = _state_dir(args)
+        users = _directory(args, state_dir)
+        config = Config(
+            state_dir=state_dir,
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            push_allow_private_targets=args.push_allow_private,
+            push_allow_http=args.push_allow_private,
+            push_subject=args.push_contact,
+            sieve_dir=args.sieve_dir,
+            sending=sending_settings(args),
+        )
     for name in users.names():
         user = users.get(name)
         assert user is not None
         log.info("serving %s from %s", name, user.maildir)
-    _say(f"maildir-jmap: JMAP session at http://{args.host}:{args.port}/.well-known/jmap")
-    # Event streams never end by themselves: give open requests a few seconds on
-    # SIGTERM, then close them; the lifespan then stops watchers and flushes journals.
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level.lower(),
-        timeout_graceful_shutdown=3,
-    )
+    scheme = "https" if config.tls_cert else "http"
+    _say(f"maildir-jmap: JMAP session at {scheme}://{config.host}:{config.port}/.well-known/jmap")
+    serve.run(config, users, args.log_level)
+    return 0
+
+
+def _load_config(path: str) -> Config:
+    from maildir_jmap.config_file import ConfigError, load
+
+    try:
+        return load(Path(path).expanduser())
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from maildir_jmap.check import check
+
+    config = _load_config(args.config) if args.config else Config()
+    problems = 0
+    for ok, message in check(config, args.user):
+        _say(("ok       " if ok else "PROBLEM  ") + message)
+        problems += not ok
+    _say(f"{problems} problem(s)" if problems else "all checks passed")
+    return 1 if problems else 0
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    from maildir_jmap.config_file import example
+
+    sys.stdout.write(example())
     return 0
 
 
@@ -331,6 +358,19 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_FLAGS = ("maildir", "user", "password_file", "users", "public_url", "layout", "state_dir",
+               "push_allow_private", "push_contact", "sieve_dir", "smarthost",
+               "smarthost_tls", "smarthost_user", "host", "port")  # fmt: skip
+SERVE_DEFAULTS: dict[str, object] = {
+    "layout": "auto",
+    "push_allow_private": False,
+    "smarthost": "127.0.0.1:25",
+    "smarthost_tls": "none",
+    "host": "127.0.0.1",
+    "port": 8080,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maildir-jmap", description=__doc__)
     parser.add_argument(
@@ -376,7 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--smarthost-user", help="SMTP AUTH user (password: $MAILDIR_JMAP_SMTP_PASSWORD)"
     )
+    serve.add_argument(
+        "--config", help="TOML config file (see config.example.toml); replaces the flags"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate a config file and what it points at")
+    check.add_argument("--config", help="the TOML config file (default: the embedded defaults)")
+    check.add_argument("--user", help="also look up this user and check their Maildir")
+    check.set_defaults(func=cmd_check)
+
+    example = sub.add_parser("config-example", help="print the documented example config")
+    example.set_defaults(func=cmd_config_example)
 
     index = with_state(sub.add_parser("index", help="build or refresh a Maildir's index"))
     index.add_argument("maildir")

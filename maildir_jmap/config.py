@@ -61,3 +61,24 @@ class Config:
     mailbox_roles: dict[str, str] | None = None
     """Top-level folder name -> role, from Dovecot's special_use config when it
     could be read at start-up; None: the well-known names."""
+    tls_cert: Path | None = None
+    """Serve HTTPS directly with this certificate chain (PEM) and ``tls_key``."""
+    tls_key: Path | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-Proto/-For/Host are believed."""
+    auth_backend: str = "users-file"
+    """"users-file" (our own argon2 file) or "dovecot" (Dovecot's auth sockets)."""
+    users_file: Path | None = None
+    dovecot_auth_socket: Path = Path("/run/dovecot/auth-client")
+    dovecot_userdb_socket: Path = Path("/run/dovecot/auth-userdb")
+    dovecot_service: str = "jmap"
+    """The service name Dovecot's passdb/userdb see (for per-service rules)."""
+    mail_location: str | None = None
+    """Fallback when the userdb gives no ``mail``: a Dovecot-style location such as
+    ``maildir:~/Maildir`` or ``maildir:/var/vmail/%d/%n``."""
+    max_failures_per_user: int = 5
+    max_failures_per_address: int = 20
+    """Failed logins allowed in 15 minutes before answering 429."""
+    idle_close: float = 1800.0
+    """Seconds without requests after which an account (its watcher, index and
+    caches) is closed; it reopens on the next request. 0: never."""

@@ -24,6 +24,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -63,13 +64,50 @@ def valid_username(name: str) -> bool:
     )
 
 
+class Users(Protocol):
+    """Where users come from: the users file (UserDirectory) or Dovecot
+    (dovecot_auth.DovecotUsers)."""
+
+    def __contains__(self, name: str) -> bool: ...
+
+    def get(self, name: str) -> User | None: ...
+
+    def names(self) -> list[str]: ...
+
+    def verify(
+        self, name: str, password: str, remote: str | None = None, secured: bool = False
+    ) -> User | None: ...
+
+
+class LoginCache:
+    """Recently verified (name, password) pairs, keyed by an HMAC under a key that
+    lives only in memory, so Basic auth on every request does not pay a full
+    verification each time."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}
+
+    def _digest(self, name: str, password: str) -> bytes:
+        message = name.encode("utf-8") + b"\0" + password.encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def fresh(self, name: str, password: str) -> bool:
+        expires = self._verified.get(self._digest(name, password))
+        return expires is not None and expires > time.monotonic()
+
+    def remember(self, name: str, password: str) -> None:
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[self._digest(name, password)] = time.monotonic() + _CACHE_SECONDS
+
+
 class UserDirectory:
     """Looks up users and verifies passwords (thread-safe for reads)."""
 
     def __init__(self, users: dict[str, User]) -> None:
         self._users = dict(users)
-        self._key = secrets.token_bytes(32)
-        self._verified: dict[bytes, float] = {}
+        self._logins = LoginCache()
         # A dummy hash so that an unknown user costs as much as a wrong password.
         self._dummy = hash_password(secrets.token_urlsafe(16))
 
@@ -82,18 +120,13 @@ class UserDirectory:
     def names(self) -> list[str]:
         return sorted(self._users)
 
-    def _cache_key(self, name: str, password: str) -> bytes:
-        message = name.encode("utf-8") + b"\0" + password.encode("utf-8")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
-
-    def verify(self, name: str, password: str) -> User | None:
+    def verify(
+        self, name: str, password: str, remote: str | None = None, secured: bool = False
+    ) -> User | None:
         """The user if ``password`` is theirs, else None. Constant-time in the hash
         comparison, and an unknown name costs a full argon2 verification too."""
-        key = self._cache_key(name, password)
-        now = time.monotonic()
-        expires = self._verified.get(key)
         user = self._users.get(name)
-        if expires is not None and expires > now and user is not None:
+        if user is not None and self._logins.fresh(name, password):
             return user
         try:
             _HASHER.verify(user.password_hash if user else self._dummy, password)
@@ -101,9 +134,7 @@ class UserDirectory:
             return None
         if user is None:
             return None
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        self._verified[key] = now + _CACHE_SECONDS
+        self._logins.remember(name, password)
         return user
 
 

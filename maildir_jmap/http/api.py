@@ -17,7 +17,14 @@ from maildir_jmap.core.request import Request as JmapRequest
 from maildir_jmap.core.request import parse_request
 from maildir_jmap.core.session import build_session
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.http.auth import CHALLENGES, Unauthorized, authenticate, credential_of
+from maildir_jmap.http.auth import (
+    CHALLENGES,
+    AuthServiceDown,
+    Throttled,
+    Unauthorized,
+    authenticate,
+    credential_of,
+)
 from maildir_jmap.http.state import AppState
 from maildir_jmap.store.account import Account
 from maildir_jmap.users import User
@@ -46,6 +53,12 @@ def request_error_response(exc: RequestError) -> Response:
 
 
 def unauthorized_response(exc: Unauthorized) -> Response:
+    if isinstance(exc, Throttled):
+        retry = {"Retry-After": str(int(exc.retry_after) + 1)}
+        return problem_response(429, "about:blank", str(exc), retry, title="Too Many Requests")
+    if isinstance(exc, AuthServiceDown):
+        retry = {"Retry-After": "5"}
+        return problem_response(503, "about:blank", str(exc), retry, title="Unavailable")
     response = problem_response(401, "about:blank", str(exc), title="Unauthorized")
     for challenge in CHALLENGES:
         response.raw_headers.append((b"www-authenticate", challenge.encode()))
@@ -61,7 +74,7 @@ async def current_user(request: Request) -> User | Response:
     """The authenticated user, or the 401 response to send instead."""
     state = state_of(request)
     try:
-        return await authenticate(request, state.users, state.tokens)
+        return await authenticate(request, state.users, state.tokens, state.throttle)
     except Unauthorized as exc:
         return unauthorized_response(exc)
 

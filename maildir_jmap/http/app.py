@@ -20,7 +20,8 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.delivery.scheduler import Sender
 from maildir_jmap.http import api, blobs, push, websocket
-from maildir_jmap.http.auth import credential_alive
+from maildir_jmap.http.auth import Throttle, credential_alive
+from maildir_jmap.http.proxy import TrustedProxies
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.http.state import AppState
 from maildir_jmap.mail import build_registry, vacation
@@ -28,7 +29,7 @@ from maildir_jmap.sync import ece, push_subscription
 from maildir_jmap.sync.subscriptions import SubscriptionStore
 from maildir_jmap.sync.webpush import WebPush
 from maildir_jmap.tokens import TokenStore
-from maildir_jmap.users import UserDirectory
+from maildir_jmap.users import Users
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ async def start_webpush(state: AppState, key: ec.EllipticCurvePrivateKey) -> Web
 
 def create_app(
     config: Config,
-    users: UserDirectory,
+    users: Users,
     tokens: TokenStore | None = None,
     registry: Registry | None = None,
 ) -> FastAPI:
@@ -115,6 +116,7 @@ def create_app(
         title="maildir-jmap", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
     )
     app.state.jmap = AppState(
+        throttle=Throttle(config.max_failures_per_user, config.max_failures_per_address),
         config=config,
         users=users,
         tokens=tokens or TokenStore(config.state_dir / "tokens.json"),
@@ -150,4 +152,6 @@ def create_app(
         return api.problem_response(500, "about:blank", "Internal server error.")
 
     app.add_middleware(SelectiveGZip, minimum_size=config.gzip_minimum_size)
+    if config.trusted_proxies:
+        app.add_middleware(TrustedProxies, proxies=config.trusted_proxies)
     return app

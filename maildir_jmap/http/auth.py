@@ -10,12 +10,16 @@ import base64
 import binascii
 import hashlib
 import logging
+import threading
+import time
+from collections import deque
 
 import anyio.to_thread
 from starlette.requests import HTTPConnection
 
+from maildir_jmap.dovecot_auth import AuthUnavailable
 from maildir_jmap.tokens import TokenStore
-from maildir_jmap.users import User, UserDirectory
+from maildir_jmap.users import User, Users
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,58 @@ CHALLENGES = (f'Basic realm="{REALM}", charset="UTF-8"', f'Bearer realm="{REALM}
 
 class Unauthorized(Exception):
     """No credentials, or credentials that do not check out."""
+
+
+class Throttled(Unauthorized):
+    """Too many failed logins for this user or from this address: 429."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many failed logins; try again later")
+        self.retry_after = retry_after
+
+
+class AuthServiceDown(Unauthorized):
+    """The password could not be checked (Dovecot's auth did not answer): 503."""
+
+
+class Throttle:
+    """Failed logins per user name and per client address in a sliding window
+    (a password guesser is slowed down whichever of the two it varies)."""
+
+    def __init__(self, per_user: int = 5, per_address: int = 20, window: float = 900.0) -> None:
+        self.limits = {"user": per_user, "address": per_address}
+        self.window = window
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def wait(self, name: str, address: str) -> float:
+        """Seconds until a login may be tried again (0: now)."""
+        now = time.monotonic()
+        worst = 0.0
+        with self._lock:
+            for key in (("user", name), ("address", address)):
+                times = self._recent(key, now)
+                if len(times) >= self.limits[key[0]]:
+                    worst = max(worst, times[0] + self.window - now)
+        return worst
+
+    def failed(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) > 100_000:
+                self._failures.clear()
+            for key in (("user", name), ("address", address)):
+                self._recent(key, now).append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("user", name), None)
 
 
 def _basic(value: str) -> tuple[str, str]:
@@ -51,7 +107,7 @@ def credential_of(conn: HTTPConnection) -> str:
     return credential
 
 
-def credential_alive(credential: str, users: UserDirectory, tokens: TokenStore) -> bool:
+def credential_alive(credential: str, users: Users, tokens: TokenStore) -> bool:
     """Whether a credential recorded earlier would still be accepted."""
     kind, _, rest = credential.partition(":")
     if kind == "basic":
@@ -64,7 +120,16 @@ def credential_alive(credential: str, users: UserDirectory, tokens: TokenStore) 
     return False
 
 
-async def authenticate(conn: HTTPConnection, users: UserDirectory, tokens: TokenStore) -> User:
+def _secured(conn: HTTPConnection) -> bool:
+    """TLS, or a loopback peer (a local proxy): Dovecot's idea of "secured"."""
+    if conn.url.scheme in ("https", "wss"):
+        return True
+    return _peer(conn) in ("127.0.0.1", "::1")
+
+
+async def authenticate(
+    conn: HTTPConnection, users: Users, tokens: TokenStore, throttle: Throttle | None = None
+) -> User:
     """The user whose credentials ``conn`` carries; also records which credential
     it was (``credential_of``)."""
     header = conn.headers.get("authorization", "")
@@ -72,11 +137,26 @@ async def authenticate(conn: HTTPConnection, users: UserDirectory, tokens: Token
     scheme = scheme.lower()
     if scheme == "basic":
         name, password = _basic(value)
-        # argon2 is deliberately slow: keep it off the event loop.
-        user = await anyio.to_thread.run_sync(users.verify, name, password)
+        address = _peer(conn)
+        wait = throttle.wait(name, address) if throttle is not None else 0.0
+        if wait > 0:
+            log.warning("throttled Basic login for %r from %s", name, address)
+            raise Throttled(wait)
+        try:
+            # argon2 is deliberately slow, Dovecot's auth is a socket: off the loop.
+            user = await anyio.to_thread.run_sync(
+                users.verify, name, password, address, _secured(conn)
+            )
+        except AuthUnavailable as exc:
+            log.error("cannot check the password of %r: %s", name, exc)
+            raise AuthServiceDown("the authentication service is unavailable") from exc
         if user is None:
-            log.info("failed Basic login for %r from %s", name, _peer(conn))
+            log.info("failed Basic login for %r from %s", name, address)
+            if throttle is not None:
+                throttle.failed(name, address)
             raise Unauthorized("wrong user name or password")
+        if throttle is not None:
+            throttle.succeeded(name)
         conn.state.jmap_credential = password_credential(user)
         return user
     if scheme == "bearer":

@@ -101,7 +101,7 @@ async def push_token(request: Request) -> Response:
 async def _eventsource_user(request: Request, state: AppState) -> User:
     """Authorization header first; else a push token from the query or the cookie."""
     if request.headers.get("authorization"):
-        return await authenticate(request, state.users, state.tokens)
+        return await authenticate(request, state.users, state.tokens, state.throttle)
     token = request.query_params.get("access_token") or request.cookies.get(COOKIE)
     assert state.push_tokens is not None
     name = state.push_tokens.verify(token) if token else None

@@ -14,6 +14,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
+from maildir_jmap.http.auth import Throttle
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.mail.identity import IDENTITY
 from maildir_jmap.mail.submission import SUBMISSION_TYPE
@@ -27,7 +28,7 @@ from maildir_jmap.sync.push_subscription import PushAccess
 from maildir_jmap.sync.subscriptions import SubscriptionStore
 from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.tokens import TokenStore
-from maildir_jmap.users import User, UserDirectory
+from maildir_jmap.users import User, Users
 
 log = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/jmap/ws/"
@@ -38,7 +39,7 @@ WEBPUSH_VAPID = "urn:ietf:params:jmap:webpush-vapid"
 @dataclass
 class AppState:
     config: Config
-    users: UserDirectory
+    users: Users
     tokens: TokenStore
     registry: Registry
     _accounts: dict[str, Account] = field(default_factory=dict)
@@ -53,6 +54,7 @@ class AppState:
     webpush: Any = None
     """The PushSubscription sender (sync/webpush.py), running while the app is."""
     _owners: dict[str, str] = field(default_factory=dict)
+    throttle: Throttle = field(default_factory=Throttle)
     outbound: Any = None
     """The EmailSubmission sender (delivery/scheduler.py), running while the app is."""
 

@@ -139,7 +139,7 @@ class Connection:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     state = state_of(websocket)
     try:
-        user = await authenticate(websocket, state.users, state.tokens)
+        user = await authenticate(websocket, state.users, state.tokens, state.throttle)
     except Unauthorized:
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return

@@ -1,0 +1,120 @@
+"""``maildir-jmap check``: what a config points at, verified one thing at a time,
+each problem said in a sentence that names the file, socket or setting."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+from maildir_jmap.config import Config
+from maildir_jmap.dovecot_auth import AuthUnavailable, Passdb, Userdb, maildir_from
+from maildir_jmap.users import User, UsersFileError, load_users_file
+
+Result = tuple[bool, str]
+
+
+def _maildir(user: User) -> Iterator[Result]:
+    path = user.maildir
+    if not path.is_dir():
+        yield False, f"{user.name}: Maildir {path} does not exist"
+        return
+    missing = [d for d in ("cur", "new", "tmp") if not (path / d).is_dir()]
+    if missing:
+        yield False, f"{user.name}: {path} has no {', '.join(missing)}: not a Maildir"
+    elif not os.access(path, os.R_OK | os.X_OK):
+        yield False, f"{user.name}: {path} is not readable by uid {os.geteuid()}"
+    elif not os.access(path / "cur", os.W_OK):
+        yield True, f"{user.name}: {path} is read-only for uid {os.geteuid()}: served read-only"
+    else:
+        yield True, f"{user.name}: Maildir {path}"
+
+
+def _state_dir(config: Config) -> Result:
+    path = config.state_dir
+    probe = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return False, f"state directory {path} is not writable by uid {os.geteuid()}"
+    return True, f"state directory {path}"
+
+
+def _dovecot(config: Config, user: str | None) -> Iterator[Result]:
+    for path in (config.dovecot_auth_socket, config.dovecot_userdb_socket):
+        if not path.exists():
+            yield False, f"Dovecot socket {path} does not exist (is Dovecot running?)"
+            return
+        if not os.access(path, os.R_OK | os.W_OK):
+            yield False, f"Dovecot socket {path} is not accessible to uid {os.geteuid()}"
+            return
+    try:
+        Passdb(config.dovecot_auth_socket).authenticate("\x01check", "")
+        yield True, f"Dovecot auth at {config.dovecot_auth_socket} answers"
+    except AuthUnavailable as exc:
+        yield False, f"Dovecot auth at {config.dovecot_auth_socket}: {exc}"
+    if user is None:
+        return
+    try:
+        fields = Userdb(config.dovecot_userdb_socket, config.dovecot_service).lookup(user)
+    except AuthUnavailable as exc:
+        yield False, f"Dovecot userdb at {config.dovecot_userdb_socket}: {exc}"
+        return
+    if fields is None:
+        yield False, f"Dovecot's userdb does not know {user}"
+        return
+    maildir = maildir_from(fields, config.mail_location)
+    if maildir is None:
+        yield False, f"{user}: the userdb gives no maildir location; set auth.mail_location"
+        return
+    yield from _maildir(User(fields.get("user", user), maildir, ""))
+
+
+def _tls(config: Config) -> Result | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        return False, f"TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}"
+    return True, f"TLS certificate {config.tls_cert}"
+
+
+def _smarthost(config: Config) -> Result:
+    host = config.sending.smarthost
+    try:
+        with socket.create_connection((host.host, host.port), timeout=3):
+            return True, f"SMTP smarthost {host.host}:{host.port} accepts connections"
+    except OSError as exc:
+        return False, f"SMTP smarthost {host.host}:{host.port}: {exc.strerror or exc}"
+
+
+def check(config: Config, user: str | None = None) -> Iterator[Result]:
+    yield _state_dir(config)
+    tls = _tls(config)
+    if tls is not None:
+        yield tls
+    if config.public_url and not config.public_url.startswith(("http://", "https://")):
+        yield False, f"server.public_url {config.public_url!r} is not an http(s) URL"
+    if config.auth_backend == "dovecot":
+        yield from _dovecot(config, user)
+    elif config.users_file is not None:
+        try:
+            users = load_users_file(config.users_file)
+        except UsersFileError as exc:
+            yield False, str(exc)
+        else:
+            yield True, f"users file {config.users_file}: {len(users)} user(s)"
+            for entry in users.values():
+                if user is None or entry.name == user:
+                    yield from _maildir(entry)
+    else:
+        yield True, "no users file: one user, the owner of ~/Maildir (embedded mode)"
+    for template in (config.sieve_dir, config.sieve_active if config.sieve_dir else None):
+        if template is not None:
+            try:
+                template.format(home="h", user="u")
+            except (KeyError, IndexError, ValueError):
+                yield False, f"sieve path {template!r} may use only {{home}} and {{user}}"
+    yield _smarthost(config)

@@ -1,0 +1,301 @@
+"""The TOML config file: one table of settings, each with its section, type,
+default (the embedded mode's) and documentation. The same table loads a file,
+applies ``MAILDIR_JMAP_<SECTION>_<KEY>`` environment overrides, and renders the
+documented example (``config.example.toml``), so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maildir_jmap.config import Config, default_state_dir
+from maildir_jmap.delivery.scheduler import SendingSettings
+from maildir_jmap.delivery.smtp import Smarthost
+
+ENV_PREFIX = "MAILDIR_JMAP_"
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    kind: str
+    """str, int, float, bool, path, list, or choice:a|b|c; "?" suffix: may be empty."""
+    default: Any
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}{self.section}_{self.key}".upper()
+
+
+DAY = 24 * 3600
+SETTINGS = (
+    Setting("server", "host", "str", "127.0.0.1", "Address to listen on."),
+    Setting("server", "port", "int", 8080, "Port to listen on."),
+    Setting("server", "public_url", "str?", "",
+            "Base URL clients reach us at, e.g. https://mail.example.org (Session URLs are "
+            "built from it). Empty: from each request, honouring trusted proxies."),
+    Setting("server", "state_dir", "path?", "",
+            "Index, uploads, tokens, outbox: outside every Maildir, writable by the server. "
+            "Empty: $XDG_STATE_HOME/maildir-jmap; a system service uses /var/lib/maildir-jmap."),
+    Setting("server", "tls_cert", "path?", "",
+            "Serve HTTPS directly: certificate chain (PEM). Empty: plain HTTP (put a proxy "
+            "with TLS in front)."),
+    Setting("server", "tls_key", "path?", "", "Private key (PEM) for tls_cert."),
+    Setting("server", "trusted_proxies", "list", [],
+            "Reverse proxies whose X-Forwarded-Proto/-For/-Host headers are believed, e.g. "
+            '["127.0.0.1"].'),
+    Setting("auth", "backend", "choice:users-file|dovecot", "users-file",
+            '"dovecot": check passwords with Dovecot\'s auth service and find Maildirs '
+            'through its userdb; "users-file": our own file (maildir-jmap user add).'),
+    Setting("auth", "users_file", "path?", "",
+            'The users file for backend = "users-file". Empty: one user, the owner of '
+            "~/Maildir (or of a demo Maildir), as `maildir-jmap serve` does."),
+    Setting("auth", "dovecot_auth_socket", "path", "/run/dovecot/auth-client",
+            "Dovecot's auth-client socket (the server's user must be able to connect)."),
+    Setting("auth", "dovecot_userdb_socket", "path", "/run/dovecot/auth-userdb",
+            "Dovecot's auth-userdb socket, for home and mail location lookups."),
+    Setting("auth", "service", "str", "jmap", "Service name Dovecot's passdb and userdb see."),
+    Setting("auth", "mail_location", "str?", "",
+            "When the userdb gives no mail=: a location like maildir:~/Maildir or "
+            "maildir:/var/vmail/%d/%n (%u user, %n local part, %d domain, %h or ~ home)."),
+    Setting("auth", "max_failures_per_user", "int", 5,
+            "Failed logins per user name in 15 minutes before 429."),
+    Setting("auth", "max_failures_per_address", "int", 20,
+            "Failed logins per client address in 15 minutes before 429."),
+    Setting("mail", "layout", "choice:auto|maildir++|fs", "auto",
+            "Maildir layout; auto detects it per Maildir."),
+    Setting("mail", "watch", "bool", True, "Follow Dovecot's changes as they happen (inotify)."),
+    Setting("mail", "rescan_interval", "float", 300.0,
+            "Seconds between full rescans that catch anything the watcher missed."),
+    Setting("mail", "upload_expiry", "float", float(DAY),
+            "Seconds an upload no Email refers to is kept."),
+    Setting("mail", "idle_close", "float", 1800.0,
+            "Seconds without requests before an account is closed (reopened on demand); 0: never."),
+    Setting("mail", "mail_domain", "str?", "",
+            "Domain for logins that are not addresses (alice -> alice@domain). Empty: host name."),
+    Setting("mail", "sieve_dir", "str?", "",
+            "Offer VacationResponse, written as a Pigeonhole script into this directory "
+            "({home} = the Maildir's parent, {user} = login), e.g. \"{home}/sieve\"."),
+    Setting("mail", "sieve_active", "str", "{home}/.dovecot.sieve",
+            "Pigeonhole's active-script link (its active= setting)."),
+    Setting("submission", "smarthost", "str", "127.0.0.1:25",
+            "SMTP relay for sent mail, HOST:PORT."),
+    Setting("submission", "tls", "choice:none|starttls|implicit", "none",
+            "starttls for port 587, implicit for 465."),
+    Setting("submission", "username", "str?", "", "SMTP AUTH user; empty: no AUTH."),
+    Setting("submission", "password_file", "path?", "",
+            "File whose first line is the SMTP AUTH password."),
+    Setting("submission", "max_delayed_send", "int", 7 * DAY,
+            "Longest FUTURERELEASE hold in seconds (maxDelayedSend)."),
+    Setting("submission", "max_size", "int", 25_000_000, "Largest message sent, in bytes."),
+    Setting("submission", "max_recipients", "int", 100, "Most recipients per submission."),
+    Setting("push", "allow_private_targets", "bool", False,
+            "Let PushSubscription URLs reach private/loopback addresses and plain http."),
+    Setting("push", "contact", "str?", "",
+            "VAPID contact (mailto: or https: URI) push services see."),
+    Setting("push", "max_lifetime", "float", float(7 * DAY),
+            "Longest PushSubscription lifetime in seconds."),
+)  # fmt: skip
+BY_NAME = {(s.section, s.key): s for s in SETTINGS}
+
+
+def _convert(setting: Setting, value: Any, source: str) -> Any:
+    kind = setting.kind.rstrip("?")
+    where = f"{source}: {setting.section}.{setting.key}"
+    if setting.kind.endswith("?") and value in ("", None):
+        return None
+    if kind == "bool":
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return value.lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false")
+        return value
+    if kind in ("int", "float"):
+        if isinstance(value, str):
+            try:
+                value = int(value) if kind == "int" else float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number")
+        if kind == "int" and not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number")
+        if value < 0:
+            raise ConfigError(f"{where} must not be negative")
+        return value if kind == "int" else float(value)
+    if kind == "list":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string")
+    if kind.startswith("choice:"):
+        choices = kind[7:].split("|")
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}")
+    if kind == "path":
+        return Path(value).expanduser()
+    return value
+
+
+def read(path: Path | None, environ: Mapping[str, str] = os.environ) -> dict[tuple[str, str], Any]:
+    """Every setting's value: the default, then the file, then the environment."""
+    values = {(s.section, s.key): _convert(s, s.default, "default") for s in SETTINGS}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: {section} must be a [section]")
+            for key, value in table.items():
+                setting = BY_NAME.get((section, key))
+                if setting is None:
+                    raise ConfigError(f"{path}: unknown setting {section}.{key}")
+                values[(section, key)] = _convert(setting, value, str(path))
+    for setting in SETTINGS:
+        if setting.env in environ:
+            values[(setting.section, setting.key)] = _convert(
+                setting, environ[setting.env], setting.env
+            )
+    unknown = [k for k in environ if k.startswith(ENV_PREFIX) and k not in ENVIRONMENT_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown environment setting {unknown[0]}")
+    return values
+
+
+ENVIRONMENT_NAMES = {s.env for s in SETTINGS} | {
+    "MAILDIR_JMAP_PASSWORD",
+    "MAILDIR_JMAP_SMTP_PASSWORD",
+}
+
+
+def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
+    def v(section: str, key: str) -> Any:
+        return values[(section, key)]
+
+    host, _, port = str(v("submission", "smarthost")).rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("submission.smarthost must be HOST:PORT")
+    password = None
+    if v("submission", "password_file") is not None:
+        try:
+            password = v("submission", "password_file").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            raise ConfigError("submission.password_file cannot be read") from None
+    elif os.environ.get("MAILDIR_JMAP_SMTP_PASSWORD"):
+        password = os.environ["MAILDIR_JMAP_SMTP_PASSWORD"]
+    sending = SendingSettings(
+        smarthost=Smarthost(
+            host=host.strip("[]"),
+            port=int(port),
+            tls=v("submission", "tls"),
+            username=v("submission", "username"),
+            password=password,
+        ),
+        max_delayed_send=v("submission", "max_delayed_send"),
+        max_size=v("submission", "max_size"),
+        max_recipients=v("submission", "max_recipients"),
+    )
+    if (v("server", "tls_cert") is None) != (v("server", "tls_key") is None):
+        raise ConfigError("server.tls_cert and server.tls_key go together")
+    allow_private = v("push", "allow_private_targets")
+    return Config(
+        state_dir=v("server", "state_dir") or default_state_dir(),
+        host=v("server", "host"),
+        port=v("server", "port"),
+        public_url=v("server", "public_url"),
+        tls_cert=v("server", "tls_cert"),
+        tls_key=v("server", "tls_key"),
+        trusted_proxies=v("server", "trusted_proxies"),
+        auth_backend=v("auth", "backend"),
+        users_file=v("auth", "users_file"),
+        dovecot_auth_socket=v("auth", "dovecot_auth_socket"),
+        dovecot_userdb_socket=v("auth", "dovecot_userdb_socket"),
+        dovecot_service=v("auth", "service"),
+        mail_location=v("auth", "mail_location"),
+        max_failures_per_user=v("auth", "max_failures_per_user"),
+        max_failures_per_address=v("auth", "max_failures_per_address"),
+        layout=v("mail", "layout"),
+        watch=v("mail", "watch"),
+        rescan_interval=v("mail", "rescan_interval"),
+        upload_expiry=v("mail", "upload_expiry"),
+        idle_close=v("mail", "idle_close"),
+        mail_domain=v("mail", "mail_domain"),
+        sieve_dir=v("mail", "sieve_dir"),
+        sieve_active=v("mail", "sieve_active"),
+        sending=sending,
+        push_allow_private_targets=allow_private,
+        push_allow_http=allow_private,
+        push_subject=v("push", "contact"),
+        push_max_lifetime=v("push", "max_lifetime"),
+    )
+
+
+def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+    return to_config(read(path, environ))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _wrap(text: str, width: int = 86) -> list[str]:
+    lines: list[str] = []
+    line = "#"
+    for word in text.split():
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = "#"
+        line += " " + word
+    return [*lines, line]
+
+
+def example() -> str:
+    """The documented example config: every setting at its default."""
+    out = [
+        "# maildir-jmap configuration (maildir-jmap serve --config FILE).",
+        "# Every setting, at its default. Environment variables override the file:",
+        "# MAILDIR_JMAP_<SECTION>_<KEY>, e.g. MAILDIR_JMAP_SERVER_PORT=8443.",
+        "# Check a file with: maildir-jmap check --config FILE",
+    ]
+    section = ""
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            out += ["", f"[{section}]"]
+        out += [*_wrap(setting.doc), f"{setting.key} = {_toml_value(setting.default)}"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,250 @@
+"""Users from Dovecot itself: passwords checked by its auth service, homes and
+mail locations from its userdb, so the same logins work for IMAP and JMAP.
+
+Two line protocols over Unix sockets (Dovecot's "auth protocol" docs):
+
+- ``auth-client``: the handshake (VERSION 1.x and our CPID; the server sends
+  VERSION, SPID, CUID, COOKIE, its MECHs and DONE), then
+  ``AUTH <id> PLAIN service=jmap [secured] rip=<ip> resp=<base64>`` answered by
+  ``OK <id> user=<name>`` or ``FAIL <id> ...``.
+- ``auth-userdb`` (the master protocol): ``VERSION 1 0`` then
+  ``USER <id> <name> service=jmap``, answered by ``USER <id> <name> home=...
+  mail=...`` or ``NOTFOUND <id>`` / ``FAIL <id>``.
+
+Values use Dovecot's tab-escaping (\\001 then 0/1/t/r/n). Each call opens a
+fresh connection (a few hundred microseconds; logins are cached by the caller).
+Any protocol or socket trouble is ``AuthUnavailable``, which the HTTP layer
+answers with 503: a Dovecot restart must not look like a wrong password.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from maildir_jmap.users import LoginCache, User, valid_username
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 20.0
+"""Dovecot delays failed logins (auth_failure_delay, growing per client address)."""
+USERDB_CACHE_SECONDS = 60.0
+_ESCAPES = {"0": "\0", "1": "\001", "t": "\t", "r": "\r", "n": "\n"}
+
+
+class AuthUnavailable(Exception):
+    """Dovecot's auth service did not answer as expected."""
+
+
+def escape(value: str) -> str:
+    return (
+        value.replace("\001", "\0011")
+        .replace("\0", "\0010")
+        .replace("\t", "\001t")
+        .replace("\r", "\001r")
+        .replace("\n", "\001n")
+    )
+
+
+def unescape(value: str) -> str:
+    return re.sub("\001(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), value)
+
+
+def _fields(line: str) -> tuple[list[str], dict[str, str]]:
+    """A reply line: its positional parameters and its name=value options."""
+    parts = [unescape(p) for p in line.split("\t")]
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    for part in parts:
+        name, eq, value = part.partition("=")
+        if eq and re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            options[name] = value
+        else:
+            positional.append(part)
+    return positional, options
+
+
+class _Connection:
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        try:
+            self.sock.connect(str(path))
+        except OSError as exc:
+            self.sock.close()
+            raise AuthUnavailable(f"cannot connect to {path}: {exc}") from exc
+        self.buffer = b""
+
+    def send(self, *lines: str) -> None:
+        try:
+            self.sock.sendall("".join(line + "\n" for line in lines).encode("utf-8"))
+        except OSError as exc:
+            raise AuthUnavailable(str(exc)) from exc
+
+    def line(self) -> str:
+        while b"\n" not in self.buffer:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise AuthUnavailable(str(exc)) from exc
+            if not chunk:
+                raise AuthUnavailable("Dovecot auth closed the connection")
+            self.buffer += chunk
+            if len(self.buffer) > 1 << 20:
+                raise AuthUnavailable("reply too long")
+        raw, _, self.buffer = self.buffer.partition(b"\n")
+        return raw.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass(frozen=True)
+class Passdb:
+    """Password checks through ``auth-client``."""
+
+    socket_path: Path
+    service: str = "jmap"
+
+    def authenticate(
+        self, name: str, password: str, *, remote: str | None = None, secured: bool = False
+    ) -> str | None:
+        """The canonical user name if Dovecot accepts the password, else None."""
+        connection = _Connection(self.socket_path)
+        try:
+            connection.send("VERSION\t1\t2", f"CPID\t{os.getpid()}")
+            while True:
+                fields, _ = _fields(connection.line())
+                if fields[0] == "VERSION" and (len(fields) < 2 or fields[1] != "1"):
+                    raise AuthUnavailable(f"unsupported auth protocol {fields[1:]}")
+                if fields[0] == "DONE":
+                    break
+            response = base64.b64encode(f"\0{name}\0{password}".encode()).decode("ascii")
+            options = [f"service={escape(self.service)}"]
+            if secured:
+                options.append("secured")
+            if remote:
+                options.append(f"rip={escape(remote)}")
+            connection.send("\t".join(["AUTH", "1", "PLAIN", *options, f"resp={response}"]))
+            fields, values = _fields(connection.line())
+            if fields[:2] == ["OK", "1"]:
+                return values.get("user", name)
+            if fields[:2] == ["FAIL", "1"]:
+                if values.get("code") == "temp_fail" or "temp" in values:
+                    raise AuthUnavailable(values.get("reason", "temporary failure"))
+                return None
+            raise AuthUnavailable(f"unexpected reply {fields[:1]}")
+        finally:
+            connection.close()
+
+
+@dataclass(frozen=True)
+class Userdb:
+    """Home and mail location lookups through ``auth-userdb``."""
+
+    socket_path: Path
+    service: str = "jmap"
+
+    def lookup(self, name: str) -> dict[str, str] | None:
+        connection = _Connection(self.socket_path)
+        try:
+            connection.send(
+                "VERSION\t1\t0", f"USER\t1\t{escape(name)}\tservice={escape(self.service)}"
+            )
+            while True:
+                fields, values = _fields(connection.line())
+                if fields[0] in ("VERSION", "SPID"):
+                    continue
+                if fields[:2] == ["USER", "1"]:
+                    return {"user": fields[2] if len(fields) > 2 else name, **values}
+                if fields[:2] == ["NOTFOUND", "1"]:
+                    return None
+                if fields[:2] == ["FAIL", "1"]:
+                    raise AuthUnavailable(values.get("reason", "userdb lookup failed"))
+                raise AuthUnavailable(f"unexpected reply {fields[:1]}")
+        finally:
+            connection.close()
+
+
+def maildir_from(fields: dict[str, str], fallback: str | None) -> Path | None:
+    """The Maildir path from a userdb reply's ``mail`` (``maildir:~/Maildir:...``),
+    else the config's template (``%u`` user, ``%n`` local part, ``%d`` domain,
+    ``%h`` or ``~`` home)."""
+    location = fields.get("mail") or fallback
+    if not location:
+        return None
+    kind, _, rest = location.partition(":")
+    if kind != "maildir" or not rest:
+        return None
+    path = rest.split(":", 1)[0]
+    user = fields.get("user", "")
+    local, _, domain = user.partition("@")
+    home = fields.get("home", "")
+    for key, value in (("%u", user), ("%n", local), ("%d", domain), ("%h", home)):
+        path = path.replace(key, value)
+    if path.startswith("~"):
+        if not home:
+            return None
+        path = home + path[1:]
+    return Path(path)
+
+
+class DovecotUsers:
+    """A user directory backed by Dovecot (the same interface as UserDirectory)."""
+
+    def __init__(self, passdb: Passdb, userdb: Userdb, mail_location: str | None = None) -> None:
+        self.passdb = passdb
+        self.userdb = userdb
+        self.mail_location = mail_location
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, User | None]] = {}
+        self._logins = LoginCache()
+
+    def names(self) -> list[str]:
+        """Dovecot does not list its users here: accounts open on first login."""
+        return []
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def get(self, name: str) -> User | None:
+        if not valid_username(name):
+            return None
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        fields = self.userdb.lookup(name)
+        user = None
+        if fields is not None:
+            maildir = maildir_from(fields, self.mail_location)
+            if maildir is None:
+                log.warning("userdb gives %s no Maildir location; set mail_location", name)
+            else:
+                user = User(fields.get("user", name), maildir, "")
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[name] = (now + USERDB_CACHE_SECONDS, user)
+        return user
+
+    def verify(
+        self, name: str, password: str, remote: str | None = None, secured: bool = False
+    ) -> User | None:
+        if not valid_username(name) or not password:
+            return None
+        if self._logins.fresh(name, password):
+            return self.get(name)
+        canonical = self.passdb.authenticate(name, password, remote=remote, secured=secured)
+        user = self.get(canonical) if canonical is not None else None
+        if user is not None and canonical == name:
+            self._logins.remember(name, password)
+        return user

@@ -1,0 +1,130 @@
+"""Logging in with Dovecot's own users: passwords through its auth-client socket,
+the Maildir through its userdb (a real Dovecot from Debian's packages)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maildir_jmap.config import Config
+from maildir_jmap.core.capabilities import CORE, MAIL
+from maildir_jmap.demo import create_demo_maildir
+from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, escape, maildir_from, unescape
+from maildir_jmap.http.app import create_app
+from tests.conftest import LiveServer
+from tests.dovecot import PASSWORD, USER, Dovecot, available
+
+
+@given(st.text())
+def test_tab_escaping_round_trips(text: str) -> None:
+    escaped = escape(text)
+    assert not any(c in escaped for c in "\t\n\r\0")
+    assert unescape(escaped) == text
+
+
+@pytest.mark.parametrize(
+    ("fields", "fallback", "expected"),
+    [
+        ({"home": "/home/a", "mail": "maildir:~/Maildir"}, None, "/home/a/Maildir"),
+        ({"mail": "maildir:/var/vmail/%d/%n:LAYOUT=fs"}, None, "/var/vmail/example.org/a"),
+        ({"home": "/home/a"}, "maildir:%h/mail", "/home/a/mail"),
+        ({"home": "/home/a", "mail": "mdbox:~/mdbox"}, None, None),
+        ({"mail": "maildir:~/Maildir"}, None, None),  # ~ without a home
+        ({}, None, None),
+    ],
+)
+def test_mail_locations_rfc_dovecot_templates(
+    fields: dict[str, str], fallback: str | None, expected: str | None
+) -> None:
+    found = maildir_from({"user": "a@example.org", **fields}, fallback)
+    assert (str(found) if found else None) == expected
+
+
+@pytest.fixture
+def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    maildir = create_demo_maildir(tmp_path / "Maildir", user=USER)
+    server = Dovecot(maildir, tmp_path / "dovecot").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def dovecot_config(tmp_path: Path, dovecot: Dovecot) -> Config:
+    run = dovecot.workdir / "run"
+    return Config(
+        state_dir=tmp_path / "state",
+        watch=False,
+        auth_backend="dovecot",
+        dovecot_auth_socket=run / "auth-client",
+        dovecot_userdb_socket=run / "auth-userdb",
+        max_failures_per_user=1,
+    )
+
+
+def users_of(config: Config) -> DovecotUsers:
+    return DovecotUsers(
+        Passdb(config.dovecot_auth_socket), Userdb(config.dovecot_userdb_socket), None
+    )
+
+
+def test_a_dovecot_user_logs_in_and_gets_the_userdb_maildir(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    config = dovecot_config(tmp_path, dovecot)
+    with LiveServer(create_app(config, users_of(config))) as server:
+        session = httpx.get(server.url + "/jmap/session", auth=(USER, PASSWORD))
+        assert session.status_code == 200, session.text
+        assert session.json()["username"] == USER
+        account = session.json()["primaryAccounts"][MAIL]
+        body = {
+            "using": [CORE, MAIL],
+            "methodCalls": [["Mailbox/get", {"accountId": account, "properties": ["name"]}, "0"]],
+        }
+        response = httpx.post(server.url + "/jmap/api/", json=body, auth=(USER, PASSWORD))
+        names = {m["name"] for m in response.json()["methodResponses"][0][1]["list"]}
+        # The demo Maildir the userdb points at, as IMAP lists it.
+        imap = dovecot.imap()
+        listed = {line.decode().rsplit(" ", 1)[-1].strip('"') for line in imap.list()[1]}
+        imap.logout()
+        assert "Inbox" in names
+        assert {n for n in listed if n != "INBOX"} <= names | {n.split(".")[-1] for n in names}
+
+
+def test_wrong_passwords_fail_and_repeated_failures_are_throttled(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    config = dovecot_config(tmp_path, dovecot)
+    with LiveServer(create_app(config, users_of(config))) as server:
+        wrong = httpx.get(server.url + "/jmap/session", auth=(USER, "not-it"), timeout=30)
+        assert wrong.status_code == 401
+        started = time.monotonic()
+        throttled = httpx.get(server.url + "/jmap/session", auth=(USER, PASSWORD), timeout=30)
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) > 0
+        assert time.monotonic() - started < 1  # refused before asking Dovecot
+        unknown = httpx.get(server.url + "/jmap/session", auth=("mallory", "x"), timeout=30)
+        assert unknown.status_code in (401, 429)
+
+
+def test_dovecot_down_is_503_not_401(tmp_path: Path) -> None:
+    config = Config(
+        state_dir=tmp_path / "state",
+        watch=False,
+        auth_backend="dovecot",
+        dovecot_auth_socket=tmp_path / "no-such-socket",
+        dovecot_userdb_socket=tmp_path / "no-such-socket",
+    )
+    with LiveServer(create_app(config, users_of(config))) as server:
+        response = httpx.get(server.url + "/jmap/session", auth=(USER, PASSWORD))
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
