@@ -476,9 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from maildir_jmap.logs import setup_logging
+
+    setup_logging(args.log_level)
     try:
         result: int = args.func(args)
         return result

@@ -64,6 +64,8 @@ class Config:
     tls_cert: Path | None = None
     """Serve HTTPS directly with this certificate chain (PEM) and ``tls_key``."""
     tls_key: Path | None = None
+    metrics_from: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    """Networks that may read /metrics (Prometheus)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-Proto/-For/Host are believed."""
     auth_backend: str = "users-file"

@@ -56,6 +56,8 @@ SETTINGS = (
     Setting("server", "trusted_proxies", "list", [],
             "Reverse proxies whose X-Forwarded-Proto/-For/-Host headers are believed, e.g. "
             '["127.0.0.1"].'),
+    Setting("server", "metrics_from", "list", ["127.0.0.1/32", "::1/128"],
+            "Networks allowed to read /metrics (Prometheus text format)."),
     Setting("auth", "backend", "choice:users-file|dovecot", "users-file",
             '"dovecot": check passwords with Dovecot\'s auth service and find Maildirs '
             'through its userdb; "users-file": our own file (maildir-jmap user add).'),
@@ -234,6 +236,7 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         tls_cert=v("server", "tls_cert"),
         tls_key=v("server", "tls_key"),
         trusted_proxies=v("server", "trusted_proxies"),
+        metrics_from=v("server", "metrics_from"),
         auth_backend=v("auth", "backend"),
         users_file=v("auth", "users_file"),
         dovecot_auth_socket=v("auth", "dovecot_auth_socket"),

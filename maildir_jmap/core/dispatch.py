@@ -112,6 +112,8 @@ class Context:
     """The caller's PushSubscription access (sync/push_subscription.py), if any."""
     outbound: Any = None
     """The sending side for EmailSubmission (mail/submission.py Outbound), if any."""
+    observe: Callable[[str, str], None] | None = None
+    """Told (method name, "ok" or the error type) after each call (metrics)."""
 
     def account(self, account_id: str, capability: str | None = None) -> AccountAccess:
         """The account named by a call, after the checks of §3.6.2."""
@@ -195,6 +197,11 @@ def _run_call(
                 call_id,
             )
         )
+    if ctx.observe is not None:
+        last_name, last_args, _ = ctx.responses[-1]
+        known = registry.get(name) is not None
+        outcome = "ok" if last_name != "error" else str(last_args.get("type"))
+        ctx.observe(name if known else "unknown", outcome)
 
 
 def core_echo(ctx: Context, arguments: JSONObject) -> JSONObject:

@@ -8,6 +8,8 @@ worth retrying (4xx replies, connection failures) or final (5xx).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -148,7 +150,9 @@ async def transmit(
         return outcome
     finally:
         if smtp.is_connected:
-            try:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                smtp.close()
+        smtp.close()  # idempotent; also frees a transport a failed command left behind
+        # Let the transport finish closing (a TLS close_notify takes a few loop
+        # turns) before send_now's short-lived loop ends.
+        await asyncio.sleep(0.1 if host.tls != "none" else 0)

@@ -26,6 +26,7 @@ from maildir_jmap.http.auth import (
     credential_of,
 )
 from maildir_jmap.http.state import AppState
+from maildir_jmap.metrics import API_SECONDS, observe_call
 from maildir_jmap.store.account import Account
 from maildir_jmap.users import User
 
@@ -71,12 +72,22 @@ def state_of(request: HTTPConnection) -> AppState:
 
 
 async def current_user(request: Request) -> User | Response:
-    """The authenticated user, or the 401 response to send instead."""
+    """The authenticated user, or the 401 response to send instead. Their account
+    is opened here, in a worker thread: opening a large Maildir must never block
+    the event loop, and so every other user's requests."""
     state = state_of(request)
     try:
-        return await authenticate(request, state.users, state.tokens, state.throttle)
+        user = await authenticate(request, state.users, state.tokens, state.throttle)
     except Unauthorized as exc:
         return unauthorized_response(exc)
+    await open_account_of(state, user)
+    return user
+
+
+async def open_account_of(state: AppState, user: User) -> None:
+    """Open (or find) the user's account off the event loop; AccountUnavailable
+    (503) if their Maildir cannot be opened."""
+    await anyio.to_thread.run_sync(state.account, user)
 
 
 def base_url(request: HTTPConnection, state: AppState) -> str:
@@ -154,9 +165,10 @@ async def api(request: Request) -> Response:
         body = await read_body(request, limits.maxSizeRequest)
         jmap_request = parse_request(body, limits, state.supported())
         accounts = state.access(user)
-        result = await anyio.to_thread.run_sync(
-            run_request, state, user, accounts, jmap_request, credential_of(request)
-        )
+        with API_SECONDS.time():
+            result = await anyio.to_thread.run_sync(
+                run_request, state, user, accounts, jmap_request, credential_of(request)
+            )
     except RequestError as exc:
         return request_error_response(exc)
     finally:
@@ -180,6 +192,9 @@ def run_request(
         account: Account = access.backend
         if not account.lock.acquire(timeout=state.config.lock_timeout):
             raise MethodError("serverUnavailable", "The account is busy; try again shortly.")
+        if account.closed:  # closed as idle between the lookup and now
+            account.lock.release()
+            raise MethodError("serverUnavailable", "The account was reopening; try again.")
         held.append(account)
 
     ctx = Context(
@@ -190,6 +205,7 @@ def run_request(
         credential=credential,
         push=state.push_access(user, credential) if credential else None,
         outbound=state.outbound,
+        observe=observe_call,
     )
     try:
         return process(request, ctx, state.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,8 @@ from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.delivery.scheduler import Sender
-from maildir_jmap.http import api, blobs, push, websocket
+from maildir_jmap.http import api, blobs, ops, push, websocket
+from maildir_jmap.http.accounts import AccountUnavailable
 from maildir_jmap.http.auth import Throttle, credential_alive
 from maildir_jmap.http.proxy import TrustedProxies
 from maildir_jmap.http.pushtoken import PushTokens
@@ -64,6 +66,17 @@ def load_push(state: AppState) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+async def close_idle_accounts(state: AppState) -> None:
+    """Every so often, close accounts nobody has used for ``idle_close`` seconds."""
+    period = max(1.0, min(60.0, state.config.idle_close / 10))
+    while state.config.idle_close > 0:
+        await asyncio.sleep(period)
+        try:
+            await anyio.to_thread.run_sync(state.pool.close_idle, state.busy)
+        except Exception:
+            log.exception("closing idle accounts failed")
+
+
 async def start_webpush(state: AppState, key: ec.EllipticCurvePrivateKey) -> WebPush:
     """Open the accounts that have verified subscriptions (so Dovecot's changes
     reach them after a restart, before anyone logs in), then start sending."""
@@ -105,9 +118,11 @@ def create_app(
         sender = Sender(state.config.sending, state.open_account)
         await sender.start(state.config.state_dir)
         state.outbound = sender
+        reaper = asyncio.ensure_future(close_idle_accounts(state))
         try:
             yield
         finally:
+            reaper.cancel()
             await sender.stop()
             await webpush.stop()
             await anyio.to_thread.run_sync(state.close)
@@ -136,6 +151,7 @@ def create_app(
     app.include_router(blobs.router)
     app.include_router(push.router)
     app.include_router(websocket.router)
+    app.include_router(ops.router)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -144,6 +160,11 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return api.problem_response(400, "about:blank", "Malformed request.")
+
+    @app.exception_handler(AccountUnavailable)
+    async def account_unavailable(request: Request, exc: AccountUnavailable) -> Response:
+        # One user's broken Maildir: their requests fail, nobody else's.
+        return api.problem_response(503, "about:blank", str(exc), {"Retry-After": "30"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

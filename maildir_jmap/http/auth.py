@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.requests import HTTPConnection
 
 from maildir_jmap.dovecot_auth import AuthUnavailable
+from maildir_jmap.metrics import LOGINS
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -141,6 +142,7 @@ async def authenticate(
         wait = throttle.wait(name, address) if throttle is not None else 0.0
         if wait > 0:
             log.warning("throttled Basic login for %r from %s", name, address)
+            LOGINS.labels("throttled").inc()
             raise Throttled(wait)
         try:
             # argon2 is deliberately slow, Dovecot's auth is a socket: off the loop.
@@ -149,12 +151,15 @@ async def authenticate(
             )
         except AuthUnavailable as exc:
             log.error("cannot check the password of %r: %s", name, exc)
+            LOGINS.labels("unavailable").inc()
             raise AuthServiceDown("the authentication service is unavailable") from exc
         if user is None:
             log.info("failed Basic login for %r from %s", name, address)
+            LOGINS.labels("failed").inc()
             if throttle is not None:
                 throttle.failed(name, address)
             raise Unauthorized("wrong user name or password")
+        LOGINS.labels("ok").inc()
         if throttle is not None:
             throttle.succeeded(name)
         conn.state.jmap_credential = password_credential(user)

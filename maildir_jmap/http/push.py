@@ -16,6 +16,7 @@ from maildir_jmap.http.api import (
     base_url,
     current_user,
     json_response,
+    open_account_of,
     problem_response,
     state_of,
     unauthorized_response,
@@ -119,6 +120,7 @@ async def eventsource(request: Request) -> Response:
         user = await _eventsource_user(request, state)
     except Unauthorized as exc:
         return unauthorized_response(exc)
+    await open_account_of(state, user)
     query = request.query_params
     raw_types = query.get("types", "*")
     close_after = query.get("closeafter", "no")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Registry
 from maildir_jmap.core.types import JSONObject
+from maildir_jmap.http.accounts import AccountPool
 from maildir_jmap.http.auth import Throttle
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.mail.identity import IDENTITY
@@ -21,12 +21,11 @@ from maildir_jmap.mail.submission import SUBMISSION_TYPE
 from maildir_jmap.mail.vacation import VACATION_TYPE
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
-from maildir_jmap.store.names import LAYOUTS
+from maildir_jmap.store.outbox import Outbox
 from maildir_jmap.store.sieve import SieveLocation
 from maildir_jmap.sync.hub import Hub
 from maildir_jmap.sync.push_subscription import PushAccess
 from maildir_jmap.sync.subscriptions import SubscriptionStore
-from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -42,13 +41,11 @@ class AppState:
     users: Users
     tokens: TokenStore
     registry: Registry
-    _accounts: dict[str, Account] = field(default_factory=dict)
-    _accounts_lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, int] = field(default_factory=dict)
     hub: Hub = field(default_factory=Hub)
     push_tokens: PushTokens | None = None
-    watchers: list[Watcher] = field(default_factory=list)
+    pool: AccountPool = field(init=False)
     subscriptions: SubscriptionStore | None = None
     vapid_public_key: str = ""
     webpush: Any = None
@@ -57,6 +54,9 @@ class AppState:
     throttle: Throttle = field(default_factory=Throttle)
     outbound: Any = None
     """The EmailSubmission sender (delivery/scheduler.py), running while the app is."""
+
+    def __post_init__(self) -> None:
+        self.pool = AccountPool(self.config, self._prepare)
 
     def capabilities(self, base_url: str) -> dict[str, JSONObject]:
         """The Session's ``capabilities``: core limits, what the datatypes add, and the
@@ -88,34 +88,28 @@ class AppState:
         return out
 
     def account(self, user: User) -> Account:
-        """The user's account, opened on first use."""
-        with self._accounts_lock:
-            account = self._accounts.get(user.name)
-            if account is None:
-                account = Account.open(
-                    user.name,
-                    user.maildir,
-                    self.config.state_dir,
-                    layout=LAYOUTS.get(self.config.layout),
-                    roles=self.config.mailbox_roles,
-                    upload_expiry=self.config.upload_expiry,
-                )
-                # Every committed change set reaches push listeners (DESIGN: the store
-                # announces changes through listeners and never imports the hub).
-                account.listeners.append(
-                    lambda acct, changed: self.hub.publish(acct.account_id, changed)
-                )
-                account.addresses = self.sending_addresses(user)
-                account.sieve = self.sieve_location(user)
-                self._accounts[user.name] = account
-                self._owners[account.account_id] = user.name
-                if self.config.watch:
-                    watcher = Watcher(account, rescan_every=self.config.rescan_interval)
-                    self.watchers.append(watcher.start())
-                log.info(
-                    "opened account %s for %s at %s", account.account_id, user.name, user.maildir
-                )
-            return account
+        """The user's account, opened on first use (http/accounts.py)."""
+        return self.pool.get(user)
+
+    def _prepare(self, user: User, account: Account) -> None:
+        # Every committed change set reaches push listeners (DESIGN: the store
+        # announces changes through listeners and never imports the hub).
+        account.listeners.append(lambda acct, changed: self.hub.publish(acct.account_id, changed))
+        account.addresses = self.sending_addresses(user)
+        account.sieve = self.sieve_location(user)
+        self._owners[account.account_id] = user.name
+
+    def busy(self, account: Account) -> bool:
+        """Whether closing ``account`` while idle would lose something: a push
+        listener, a verified push subscription or a queued send."""
+        if self.hub.listening(account.account_id):
+            return True
+        user = self._owners.get(account.account_id)
+        if self.subscriptions is not None and any(
+            s.user == user and s.verified for s in self.subscriptions.all()
+        ):
+            return True
+        return bool(Outbox(account.state_dir).jobs())
 
     def sending_addresses(self, user: User) -> tuple[str, ...]:
         """The users file's addresses; else the login if it is an address; else
@@ -177,6 +171,9 @@ class AppState:
             return self.config.public_url
         return f"mailto:postmaster@{socket.getfqdn()}"
 
+    def open_accounts(self) -> list[Account]:
+        return self.pool.open_accounts()
+
     def open_all(self) -> None:
         """Open every user's account now (embedded mode: index before serving)."""
         for name in self.users.names():
@@ -186,12 +183,7 @@ class AppState:
 
     def close(self) -> None:
         """Stop watchers and flush every account's journal (graceful shutdown)."""
-        for watcher in self.watchers:
-            watcher.stop()
-        self.watchers.clear()
-        with self._accounts_lock:
-            for account in self._accounts.values():
-                account.close()
+        self.pool.close_all()
 
     def access(self, user: User) -> dict[str, AccountAccess]:
         """The accounts this user may use, keyed by account id. Each user sees only

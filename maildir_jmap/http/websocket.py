@@ -22,7 +22,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import decode_json, request_from_json
-from maildir_jmap.http.api import run_request, session_for, state_of
+from maildir_jmap.http.accounts import AccountUnavailable
+from maildir_jmap.http.api import open_account_of, run_request, session_for, state_of
 from maildir_jmap.http.auth import Unauthorized, authenticate, credential_of
 from maildir_jmap.http.state import WEBSOCKET_PATH, AppState
 from maildir_jmap.sync.hub import state_change
@@ -142,6 +143,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         user = await authenticate(websocket, state.users, state.tokens, state.throttle)
     except Unauthorized:
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+        return
+    try:
+        await open_account_of(state, user)
+    except AccountUnavailable:
+        await websocket.close(code=1011)
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         await websocket.close(code=1002)

@@ -16,7 +16,7 @@ from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.query import Comparator, Descending, collation_key
 from maildir_jmap.core.standard import Changes, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, is_id
-from maildir_jmap.mail.common import index_changes
+from maildir_jmap.mail.common import index_changes, matches_filter
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.folders import parent_levels
 from maildir_jmap.store.index import COUNT_PROPERTIES, MAILBOX, Index, MailboxRecord
@@ -227,15 +227,10 @@ def _sort_key(view: JSONObject, sort: list[Comparator]) -> tuple[Any, ...]:
 
 
 def _matches(view: JSONObject, filter: Any) -> bool:
-    if filter is None:
-        return True
-    if "operator" in filter:
-        results = (_matches(view, c) for c in filter["conditions"])
-        if filter["operator"] == "AND":
-            return all(results)
-        if filter["operator"] == "OR":
-            return any(results)
-        return not any(results)
+    return matches_filter(filter, lambda condition: _condition(view, condition))
+
+
+def _condition(view: JSONObject, filter: JSONObject) -> bool:
     for key, value in filter.items():
         if key == "parentId" and view["parentId"] != value:
             return False

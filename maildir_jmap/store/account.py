@@ -65,6 +65,8 @@ class Account:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     caches: dict[str, object] = field(default_factory=dict, repr=False)
+    closed: bool = False
+    """Set by ``close``: whoever still holds this object must open the account anew."""
     """Derived views the datatypes keep (e.g. Mailbox counts), keyed by name."""
 
     @classmethod
@@ -228,6 +230,7 @@ class Account:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.journal.close()
             search = self.caches.pop("search", None)
             if isinstance(search, SearchIndex):

@@ -71,6 +71,14 @@ class Hub:
         with self._lock:
             return sum(1 for lis in self._listeners if lis.account_ids is not None)
 
+    def listening(self, account_id: str) -> bool:
+        """Whether a connected listener follows ``account_id``."""
+        with self._lock:
+            return any(
+                lis.account_ids is not None and account_id in lis.account_ids
+                for lis in self._listeners
+            )
+
     def publish(self, account_id: str, states: Mapping[str, str]) -> None:
         """Tell every listener of ``account_id`` the new ``states`` (type -> state)."""
         if not states:

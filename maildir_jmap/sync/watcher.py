@@ -27,6 +27,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from maildir_jmap.metrics import RECONCILE_SECONDS, WATCHER_EVENTS
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import KEYWORDS_NAME, read_keywords
 from maildir_jmap.store.reconcile import Names
@@ -51,6 +52,7 @@ class _Handler(FileSystemEventHandler):
             # (Dovecot's index files, a flag rename): the entry's own event says what
             # changed. Taken as "the tree changed", it cost a full rescan each time.
             return
+        WATCHER_EVENTS.inc()
         paths = [event.src_path, getattr(event, "dest_path", "")]
         for raw in paths:
             if raw:
@@ -197,10 +199,13 @@ class Watcher:
             dirty, names, full = taken
             try:
                 # A partial reconcile still lists the tree; "full" scans every folder.
+                started = time.monotonic()
                 if full:
                     self.account.rescan(None)
                 else:
                     self.account.rescan(dirty, names=names)
+                scope = "full" if full else "targeted"
+                RECONCILE_SECONDS.labels(scope).observe(time.monotonic() - started)
                 self.batches += 1
                 if full:
                     self.account.blobs.sweep()  # uploads past their expiry

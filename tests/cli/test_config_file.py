@@ -97,3 +97,13 @@ def test_serve_refuses_flags_next_to_a_config(
 def test_config_example_command_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config-example"]) == 0
     assert capsys.readouterr().out == example()
+
+
+def test_journal_lines_carry_their_priority() -> None:
+    import logging
+
+    from maildir_jmap.logs import JournalFormatter
+
+    formatter = JournalFormatter("%(name)s: %(message)s")
+    record = logging.LogRecord("mj", logging.ERROR, __file__, 1, "two\nlines", None, None)
+    assert formatter.format(record) == "<3>mj: two\n<3>lines"

@@ -91,3 +91,19 @@ async def test_read_only_maildir_is_a_read_only_account_rfc8620_2(
         assert account["isReadOnly"] is True
     finally:
         alice.maildir.chmod(0o755)
+
+
+async def test_forwarded_headers_only_from_trusted_proxies(
+    make_app: AppFactory, tmp_path: Any
+) -> None:
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "mail.example.org"}
+    trusted = Config(state_dir=tmp_path / "s1", watch=False, trusted_proxies=("127.0.0.0/8",))
+    async with client_for(make_app(config=trusted)) as client:
+        session = (await client.get("/jmap/session", headers=forwarded)).json()
+        assert session["apiUrl"] == "https://mail.example.org/jmap/api/"
+        websocket = session["capabilities"][WEBSOCKET]["url"]
+        assert websocket == "wss://mail.example.org/jmap/ws/"
+    untrusted = Config(state_dir=tmp_path / "s2", watch=False, trusted_proxies=("10.0.0.1",))
+    async with client_for(make_app(config=untrusted)) as client:
+        session = (await client.get("/jmap/session", headers=forwarded)).json()
+        assert session["apiUrl"] == "http://jmap.test/jmap/api/"

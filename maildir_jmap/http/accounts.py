@@ -1,0 +1,120 @@
+"""The open accounts of a many-user server.
+
+An account opens on first use, each user under a lock of their own, so a large
+Maildir being indexed for one user never holds up another's requests; a Maildir
+that cannot be opened fails only its own user's requests (``AccountUnavailable``,
+answered 503). Accounts nobody used for ``idle_close`` seconds, with no push
+listener, verified push subscription or queued send, are closed (watcher
+stopped, journal flushed) and reopen on the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from maildir_jmap.config import Config
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.names import LAYOUTS
+from maildir_jmap.sync.watcher import Watcher
+from maildir_jmap.users import User
+
+log = logging.getLogger(__name__)
+
+
+class AccountUnavailable(Exception):
+    """This user's Maildir cannot be opened right now."""
+
+
+@dataclass
+class AccountPool:
+    config: Config
+    prepare: Callable[[User, Account], None]
+    """Wires a freshly opened account into the app (listeners, addresses, ...)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _accounts: dict[str, Account] = field(default_factory=dict)
+    _watchers: dict[str, Watcher] = field(default_factory=dict)
+    _used: dict[str, float] = field(default_factory=dict)
+    _opening: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def get(self, user: User) -> Account:
+        with self._lock:
+            account = self._accounts.get(user.name)
+            self._used[user.name] = time.monotonic()
+            if account is not None:
+                return account
+            opening = self._opening.setdefault(user.name, threading.Lock())
+        with opening:
+            with self._lock:
+                account = self._accounts.get(user.name)
+            if account is not None:
+                return account
+            account = self._open(user)
+            with self._lock:
+                self._accounts[user.name] = account
+                self._used[user.name] = time.monotonic()
+            return account
+
+    def _open(self, user: User) -> Account:
+        try:
+            account = Account.open(
+                user.name,
+                user.maildir,
+                self.config.state_dir,
+                layout=LAYOUTS.get(self.config.layout),
+                roles=self.config.mailbox_roles,
+                upload_expiry=self.config.upload_expiry,
+            )
+        except Exception as exc:
+            log.exception("cannot open the account of %s at %s", user.name, user.maildir)
+            raise AccountUnavailable(f"the mailbox of {user.name} cannot be opened") from exc
+        self.prepare(user, account)
+        if self.config.watch:
+            self._watchers[user.name] = Watcher(
+                account, rescan_every=self.config.rescan_interval
+            ).start()
+        log.info("opened account %s for %s at %s", account.account_id, user.name, user.maildir)
+        return account
+
+    def open_accounts(self) -> list[Account]:
+        with self._lock:
+            return list(self._accounts.values())
+
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    def _close(self, name: str, account: Account) -> None:
+        watcher = self._watchers.pop(name, None)
+        if watcher is not None:
+            watcher.stop()
+        account.close()
+
+    def close_idle(self, busy: Callable[[Account], bool]) -> list[str]:
+        """Close accounts unused for ``idle_close`` seconds that are not ``busy``."""
+        if self.config.idle_close <= 0:
+            return []
+        limit = time.monotonic() - self.config.idle_close
+        with self._lock:
+            idle = [
+                (name, account)
+                for name, account in self._accounts.items()
+                if self._used.get(name, 0) < limit and not busy(account)
+            ]
+            for name, _ in idle:
+                del self._accounts[name]
+        for name, account in idle:
+            # Under its lock: a request that took the account a moment ago finishes first.
+            with account.lock:
+                self._close(name, account)
+            log.info("closed idle account %s of %s", account.account_id, name)
+        return [name for name, _ in idle]
+
+    def close_all(self) -> None:
+        with self._lock:
+            accounts = list(self._accounts.items())
+            self._accounts.clear()
+        for name, account in accounts:
+            self._close(name, account)
