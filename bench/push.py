@@ -70,18 +70,23 @@ def running_server(argv: list[str], user: str, env: dict[str, str] | None = None
             proc.kill()
 
 
-def _server(maildir: Path, state: Path) -> Any:
+def _server(maildir: Path, state: Path, user: str = "alice") -> Any:
     """``maildir-jmap serve`` itself, as a user would run it."""
     argv = [sys.executable, "-m", "maildir_jmap", "--log-level", "WARNING", "serve", str(maildir),
-            "--port", "{port}", "--user", "alice", "--state-dir", str(state)]  # fmt: skip
-    return running_server(argv, "alice", {"MAILDIR_JMAP_PASSWORD": PASSWORD})
+            "--port", "{port}", "--user", user, "--state-dir", str(state)]  # fmt: skip
+    return running_server(argv, user, {"MAILDIR_JMAP_PASSWORD": PASSWORD})
 
 
 def push_latency(
-    workdir: Path, samples: int, maildir: Path | None = None, state: Path | None = None
+    workdir: Path,
+    samples: int,
+    maildir: Path | None = None,
+    state: Path | None = None,
+    user: str = "alice",
 ) -> dict[str, float]:
     """IMAP STORE on Dovecot -> the EventSource ``state`` event, in milliseconds;
-    on a fresh 200-message Maildir, or on ``maildir`` with its built ``state``."""
+    on a fresh 200-message Maildir, or on ``maildir`` with the ``state`` the index
+    benchmark built for ``user`` (another user name would index it all again)."""
     from tests.dovecot import Dovecot, available
 
     reason = available()
@@ -93,21 +98,24 @@ def push_latency(
         generate(maildir, 200, seed=7)
     dovecot = Dovecot(maildir, workdir / f"push-dovecot-{tag}").start()
     latencies: list[float] = []
+    stores: list[float] = []
     try:
-        with _server(maildir, state or workdir / "push-state") as url:
+        with _server(maildir, state or workdir / "push-state", user) as url:
             imap = dovecot.imap()
             imap.select("INBOX")
             arrived = threading.Event()
+            opened = threading.Event()
             stop = threading.Event()
 
             def listen() -> None:
                 stream_url = url + "/jmap/eventsource/?types=*&closeafter=no&ping=0"
-                auth = ("alice", PASSWORD)
+                auth = (user, PASSWORD)
                 # The server ends the stream when it shuts down at the end of the run.
                 with (
                     contextlib.suppress(httpx.TransportError),
                     httpx.stream("GET", stream_url, auth=auth, timeout=None) as r,
                 ):
+                    opened.set()
                     for line in r.iter_lines():
                         if line.startswith("event: state"):
                             arrived.set()
@@ -115,11 +123,14 @@ def push_latency(
                             return
 
             threading.Thread(target=listen, daemon=True).start()
-            time.sleep(1.0)
+            if not opened.wait(60):
+                raise RuntimeError("the event stream did not open")
+            time.sleep(1.0)  # the server has subscribed the stream to the hub
             for n in range(samples):
                 arrived.clear()
                 started = time.perf_counter()
                 imap.store("1", "+FLAGS" if n % 2 == 0 else "-FLAGS", r"(\Flagged)")
+                stores.append((time.perf_counter() - started) * 1000)
                 if not arrived.wait(10):
                     raise RuntimeError("no push arrived")
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -131,6 +142,7 @@ def push_latency(
     return {
         "push_p50_ms": statistics.median(latencies),
         "push_p95_ms": _percentile(latencies, 0.95),
+        "store_p50_ms": statistics.median(stores),
     }
 
 

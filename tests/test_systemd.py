@@ -77,3 +77,40 @@ def test_serve_notifies_readiness_and_stopping(tmp_path: Path) -> None:
         listener.close()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_serves_https_directly_with_a_configured_certificate(tmp_path: Path) -> None:
+    from tests.delivery.test_smtp import self_signed
+
+    self_signed(tmp_path)  # writes cert.pem and key.pem
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    users = tmp_path / "users.toml"
+    save_users_file(users, {"alice": User("alice", maildir, hash_password("pw"))})
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\nstate_dir = "{tmp_path / "state"}"\n'
+        f'tls_cert = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"\n'
+        f'[auth]\nusers_file = "{users}"\n[mail]\nwatch = false\n'
+    )
+    notify = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(60)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maildir_jmap", "serve", "--config", str(config)],
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert "READY=1" in listener.recv(4096).decode().splitlines()
+        with httpx.Client(verify=False) as client:  # our self-signed test certificate
+            session = client.get(f"https://127.0.0.1:{port}/jmap/session", auth=("alice", "pw"))
+        assert session.status_code == 200
+        # Session URLs follow the scheme the client used.
+        assert session.json()["apiUrl"] == f"https://127.0.0.1:{port}/jmap/api/"
+    finally:
+        process.terminate()
+        process.wait(30)
+        listener.close()

@@ -135,6 +135,15 @@ class SearchIndex:
                 log.info("search index %s: %d added, %d removed", self.path, added, len(gone))
             return added
 
+    def mark_synced(self, epoch: str, modseq: int) -> None:
+        """Record that the index is current at ``modseq`` without looking (the
+        caller knows no Email was added or removed since the last sync)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced', ?)",
+                (f"{epoch}-{modseq}",),
+            )
+
     def _insert_doc(self, key: int, email_id: str) -> int:
         """The docs row at ``key``, or the next free key when two Emails share one."""
         insert = "INSERT INTO docs (rowid, email_id) VALUES (?, ?)"
