@@ -32,7 +32,8 @@ def test_keyword_changes_skip_the_recheck_but_new_and_gone_mail_does_not(
         assert len(account.search.search("airship")) == 1
         flip_flag(maildir)
         account.rescan()
-        path.unlink()
+        base = path.name.partition(":2,")[0]  # a flip may have renamed it
+        next((maildir / "cur").glob(base + ":2,*")).unlink()
         account.rescan()
         account.sync_search()
         assert account.search.search("airship") == set()
