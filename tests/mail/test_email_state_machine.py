@@ -159,10 +159,17 @@ class EmailMachine(RuleBasedStateMachine):
         if target_folder == path.parent.parent:
             return
         parsed = FileName.parse(path.name)
-        name = path.name
-        if any(p.name.startswith(parsed.base) for p in (target_folder / "cur").iterdir()):
-            # Our copies share a base name; Dovecot gives a colliding move a new one.
-            name = parsed.base + "x" + name[len(parsed.base) :]
+        taken = {
+            FileName.parse(p.name).base
+            for sub in ("cur", "new")
+            for p in (target_folder / sub).iterdir()
+        }
+        # Our copies share a base name; Dovecot gives a colliding move a new one,
+        # unique in the folder (a base name never occurs twice in one folder).
+        base = parsed.base
+        while base in taken:
+            base += "x"
+        name = base + path.name[len(parsed.base) :]
         os.rename(path, target_folder / "cur" / name)
         self.reconcile(path, target_folder / "cur" / name)
 
