@@ -3,12 +3,14 @@ speaks the notify protocol (READY=1 once it answers, STOPPING=1 on SIGTERM)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,59 +40,17 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
         assert line in text
 
 
-def test_serve_notifies_readiness_and_stopping(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def served(tmp_path: Path, server_settings: str = "") -> Iterator[tuple[int, socket.socket]]:
+    """``maildir-jmap serve --config`` under a notify socket the test listens on;
+    yields the port and that socket, and stops the server afterwards."""
     maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
     users = tmp_path / "users.toml"
     save_users_file(users, {"alice": User("alice", maildir, hash_password("pw"))})
     port = free_port()
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[server]\nport = {port}\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[auth]\nusers_file = "{users}"\n[mail]\nwatch = false\n'
-    )
-    notify = tmp_path / "notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(notify))
-    listener.settimeout(60)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maildir_jmap", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        ready = listener.recv(4096).decode()
-        assert "READY=1" in ready.splitlines()
-        # Ready means serving: the first request after READY=1 is answered.
-        session = httpx.get(f"http://127.0.0.1:{port}/jmap/session", auth=("alice", "pw"))
-        assert session.status_code == 200
-        process.send_signal(signal.SIGTERM)
-        assert "STOPPING=1" in listener.recv(4096).decode().splitlines()
-        # uvicorn shuts down gracefully, then re-raises SIGTERM: systemd counts
-        # death by its own stop signal as a clean exit.
-        assert process.wait(30) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        listener.close()
-        assert process.stderr is not None
-        process.stderr.close()
-
-
-def test_serves_https_directly_with_a_configured_certificate(tmp_path: Path) -> None:
-    from tests.delivery.test_smtp import self_signed
-
-    self_signed(tmp_path)  # writes cert.pem and key.pem
-    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
-    users = tmp_path / "users.toml"
-    save_users_file(users, {"alice": User("alice", maildir, hash_password("pw"))})
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\nstate_dir = "{tmp_path / "state"}"\n'
-        f'tls_cert = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"\n'
+        f'[server]\nport = {port}\nstate_dir = "{tmp_path / "state"}"\n{server_settings}'
         f'[auth]\nusers_file = "{users}"\n[mail]\nwatch = false\n'
     )
     notify = tmp_path / "notify.sock"
@@ -104,13 +64,36 @@ def test_serves_https_directly_with_a_configured_certificate(tmp_path: Path) -> 
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert "READY=1" in listener.recv(4096).decode().splitlines()
+        yield port, listener
+        # uvicorn shuts down gracefully, then re-raises SIGTERM: systemd counts
+        # death by its own stop signal as a clean exit.
+        process.send_signal(signal.SIGTERM)
+        assert "STOPPING=1" in listener.recv(4096).decode().splitlines()
+        assert process.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        listener.close()
+
+
+def test_serve_notifies_readiness_and_stopping(tmp_path: Path) -> None:
+    with served(tmp_path) as (port, notifications):
+        assert "READY=1" in notifications.recv(4096).decode().splitlines()
+        # Ready means serving: the first request after READY=1 is answered.
+        session = httpx.get(f"http://127.0.0.1:{port}/jmap/session", auth=("alice", "pw"))
+        assert session.status_code == 200
+
+
+def test_serves_https_directly_with_a_configured_certificate(tmp_path: Path) -> None:
+    from tests.delivery.test_smtp import self_signed
+
+    self_signed(tmp_path)  # writes cert.pem and key.pem
+    tls = f'tls_cert = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"\n'
+    with served(tmp_path, tls) as (port, notifications):
+        assert "READY=1" in notifications.recv(4096).decode().splitlines()
         with httpx.Client(verify=False) as client:  # our self-signed test certificate
             session = client.get(f"https://127.0.0.1:{port}/jmap/session", auth=("alice", "pw"))
         assert session.status_code == 200
         # Session URLs follow the scheme the client used.
         assert session.json()["apiUrl"] == f"https://127.0.0.1:{port}/jmap/api/"
-    finally:
-        process.terminate()
-        process.wait(30)
-        listener.close()

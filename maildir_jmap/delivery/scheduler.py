@@ -24,11 +24,16 @@ from pathlib import Path
 
 from maildir_jmap.delivery.smtp import Smarthost, transmit
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.outbox import Job, Outbox, Outcome, record_outcome, users_with_jobs
+from maildir_jmap.store.outbox import (
+    SUBMISSION_TYPE,
+    Job,
+    Outbox,
+    Outcome,
+    record_outcome,
+    users_with_jobs,
+)
 
 log = logging.getLogger(__name__)
-
-SUBMISSION_TYPE = "EmailSubmission"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ class AccountPool:
     _used: dict[str, float] = field(default_factory=dict)
     _opening: dict[str, threading.Lock] = field(default_factory=dict)
 
+    def is_open(self, name: str) -> bool:
+        with self._lock:
+            return name in self._accounts
+
     def get(self, user: User) -> Account:
         with self._lock:
             account = self._accounts.get(user.name)

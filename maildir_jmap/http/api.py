@@ -86,8 +86,10 @@ async def current_user(request: Request) -> User | Response:
 
 async def open_account_of(state: AppState, user: User) -> None:
     """Open (or find) the user's account off the event loop; AccountUnavailable
-    (503) if their Maildir cannot be opened."""
-    await anyio.to_thread.run_sync(state.account, user)
+    (503) if their Maildir cannot be opened. An open account costs no thread hop:
+    this runs before every request."""
+    if not state.pool.is_open(user.name):
+        await anyio.to_thread.run_sync(state.account, user)
 
 
 def base_url(request: HTTPConnection, state: AppState) -> str:

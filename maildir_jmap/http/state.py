@@ -17,11 +17,10 @@ from maildir_jmap.http.accounts import AccountPool
 from maildir_jmap.http.auth import Throttle
 from maildir_jmap.http.pushtoken import PushTokens
 from maildir_jmap.mail.identity import IDENTITY
-from maildir_jmap.mail.submission import SUBMISSION_TYPE
 from maildir_jmap.mail.vacation import VACATION_TYPE
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
-from maildir_jmap.store.outbox import Outbox
+from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
 from maildir_jmap.store.sieve import SieveLocation
 from maildir_jmap.sync.hub import Hub
 from maildir_jmap.sync.push_subscription import PushAccess

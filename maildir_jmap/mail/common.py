@@ -4,7 +4,7 @@ Records base of the types kept in the account's object store."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from maildir_jmap.core.dispatch import Context
 from maildir_jmap.core.errors import MethodError
@@ -16,37 +16,44 @@ from maildir_jmap.store.index import Index
 from maildir_jmap.store.objects import ObjectStore
 
 
+class ChangeLog(Protocol):
+    """What the Maildir index and the object store both offer /changes."""
+
+    epoch: str
+    type_modseq: dict[str, int]
+
+    def change_log(self, type_name: str, since: int) -> list[tuple[int, str, bool, bool]]: ...
+
+
+def changes_since(
+    log: ChangeLog, type_name: str, since: int | None, max_changes: int | None
+) -> Changes:
+    """RFC 8620 §5.2 for one type from ``since`` (None: a state from another epoch
+    or older than the tombstone window, so cannotCalculateChanges)."""
+    if since is None:
+        raise MethodError("cannotCalculateChanges", "unknown or expired state")
+    return compute_changes(
+        log.change_log(type_name, since),
+        since,
+        max_changes,
+        log.type_modseq.get(type_name, 0),
+        lambda modseq: f"{log.epoch}-{modseq}",
+    )
+
+
 def index_changes(
     index: Index, type_name: str, since_state: str, max_changes: int | None
 ) -> Changes:
-    """RFC 8620 §5.2 for one type; a state from another index (another epoch) or
-    older than the tombstone window is cannotCalculateChanges."""
     since = index.parse_state(since_state)
-    if since is None or since < index.floor:
-        raise MethodError("cannotCalculateChanges", "unknown or expired state")
-    return compute_changes(
-        index.change_log(type_name, since),
-        since,
-        max_changes,
-        index.type_modseq.get(type_name, 0),
-        lambda modseq: f"{index.epoch}-{modseq}",
-    )
+    if since is not None and since < index.floor:
+        since = None
+    return changes_since(index, type_name, since, max_changes)
 
 
 def object_changes(
     store: ObjectStore, type_name: str, since_state: str, max_changes: int | None
 ) -> Changes:
-    """RFC 8620 §5.2 over the object store's change log."""
-    since = store.parse_state(type_name, since_state)
-    if since is None:
-        raise MethodError("cannotCalculateChanges", "unknown or expired state")
-    return compute_changes(
-        store.change_log(type_name, since),
-        since,
-        max_changes,
-        store.type_modseq.get(type_name, 0),
-        lambda modseq: f"{store.epoch}-{modseq}",
-    )
+    return changes_since(store, type_name, store.parse_state(type_name, since_state), max_changes)
 
 
 class ObjectRecords:

@@ -35,9 +35,8 @@ from maildir_jmap.mail import envelope as env
 from maildir_jmap.mail.common import ObjectRecords, matches_filter
 from maildir_jmap.mail.identity import IDENTITY, identities, may_send_from
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.outbox import Job, Outbox, Outcome, record_outcome
+from maildir_jmap.store.outbox import SUBMISSION_TYPE, Job, Outbox, Outcome, record_outcome
 
-SUBMISSION_TYPE = "EmailSubmission"
 PROPERTIES = (
     "id",
     "identityId",

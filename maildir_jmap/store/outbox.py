@@ -21,6 +21,9 @@ from maildir_jmap.durable import fsync_dir, replace_file, write_file
 
 log = logging.getLogger(__name__)
 
+SUBMISSION_TYPE = "EmailSubmission"
+"""The object-store type whose records the outbox's jobs update."""
+
 
 @dataclass
 class Job:
