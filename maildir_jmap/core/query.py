@@ -7,6 +7,7 @@ position/anchor/limit arithmetic.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 from maildir_jmap.core.capabilities import COLLATIONS
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.types import ArgumentError, JSONObject
+
+log = logging.getLogger(__name__)
 
 MAX_FILTER_DEPTH = 32  # deeper trees are refused rather than recursed into
 OPERATORS = ("AND", "OR", "NOT")
@@ -61,7 +64,12 @@ def parse_sort(
     extra_args: Mapping[str, Callable[[Any], bool]] | None = None,
 ) -> list[Comparator]:
     """Validate ``Comparator[]|null``. ``extra_args`` maps a type-specific comparator
-    property (RFC 8621's ``keyword``) to a predicate its value must satisfy."""
+    property (RFC 8621's ``keyword``) to a predicate its value must satisfy.
+
+    Keys a Comparator does not define are ignored (logged at debug): §5.5 lists the
+    Comparator's properties but names no error for others, and real clients send
+    them (jmapc puts ``anchorOffset``, ``calculateTotal`` and ``position`` in every
+    Comparator). Known keys with a bad value are still invalidArguments."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -83,7 +91,8 @@ def parse_sort(
                 continue
             check = extra_args.get(key)
             if check is None:
-                raise ArgumentError(f"unknown Comparator property {key!r}")
+                log.debug("ignoring unknown Comparator property %r", key)
+                continue
             if not check(arg):
                 raise ArgumentError(f"invalid Comparator {key!r}: {arg!r}")
             extra[key] = arg

@@ -221,7 +221,8 @@ def set_(ctx: Context, args: JSONObject, spec: TypeSpec, extra: Sequence[str] = 
     destroyed: list[str] = []
     not_destroyed: JSONObject = {}
     try:
-        for creation_id, obj in create.items():
+        for creation_id in creation_order(create):
+            obj = create[creation_id]
             try:
                 result = records.create(ctx, creation_id, obj)
             except SetError as exc:
@@ -260,6 +261,53 @@ def set_(ctx: Context, args: JSONObject, spec: TypeSpec, extra: Sequence[str] = 
         "notUpdated": not_updated or None,
         "notDestroyed": not_destroyed or None,
     }
+
+
+def creation_order(create: JSONObject) -> list[str]:
+    """The creation ids of a /set ``create`` map, ordered so that each comes after
+    the creates it references by ``#creationId`` (§5.3: "the server MUST ... create
+    records in an order such that references resolve"). References are found
+    anywhere in an object, as values (``parentId``, ``emailId``) or as keys
+    (``mailboxIds``). Otherwise the client's order is kept; the members of a real
+    cycle keep it too, and the type then refuses the reference it cannot resolve."""
+    depends: dict[str, set[str]] = {
+        cid: {ref for ref in _references(obj) if ref in create and ref != cid}
+        for cid, obj in create.items()
+    }
+    if not any(depends.values()):
+        return list(create)
+    order: list[str] = []
+    placed: set[str] = set()
+    pending = list(create)
+    while pending:
+        ready = next((cid for cid in pending if depends[cid] <= placed), None)
+        if ready is None:  # a cycle: the rest in the order given
+            order += pending
+            break
+        pending.remove(ready)
+        placed.add(ready)
+        order.append(ready)
+    return order
+
+
+def _references(value: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith("#"):
+                found.add(item[1:])
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if key.startswith("#"):
+                    found.add(key[1:])
+                elif "/#" in key:  # a patch path naming a created record
+                    found.add(key.rpartition("/#")[2])
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _real_id(key: str, ctx: Context) -> str | None:

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maildir_jmap.core.errors import MethodError
-from maildir_jmap.core.query import collation_key, window
+from maildir_jmap.core.query import collation_key, parse_sort, window
+from maildir_jmap.core.types import ArgumentError
 
 IDS = [f"i{n}" for n in range(10)]
 
@@ -40,3 +41,27 @@ def test_collations_rfc4790() -> None:
     assert folded == ["apple", "Äpfel", "Zebra"]
     numeric = sorted(["10", "9", "x", "100"], key=collation_key("i;ascii-numeric"))
     assert numeric == ["9", "10", "100", "x"]
+
+
+def test_unknown_comparator_keys_are_ignored_rfc8620_5_5() -> None:
+    """jmapc sends anchorOffset, calculateTotal and position inside every
+    Comparator; those are ignored, while known keys are still type-checked."""
+    sort = parse_sort(
+        [
+            {
+                "property": "name",
+                "isAscending": False,
+                "anchorOffset": 0,
+                "calculateTotal": False,
+                "position": 0,
+            }
+        ],
+        ["name"],
+    )
+    assert [(c.property, c.is_ascending, dict(c.extra)) for c in sort] == [("name", False, {})]
+    with pytest.raises(ArgumentError):
+        parse_sort([{"property": "name", "isAscending": "no"}], ["name"])
+    with pytest.raises(ArgumentError):
+        parse_sort([{"property": "name", "collation": 5}], ["name"])
+    with pytest.raises(ArgumentError):  # a type's own key keeps its check
+        parse_sort([{"property": "x", "keyword": 5}], ["x"], {"keyword": lambda v: False})
