@@ -38,7 +38,13 @@ class CoreLimits:
 
 
 def check_using(using: Iterable[str], supported: Iterable[str]) -> frozenset[str]:
-    """§3.3: core MUST be in ``using``; §3.6.1: an unsupported URN is a request error."""
+    """§3.6.1: an unsupported URN is a request error.
+
+    A ``using`` without core (even ``[]``) is still a Request: §3.3 says the client
+    MUST include core, and the consequence the RFC names is per call, "if [a
+    method's capability] is not in the using array, the server MUST respond with
+    unknownMethod" (§3.6.2), so every call gets ``unknownMethod`` (Core/echo
+    included) rather than the whole request failing."""
     used = frozenset(using)
     known = frozenset(supported)
     unknown = sorted(used - known)
@@ -48,8 +54,4 @@ def check_using(using: Iterable[str], supported: Iterable[str]) -> frozenset[str
             f"The Request object used capability '{unknown[0]}', "
             "which is not supported by this server.",
         )
-    if CORE not in used:
-        # §3.3 says core "MUST be included"; a request without it does not match the
-        # Request type signature, so it is notRequest rather than a per-method error.
-        raise RequestError("notRequest", f"'using' must include {CORE}")
     return used

@@ -37,6 +37,29 @@ def decode_json(body: bytes) -> Any:
         raise RequestError("notJSON", f"The request did not parse as I-JSON: {exc}") from None
 
 
+MAX_DEPTH = 128
+"""How deeply a Request may nest. No JMAP argument needs more (a FilterOperator
+tree is bounded at 32 by core/query.py); deeper input is refused before any call
+runs, so that no response can become too deep to serialize."""
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """The depth of a decoded JSON value, counting stops once past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 def _not_request(detail: str) -> RequestError:
     return RequestError("notRequest", detail)
 
@@ -56,6 +79,8 @@ def request_from_json(data: object, limits: CoreLimits, supported: frozenset[str
     the envelope itself, RFC 8887 §4.3.2)."""
     if not isinstance(data, dict):
         raise _not_request("The request must be a JSON object.")
+    if nesting_depth(data) > MAX_DEPTH:
+        raise _not_request(f"The request nests more than {MAX_DEPTH} levels deep.")
     # §3.3: properties other than these are ignored ("a server MUST ignore any other
     # properties it does not understand on the JMAP Request object").
     using = data.get("using")

@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
-from starlette.requests import HTTPConnection
+from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.responses import Response
 
 from maildir_jmap.core.dispatch import AccountAccess, Context, process
@@ -141,6 +141,23 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def content_type_problem(value: str | None) -> RequestError | None:
+    """§3.1: the request MUST be ``application/json``; §3.6.1 notJSON is "the
+    content type of the request was not application/json". Parameters (charset)
+    are fine. A request with no Content-Type at all is judged by its body (HTTP
+    lets a recipient examine the data), so minimal scripts keep working."""
+    if value is None:
+        return None
+    media = value.partition(";")[0].strip().lower()
+    if media == "application/json":
+        return None
+    return RequestError(
+        "notJSON",
+        f"The request's Content-Type is {value.strip()!r}; the JMAP API takes "
+        "application/json (with curl: -H 'Content-Type: application/json').",
+    )
+
+
 @router.post("/jmap/api/")
 @router.post("/jmap/api", include_in_schema=False)
 async def api(request: Request) -> Response:
@@ -149,9 +166,9 @@ async def api(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     limits = state.config.limits
-    # §3.1 says the request MUST be application/json; we judge the body instead of
-    # the header, so `curl -d` (form content type) and clients that omit it work.
-    # A body that is not JSON still gets notJSON.
+    not_json = content_type_problem(request.headers.get("content-type"))
+    if not_json is not None:
+        return request_error_response(not_json)
     running = state.inflight.get(user.name, 0)
     if running >= limits.maxConcurrentRequests:
         return request_error_response(
@@ -164,7 +181,11 @@ async def api(request: Request) -> Response:
         )
     state.inflight[user.name] = running + 1
     try:
-        body = await read_body(request, limits.maxSizeRequest)
+        try:
+            body = await read_body(request, limits.maxSizeRequest)
+        except ClientDisconnect:
+            log.debug("client went away while sending a request")
+            return Response(status_code=400)  # nobody is there to read it
         jmap_request = parse_request(body, limits, state.supported())
         accounts = state.access(user)
         with API_SECONDS.time():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 
 from maildir_jmap.core.errors import ERROR_URN
@@ -15,6 +17,7 @@ from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.blobs import BlobTooLarge
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -79,6 +82,9 @@ async def upload(request: Request, account_id: str) -> Response:
         blob = await account.blobs.put(request.stream(), limits.maxSizeUpload)
     except BlobTooLarge:
         return too_large
+    except ClientDisconnect:
+        log.debug("client went away during an upload to %s", account_id)
+        return Response(status_code=400)  # nobody is there to read it
     finally:
         state.uploads[account.username] -= 1
     body = {
@@ -99,12 +105,15 @@ async def download(request: Request, account_id: str, blob_id: str, name: str) -
         "Content-Disposition": content_disposition(name),
         # §6.2: blob contents never change.
         "Cache-Control": "private, immutable, max-age=31536000",
+        # §6.2: "The server MUST return the data with [the given type] as the
+        # Content-Type": set here, as Starlette's media_type would add a charset to
+        # text/* types.
+        "Content-Type": media_type(request.query_params.get("accept")),
     }
-    accept = media_type(request.query_params.get("accept"))
     path = account.blobs.path_of(blob_id)
     if path is not None:  # an upload: streamed from its file
-        return FileResponse(path, media_type=accept, headers=headers)
+        return FileResponse(path, headers=headers)
     content = await anyio.to_thread.run_sync(blob_bytes, account, blob_id)
     if content is None:
         return problem_response(404, "about:blank", "No such blob.")
-    return Response(content, media_type=accept, headers=headers)
+    return Response(content, headers=headers)

@@ -51,7 +51,6 @@ def test_not_json_rfc8620_3_6_1(body: bytes) -> None:
         {"using": [CORE], "methodCalls": [], "createdIds": []},
         {"using": [CORE], "methodCalls": [], "createdIds": {"k": 5}},
         {"using": [CORE], "methodCalls": [], "createdIds": {"bad key": "x"}},
-        {"using": [], "methodCalls": []},
     ],
 )
 def test_not_request_rfc8620_3_6_1(request_: object) -> None:
@@ -92,3 +91,27 @@ def test_valid_request_parses() -> None:
     request = parse_request(body, LIMITS, SUPPORTED)
     assert request.method_calls == [("Core/echo", {"a": 1}, "c1")]
     assert request.created_ids == {}
+
+
+def test_using_without_core_is_still_a_request_rfc8620_3_3() -> None:
+    """§3.6.2: a method whose capability is not in ``using`` is unknownMethod; an
+    empty ``using`` is no reason to refuse the Request itself."""
+    body = orjson.dumps({"using": [], "methodCalls": [["Core/echo", {}, "c1"]]})
+    request = parse_request(body, LIMITS, SUPPORTED)
+    assert request.using == frozenset()
+    assert request.method_calls == [("Core/echo", {}, "c1")]
+
+
+def test_deep_nesting_is_not_request_not_a_crash() -> None:
+    """A request nested 300 levels deep (deeper than orjson can write back) is
+    refused before any call runs; 100 levels are fine."""
+    deep = '{"x":' * 300 + "{}" + "}" * 300
+    body = f'{{"using": ["{CORE}"], "methodCalls": [["Core/echo", {deep}, "c"]]}}'
+    error = error_of(body.encode())
+    assert error.kind == "notRequest"
+    assert "deep" in error.detail
+    fine: object = {}
+    for _ in range(100):
+        fine = [fine]
+    body = orjson.dumps({"using": [CORE], "methodCalls": [["Core/echo", {"a": fine}, "c"]]})
+    assert parse_request(body, LIMITS, SUPPORTED).method_calls

@@ -101,11 +101,94 @@ async def test_oversized_streamed_body_without_length_is_limit(
     assert assert_problem(response, "limit")["limit"] == "maxSizeRequest"
 
 
-async def test_body_judged_by_content_not_content_type(client: httpx.AsyncClient) -> None:
-    response = await post(
-        client, ECHO, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "application/jsonx"]
+)
+async def test_content_type_other_than_json_is_not_json_rfc8620_3_6_1(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    """§3.6.1 notJSON: "The content type of the request was not application/json";
+    the detail tells a curl user what to add."""
+    response = await post(client, ECHO, headers={"Content-Type": content_type})
+    problem = assert_problem(response, "notJSON")
+    assert "Content-Type: application/json" in problem["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+async def test_json_content_type_with_parameters_is_accepted(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    response = await post(client, ECHO, headers={"Content-Type": content_type})
     assert response.status_code == 200
+
+
+async def test_using_nothing_gives_unknown_method_per_call_rfc8620_3_6_2(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"using": [], "methodCalls": [["Core/echo", {}, "a"], ["Mailbox/get", {}, "b"]]}
+    response = await post(client, body)
+    assert response.status_code == 200
+    calls = response.json()["methodResponses"]
+    assert [(name, args["type"], cid) for name, args, cid in calls] == [
+        ("error", "unknownMethod", "a"),
+        ("error", "unknownMethod", "b"),
+    ]
+
+
+async def test_deeply_nested_request_is_a_clear_error_not_500(client: httpx.AsyncClient) -> None:
+    deep = b'{"x":' * 300 + b"{}" + b"}" * 300
+    body = b'{"using":["urn:ietf:params:jmap:core"],"methodCalls":[["Core/echo",%s,"c"]]}' % deep
+    problem = assert_problem(await post(client, body), "notRequest")
+    assert "deep" in problem["detail"]
+
+
+async def test_client_gone_mid_body_is_quiet(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that disconnects while sending is logged at debug, never as an
+    ERROR traceback (Starlette raises ClientDisconnect)."""
+    app = make_app()
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"using": [', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    import base64
+
+    auth = base64.b64encode(b"alice:alice-secret")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/jmap/api/",
+        "raw_path": b"/jmap/api/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"jmap.test"),
+            (b"content-type", b"application/json"),
+            (b"authorization", b"Basic " + auth),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("jmap.test", 80),
+        "state": {},
+    }
+    async with app.router.lifespan_context(app):
+        with caplog.at_level("DEBUG"):
+            await app(scope, receive, send)
+    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert any("went away" in r.getMessage() for r in caplog.records)
 
 
 async def test_method_errors_keep_http_200_rfc8620_3_6_2(client: httpx.AsyncClient) -> None:

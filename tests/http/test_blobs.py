@@ -116,6 +116,43 @@ async def test_hostile_accept_type_never_reaches_the_header(client: httpx.AsyncC
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.parametrize(
+    "accept", ["text/plain", "text/html; charset=iso-8859-1", "message/rfc822", "image/png"]
+)
+async def test_download_type_is_exactly_the_one_asked_for_rfc8620_6_2(
+    client: httpx.AsyncClient, accept: str
+) -> None:
+    """§6.2: the server MUST return the data with the given type as Content-Type:
+    no charset is added to text/* types. Both an upload and a message's own blob."""
+    account = await ids(client)
+    upload = (await client.post(f"/jmap/upload/{account}/", content=b"hello")).json()["blobId"]
+    body = {
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "methodCalls": [
+            ["Email/query", {"accountId": account, "limit": 1}, "q"],
+            [
+                "Email/get",
+                {
+                    "accountId": account,
+                    "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                    "properties": ["blobId"],
+                },
+                "g",
+            ],
+        ],
+    }
+    answer = await client.post(
+        "/jmap/api/", json=body, headers={"Content-Type": "application/json"}
+    )
+    message = answer.json()["methodResponses"][1][1]["list"][0]["blobId"]
+    for blob in (upload, message):
+        response = await client.get(
+            f"/jmap/download/{account}/{blob}/file", params={"accept": accept}
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"] == accept
+
+
 def test_expired_uploads_are_swept(tmp_path: Path) -> None:
     store = BlobStore(tmp_path, expiry=3600)
     old = tmp_path / ("a" * 64)
