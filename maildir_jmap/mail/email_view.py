@@ -125,8 +125,17 @@ _PART_ATTRIBUTES = {
 }
 
 
-def part_json(base: str, part: Part, properties: frozenset[str]) -> JSONObject:
+def part_json(
+    base: str, part: Part, properties: frozenset[str], *, structure: bool = False
+) -> JSONObject:
+    """One EmailBodyPart with ``properties``. In a ``bodyStructure`` (``structure``)
+    a multipart always carries its ``subParts``, whatever ``bodyProperties`` says:
+    §4.1.4 calls bodyStructure "the full MIME structure of the message body", and
+    clients (the JMAP demo webmail among them) ask for bodyProperties without
+    subParts and still walk the tree."""
     out: JSONObject = {}
+    if structure and part.sub_parts is not None and "subParts" not in properties:
+        out["subParts"] = [part_json(base, p, properties, structure=True) for p in part.sub_parts]
     for prop in properties:
         if prop in _PART_ATTRIBUTES:
             out[prop] = getattr(part, _PART_ATTRIBUTES[prop])
@@ -136,7 +145,7 @@ def part_json(base: str, part: Part, properties: frozenset[str]) -> JSONObject:
             out[prop] = [{"name": n, "value": v} for n, v in part.headers]
         elif prop == "subParts":
             out[prop] = (
-                [part_json(base, p, properties) for p in part.sub_parts]
+                [part_json(base, p, properties, structure=structure) for p in part.sub_parts]
                 if part.sub_parts is not None
                 else None
             )
@@ -266,7 +275,7 @@ def _body(
     text, html, attachments = decompose(root)
     props = body.properties
     if "bodyStructure" in wanted:
-        out["bodyStructure"] = part_json(base, root, props)
+        out["bodyStructure"] = part_json(base, root, props, structure=True)
     if "textBody" in wanted:
         out["textBody"] = [part_json(base, p, props) for p in text]
     if "htmlBody" in wanted:

@@ -6,12 +6,12 @@ malformed input gives ``null`` (MessageIds, Date, URLs) or what could be read.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta, timezone
-from email.errors import HeaderParseError
-from email.header import decode_header
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -87,11 +87,28 @@ def raw_text(value: bytes) -> str:
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9,))
-_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[QqBb]\?[^?\s]*\?=")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
 def unfold(raw: str) -> str:
     return _FOLD.sub("", raw).rstrip("\r\n")
+
+
+def decode_word(charset: str, encoding: str, text: str) -> str | None:
+    """One RFC 2047 encoded word's text; None when it cannot be decoded (unknown
+    charset, broken base64). ``charset`` may carry an RFC 2231 §5 language
+    (``US-ASCII*EN``), which says nothing about the octets and is dropped."""
+    charset = charset.partition("*")[0]
+    try:
+        data = text.encode("ascii")
+        if encoding in "Bb":
+            data = base64.b64decode(data + b"=" * (-len(data) % 4))
+        else:  # RFC 2047 §4.2: "_" is a space, "=XX" an octet
+            data = _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data.replace(b"_", b" "))
+        return data.decode(charset or "us-ascii", errors="replace")
+    except (LookupError, ValueError, binascii.Error):
+        return None
 
 
 def decode_words(text: str) -> str:
@@ -110,12 +127,9 @@ def decode_words(text: str) -> str:
         )
         if not standalone:
             continue
-        try:
-            ((chunk, charset),) = decode_header(match.group(0))
-            assert isinstance(chunk, bytes)
-            decoded = chunk.decode(charset or "us-ascii", errors="replace")
-        except (HeaderParseError, LookupError, ValueError, AssertionError):
-            continue  # unknown charset or bad encoding: left as it is
+        decoded = decode_word(*match.groups())
+        if decoded is None:
+            continue  # left as it is
         if not (previous_was_word and before.strip(" \t") == ""):
             out.append(before)  # white space between two encoded words is dropped
         out.append(decoded.translate(_CONTROL))
@@ -166,9 +180,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             tokens.append(("comment", "".join(out)))
             i = j
         elif c == "<":
-            j = text.find(">", i)
-            j = n if j < 0 else j
-            tokens.append(("angle", text[i + 1 : j].strip()))
+            j = _angle_end(text, i + 1)
+            tokens.append(("angle", _strip_cfws(text[i + 1 : j])))
             i = j + 1
         elif c in ",:;":
             tokens.append(("special", c))
@@ -180,6 +193,67 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             tokens.append(("atom", text[i:j]))
             i = j
     return tokens
+
+
+def _skip_comment(text: str, i: int) -> int:
+    """The index just past the comment opening at ``text[i]`` (nesting, escapes)."""
+    depth, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def _angle_end(text: str, i: int) -> int:
+    """The index of the ``>`` closing an angle-addr whose content starts at ``i``;
+    a ``>`` inside a comment or a quoted local part does not close it."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == ">":
+            return i
+        if c == "(":
+            i = _skip_comment(text, i)
+            continue
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        i += 1
+    return n
+
+
+def _strip_cfws(addr: str) -> str:
+    """An addr-spec without its CFWS: comments and folding white space between
+    its tokens are not part of the address (RFC 5322 §3.4.1, A.5:
+    ``pete(his account)@silly.test(his host)`` is ``pete@silly.test``)."""
+    out: list[str] = []
+    i, n = 0, len(addr)
+    while i < n:
+        c = addr[i]
+        if c == "(":
+            i = _skip_comment(addr, i)
+            continue
+        if c == '"':  # a quoted local part is kept as written
+            j = i + 1
+            while j < n and addr[j] != '"':
+                j += 2 if addr[j] == "\\" else 1
+            out.append(addr[i : j + 1])
+            i = j + 1
+            continue
+        if c not in " \t\r\n":
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _clean_name(parts: list[str]) -> str | None:
@@ -205,9 +279,12 @@ def _mailbox(tokens: list[tuple[str, str]]) -> dict[str, Any] | None:
                 words.append(value)
         return {"name": _clean_name(words), "email": angle.strip()}
     address = "".join(v for k, v in tokens if k in ("atom", "quoted"))
-    comment = next((v for k, v in tokens if k == "comment"), None)
     if not address:
         return None
+    # §4.1.2.3: with no display-name, "a comment immediately following the
+    # addr-spec" is the name; comments inside the addr-spec are not.
+    last_word = max(i for i, (k, _) in enumerate(tokens) if k in ("atom", "quoted"))
+    comment = next((v for k, v in tokens[last_word + 1 :] if k == "comment"), None)
     return {"name": _clean_name([comment]) if comment else None, "email": address}
 
 

@@ -76,6 +76,28 @@ async def test_body_values_and_alternatives_rfc8621_4_2(jmap: Jmap) -> None:
     assert value["isEncodingProblem"] is False
 
 
+async def test_body_structure_keeps_sub_parts_whatever_body_properties_rfc8621_4_1_4(
+    jmap: Jmap,
+) -> None:
+    """§4.1.4: bodyStructure is the full MIME structure. The demo webmail asks for
+    bodyProperties without subParts and still walks the tree, so multiparts carry
+    subParts; leaves get only what was asked for."""
+    props = ["partId", "blobId", "size", "name", "type", "charset", "disposition", "cid"]
+    emails = await by_subject(jmap, properties=["subject", "bodyStructure"], bodyProperties=props)
+    news = emails["This week: JMAP arrives next to your Dovecot"]["bodyStructure"]
+    assert news["type"].startswith("multipart/")
+    assert news["partId"] is None
+    leaves = [p for p in news["subParts"] if p["type"].startswith("text/")]
+    assert leaves
+    assert all(set(p) == set(props) for p in leaves)  # no subParts key on a leaf
+    # Asked for explicitly, leaves say null (as before).
+    asked = await by_subject(
+        jmap, properties=["subject", "bodyStructure"], bodyProperties=[*props, "subParts"]
+    )
+    structure = asked["This week: JMAP arrives next to your Dovecot"]["bodyStructure"]
+    assert all(p["subParts"] is None for p in structure["subParts"] if p["partId"])
+
+
 async def test_headers_and_header_forms_rfc8621_4_1_3(jmap: Jmap) -> None:
     emails = await every(
         jmap,

@@ -29,6 +29,25 @@ def test_addresses_example_rfc8621_4_1_2_3() -> None:
     ]
 
 
+def test_grouped_addresses_rfc5322_a_5_comments() -> None:
+    raw = (
+        "A Group(Some people)\r\n     :Chris Jones <c@(Chris's host.)public.example>,\r\n"
+        "         joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)"
+    )
+    assert as_grouped_addresses(raw) == [
+        {
+            "name": "A Group",
+            "addresses": [
+                {"name": "Chris Jones", "email": "c@public.example"},
+                {"name": None, "email": "joe@example.org"},
+                {"name": "John", "email": "jdoe@one.test"},
+            ],
+        }
+    ]
+    empty = "(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;"
+    assert as_grouped_addresses(empty) == [{"name": "Hidden recipients", "addresses": []}]
+
+
 def test_grouped_addresses_example_rfc8621_4_1_2_4() -> None:
     assert as_grouped_addresses(EXAMPLE) == [
         {"name": None, "addresses": [{"name": "James Smythe", "email": "james@example.com"}]},
@@ -55,6 +74,26 @@ def test_grouped_addresses_example_rfc8621_4_1_2_4() -> None:
             [{"name": "André Pirard", "email": "PIRARD@vm1.ulg.ac.be"}],
         ),
         ("", []),
+        # RFC 5322 A.5: comments are CFWS, never part of the addr-spec; the one
+        # right after a bare addr-spec is its name (RFC 8621 §4.1.2.3).
+        (
+            " Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+            [{"name": "Pete", "email": "pete@silly.test"}],
+        ),
+        (
+            " pete(his account)@silly.test(his host)",
+            [{"name": "his host", "email": "pete@silly.test"}],
+        ),
+        (
+            " Chris Jones <c@(Chris's host.)public.example>",
+            [{"name": "Chris Jones", "email": "c@public.example"}],
+        ),
+        (" <odd(with > inside)@x.example>", [{"name": None, "email": "odd@x.example"}]),
+        # RFC 2231 §5: an encoded word's charset may carry a language.
+        (
+            " =?US-ASCII*EN?Q?Keith_Moore?= <moore@cs.utk.edu>",
+            [{"name": "Keith Moore", "email": "moore@cs.utk.edu"}],
+        ),
     ],
 )
 def test_addresses_edge_cases(raw: str, expected: list[dict[str, object]]) -> None:
@@ -70,6 +109,12 @@ def test_text_form_rfc8621_4_1_2_2() -> None:
     assert as_text(" =?x-unknown?Q?abc?=") == "=?x-unknown?Q?abc?="
     assert as_text(" =?UTF-8?Q?bad=00nul?=") == "badnul"  # encoded control chars dropped
     assert as_text(" Cafe\u0301") == "Café"  # NFC
+    # RFC 2231 §5 languages in encoded words (charset*language) are dropped.
+    assert as_text(" =?US-ASCII*EN?Q?Keith_Moore?=") == "Keith Moore"
+    assert as_text(" =?utf-8*de-DE?B?R3LDvMOfZQ==?=") == "Grüße"
+    assert (
+        as_text(" =?ISO-8859-1?B?SWYgeW91IGNhbg==?= =?ISO-8859-2?B?IHJlYWQ=?=") == "If you can read"
+    )
 
 
 def test_message_ids_rfc8621_4_1_2_5() -> None:
