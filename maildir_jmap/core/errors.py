@@ -8,9 +8,12 @@ dispatcher as ``["error", {...}, callId]``, ``SetError`` by the /set machinery i
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from maildir_jmap.core.types import JSONObject
+
+T = TypeVar("T")
 
 ERROR_URN = "urn:ietf:params:jmap:error:"
 
@@ -82,3 +85,34 @@ class SetError(Exception):
 
 def invalid_properties(*names: str, description: str | None = None) -> SetError:
     return SetError("invalidProperties", description, properties=list(names))
+
+
+class PropertyErrors:
+    """Collects the invalidProperties of one object so that a create lists every bad
+    property, not only the first (RFC 8620 §5.3: the server SHOULD list all of
+    them). Other SetErrors pass through at once."""
+
+    def __init__(self) -> None:
+        self.properties: list[str] = []
+        self.descriptions: list[str] = []
+
+    def check(self, validate: Callable[[], T], default: T) -> T:
+        """``validate()``, or ``default`` after noting what it found invalid."""
+        try:
+            return validate()
+        except SetError as exc:
+            if exc.kind != "invalidProperties":
+                raise
+            self.add(*(exc.properties or []), description=exc.description)
+            return default
+
+    def add(self, *names: str, description: str | None = None) -> None:
+        self.properties += [n for n in names if n not in self.properties]
+        if description:
+            self.descriptions.append(description)
+
+    def raise_any(self) -> None:
+        if self.properties:
+            raise invalid_properties(
+                *self.properties, description="; ".join(self.descriptions) or None
+            )

@@ -144,10 +144,15 @@ def arg_str_list(args: Mapping[str, Any], name: str) -> list[str] | None:
     return list(value)
 
 
-def arg_object_map(args: Mapping[str, Any], name: str, *, refs: bool = False) -> dict[str, Any]:
-    """An ``Id[Object]|null`` argument as a dict (empty when null)."""
-    value = _present(args, name, None, required=False)
+def arg_object_map(
+    args: Mapping[str, Any], name: str, *, refs: bool = False, required: bool = False
+) -> dict[str, Any]:
+    """An ``Id[Object]|null`` argument as a dict (empty when null); ``required``
+    for an ``Id[Object]`` that must be given (RFC 8621 §4.8 ``emails``)."""
+    value = _present(args, name, None, required=required)
     if value is None:
+        if required:
+            raise ArgumentError(f"{name!r} must be an object, not null")
         return {}
     if not isinstance(value, dict):
         raise ArgumentError(f"{name!r} must be an object")

@@ -14,7 +14,7 @@ from typing import Any
 
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import Context, Method
-from maildir_jmap.core.errors import MethodError, SetError, invalid_properties
+from maildir_jmap.core.errors import MethodError, PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.types import (
     ArgumentError,
     JSONObject,
@@ -70,7 +70,7 @@ def email_import(ctx: Context, args: JSONObject) -> JSONObject:
     check_known(args, ("accountId", "ifInState", "emails"))
     account_id, account = _account(ctx, args)
     if_in_state = arg_str(args, "ifInState", nullable=True)
-    emails = arg_object_map(args, "emails")
+    emails = arg_object_map(args, "emails", required=True)  # §4.8: Id[EmailImport]
     if len(emails) > ctx.limits.maxObjectsInSet:
         raise MethodError("requestTooLarge", f"at most {ctx.limits.maxObjectsInSet} emails")
     old_state = account.state(EMAIL)
@@ -100,13 +100,18 @@ def _import_one(ctx: Context, account: Account, spec: JSONObject) -> JSONObject:
     if unknown:
         raise invalid_properties(*unknown, description="not an EmailImport property")
     blob_id = spec.get("blobId")
+    errors = PropertyErrors()
     # §4.8: a missing, mistyped or unknown blobId is invalidProperties.
     raw = blob_bytes(account, blob_id) if is_id(blob_id) else None
     if raw is None:
-        raise invalid_properties("blobId", description="no such blob")
-    boxes = mailbox_ids(account, ctx, spec.get("mailboxIds"))
-    keywords = keyword_set(spec.get("keywords", {}))
-    when = received_at(spec.get("receivedAt"))
+        errors.add("blobId", description="no such blob")
+    boxes: set[str] = errors.check(lambda: mailbox_ids(account, ctx, spec.get("mailboxIds")), set())
+    keywords: frozenset[str] = errors.check(
+        lambda: keyword_set(spec.get("keywords", {})), frozenset()
+    )
+    when = errors.check(lambda: received_at(spec.get("receivedAt")), None)
+    errors.raise_any()
+    assert raw is not None
     if not _looks_like_message(raw):
         raise SetError("invalidEmail", "the blob is not an RFC 5322 message")
     if when is None:

@@ -17,7 +17,7 @@ from typing import Any
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import Context, Method
-from maildir_jmap.core.errors import SetError, invalid_properties
+from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import parse_patch
 from maildir_jmap.core.types import ArgumentError, JSONObject, parse_utc_date
 from maildir_jmap.mail.blobs import blob_bytes
@@ -120,20 +120,25 @@ class EmailSetRecords(EmailRecords):
 
     def create(self, ctx: Context, creation_id: str, obj: JSONObject) -> JSONObject:
         account = self.account
-        boxes = mailbox_ids(account, ctx, obj.get("mailboxIds"))
-        keywords = keyword_set(obj.get("keywords", {}))
-        when = received_at(obj.get("receivedAt"))
+        errors = PropertyErrors()
+        boxes: set[str] = errors.check(
+            lambda: mailbox_ids(account, ctx, obj.get("mailboxIds")), set()
+        )
+        keywords: frozenset[str] = errors.check(
+            lambda: keyword_set(obj.get("keywords", {})), frozenset()
+        )
+        when = errors.check(lambda: received_at(obj.get("receivedAt")), None)
+        raw = b""
         try:
             raw = compose(obj, lambda b: blob_bytes(account, b), max_size=MAX_MESSAGE)
         except ComposeError as exc:
-            raise SetError(
-                "invalidProperties", exc.description, properties=exc.properties
-            ) from None
+            errors.add(*exc.properties, description=exc.description)
         except MissingBlobs as exc:
             # §4.6: notFound lists every blobId that could not be found.
             raise SetError("blobNotFound", str(exc), notFound=exc.blob_ids) from None
         except TooLarge as exc:
             raise SetError("tooLarge", str(exc)) from None
+        errors.raise_any()
         self._flush()  # identical bytes (a fixed Message-ID and Date) are one Email
         return add_email(account, raw, boxes, keywords, when)
 

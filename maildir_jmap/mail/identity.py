@@ -16,7 +16,7 @@ from typing import Any
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import SUBMISSION
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
-from maildir_jmap.core.errors import SetError, invalid_properties
+from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
 from maildir_jmap.core.standard import TypeSpec
 from maildir_jmap.core.types import JSONObject
@@ -85,6 +85,12 @@ def identities(account: Account) -> ObjectStore:
     return store
 
 
+def _one_line(text: str) -> bool:
+    """No control characters: a name ends up in a From field (RFC 5322 §2.2, a
+    CR or LF would inject header fields)."""
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
 def _addresses(value: object, name: str) -> list[dict[str, Any]] | None:
     """An ``EmailAddress[]|null`` value (RFC 8621 §4.1.2.3)."""
     if value is None:
@@ -94,7 +100,9 @@ def _addresses(value: object, name: str) -> list[dict[str, Any]] | None:
         and set(a) <= {"name", "email"}
         and isinstance(a.get("email"), str)
         and "@" in a["email"]
-        and (a.get("name") is None or isinstance(a.get("name"), str))
+        and _one_line(a["email"])
+        and not any(c.isspace() for c in a["email"])
+        and (a.get("name") is None or (isinstance(a["name"], str) and _one_line(a["name"])))
         for a in value
     )
     if not ok or not isinstance(value, list):
@@ -103,22 +111,30 @@ def _addresses(value: object, name: str) -> list[dict[str, Any]] | None:
 
 
 def _check(obj: JSONObject) -> JSONObject:
-    """Validate a whole Identity (after defaults or a patch); the stored form."""
+    """Validate a whole Identity (after defaults or a patch); the stored form.
+    Every bad property is reported, not only the first (RFC 8620 §5.3)."""
+    errors = PropertyErrors()
     unknown = [k for k in obj if k not in PROPERTIES]
     if unknown:
-        raise invalid_properties(*unknown, description="unknown properties")
+        errors.add(*unknown, description="unknown properties")
     for name in ("name", "textSignature", "htmlSignature"):
         value = obj.get(name)
         if not isinstance(value, str) or len(value) > MAX_TEXT:
-            raise invalid_properties(name, description=f"{name} must be a String")
+            errors.add(name, description=f"{name} must be a String")
+    if isinstance(obj.get("name"), str) and not _one_line(obj["name"]):
+        errors.add("name", description="name must be one line without control characters")
     email = obj.get("email")
-    if not isinstance(email, str) or "@" not in email or any(c.isspace() for c in email):
-        raise invalid_properties("email", description="email must be an address")
-    return {
-        **obj,
-        "replyTo": _addresses(obj.get("replyTo"), "replyTo"),
-        "bcc": _addresses(obj.get("bcc"), "bcc"),
-    }
+    if (
+        not isinstance(email, str)
+        or "@" not in email
+        or any(c.isspace() for c in email)
+        or not _one_line(email)
+    ):
+        errors.add("email", description="email must be an address")
+    reply_to = errors.check(lambda: _addresses(obj.get("replyTo"), "replyTo"), None)
+    bcc = errors.check(lambda: _addresses(obj.get("bcc"), "bcc"), None)
+    errors.raise_any()
+    return {**obj, "replyTo": reply_to, "bcc": bcc}
 
 
 class IdentityRecords(ObjectRecords):

@@ -290,9 +290,13 @@ def mailbox_changes(ctx: Context, args: JSONObject) -> JSONObject:
     account: Account = ctx.account(response["accountId"]).backend
     since = account.index.parse_state(response["oldState"])
     updated = [account.index.mailboxes.get(m) for m in response["updated"]]
+    # Null unless only counts changed: a Mailbox created or destroyed in the same
+    # window (or any other property changed) means the client must refetch.
     counts_only = (
         since is not None
         and bool(updated)
+        and not response["created"]
+        and not response["destroyed"]
         and all(rec is not None and rec.props_modseq <= since for rec in updated)
     )
     response["updatedProperties"] = list(COUNT_PROPERTIES) if counts_only else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from maildir_jmap.core import standard
 from maildir_jmap.core.dispatch import AccountAccess, Context
-from maildir_jmap.core.errors import SetError, invalid_properties
+from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
 from maildir_jmap.core.types import JSONObject, arg_bool, is_unsigned_int
 from maildir_jmap.mail.mailbox import SPEC, MailboxRecords, mailbox_name, parent_id, to_json
@@ -91,6 +91,13 @@ class MailboxSetRecords(MailboxRecords):
                 mailbox_name(other) == clean
                 and parent_id(self.index, other, layout_dir) == parent_key
             ):
+                if moving is None:
+                    # RFC 8620 §5.3 alreadyExists, as clients and the conformance
+                    # suites expect of a create; a rename onto a sibling's name has
+                    # no such SetError and stays invalidProperties.
+                    raise SetError(
+                        "alreadyExists", "a sibling has this name already", existingId=other.id
+                    )
                 raise invalid_properties("name", description="a sibling has this name already")
         directory = layout_dir(levels)
         if directory in self.index.by_directory or (self.account.maildir / directory).exists():
@@ -125,20 +132,25 @@ class MailboxSetRecords(MailboxRecords):
     # -- create ----------------------------------------------------------------------------
 
     def create(self, ctx: Context, creation_id: str, obj: JSONObject) -> JSONObject:
+        errors = PropertyErrors()
         unknown = [k for k in obj if k not in SETTABLE]
         if unknown:
-            raise invalid_properties(*unknown, description="not settable on create")
+            errors.add(*unknown, description="not settable on create")
         if "name" not in obj:
-            raise invalid_properties("name", description="a Mailbox needs a name")
-        parent = self._resolve_parent(ctx, obj.get("parentId"))
-        _, levels = self._check_placement(obj["name"], parent)
-        role = self._check_role(obj.get("role"), None)
+            errors.add("name", description="a Mailbox needs a name")
+        parent = errors.check(lambda: self._resolve_parent(ctx, obj.get("parentId")), None)
+        role = errors.check(lambda: self._check_role(obj.get("role"), None), None)
         sort_order = obj.get("sortOrder", 0)
         if not is_unsigned_int(sort_order) or sort_order >= MAX_SORT_ORDER:
-            raise invalid_properties("sortOrder")
+            errors.add("sortOrder", description="sortOrder must be an UnsignedInt below 2^31")
         subscribed = obj.get("isSubscribed", True)  # RFC 8621 §2: true for the user's own
         if not isinstance(subscribed, bool):
-            raise invalid_properties("isSubscribed")
+            errors.add("isSubscribed", description="isSubscribed must be a Boolean")
+        levels: tuple[str, ...] = ()
+        if "name" in obj and "parentId" not in errors.properties:
+            placed = errors.check(lambda: self._check_placement(obj["name"], parent), None)
+            levels = placed[1] if placed is not None else ()
+        errors.raise_any()
         folder = folders.create_folder(self.account.maildir, self.account.layout, levels)
         if subscribed:
             self._set_subscription(levels, True)

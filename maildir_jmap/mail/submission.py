@@ -26,6 +26,8 @@ from maildir_jmap.core.standard import TypeSpec
 from maildir_jmap.core.types import (
     ArgumentError,
     JSONObject,
+    arg_id_list,
+    arg_object_map,
     format_utc_date,
     is_creation_ref,
     is_id,
@@ -303,9 +305,13 @@ def email_submission_set(ctx: Context, args: JSONObject) -> JSONObject:
     update, destroy = _on_success_arguments(args)
     account_id = args.get("accountId")
     account: Account = ctx.account(str(account_id), SUBMISSION).backend
+    # Type-check update and destroy before peeking into them (standard.set_ checks
+    # them again, with the same errors).
+    own_updates = arg_object_map(args, "update", refs=True)
+    own_destroys = arg_id_list(args, "destroy", allow_refs=True) or []
     # emailId is immutable: read it now, before a destroy removes the record.
     emails: dict[str, str] = {}
-    for record_id in [*(args.get("update") or {}), *(args.get("destroy") or [])]:
+    for record_id in [*own_updates, *own_destroys]:
         record = account.objects.get(SUBMISSION_TYPE, record_id) if is_id(record_id) else None
         if record is not None:
             emails[record_id] = record["emailId"]

@@ -201,3 +201,19 @@ async def test_parse_of_a_stored_email_part(jmap: Jmap) -> None:
     parsed = await jmap.call("Email/parse", blobIds=[part_blob], properties=["subject", "threadId"])
     assert parsed["parsed"][part_blob]["subject"] == "The inner one"
     assert parsed["parsed"][part_blob]["threadId"] is None
+
+
+async def test_import_needs_emails_rfc8621_4_8(jmap: Jmap) -> None:
+    """§4.8: ``emails`` is an Id[EmailImport], not optional and not null."""
+    assert (await jmap.error("Email/import"))["type"] == "invalidArguments"
+    assert (await jmap.error("Email/import", emails=None))["type"] == "invalidArguments"
+    assert (await jmap.call("Email/import", emails={}))["created"] is None
+
+
+async def test_import_lists_every_bad_property_rfc8620_5_3(jmap: Jmap) -> None:
+    result = await import_one(
+        jmap, blobId="Gnope", mailboxIds={}, keywords={"bad word": True}, receivedAt="yesterday"
+    )
+    error = result["notCreated"]["i"]
+    assert error["type"] == "invalidProperties"
+    assert sorted(error["properties"]) == ["blobId", "keywords", "mailboxIds", "receivedAt"]

@@ -196,7 +196,9 @@ async def test_create_errors_rfc8621_2_5(jmap: Jmap) -> None:
     )
     errors = result["notCreated"]
     assert result["created"] is None
-    assert errors["dup"]["properties"] == ["name"]
+    # RFC 8620 §5.3 alreadyExists, with the id of the Mailbox that has the name.
+    assert errors["dup"]["type"] == "alreadyExists"
+    assert errors["dup"]["existingId"] == boxes["Sent"]["id"]
     assert errors["role"]["properties"] == ["role"]
     assert errors["badrole"]["properties"] == ["role"]
     assert errors["inboxrole"]["properties"] == ["role"]
@@ -204,6 +206,64 @@ async def test_create_errors_rfc8621_2_5(jmap: Jmap) -> None:
     assert errors["server"]["properties"] == ["totalEmails"]
     assert errors["sort"]["properties"] == ["sortOrder"]
     assert errors["noname"]["properties"] == ["name"]
+
+
+async def test_creates_run_in_reference_order_rfc8620_5_3(jmap: Jmap, maildir: Path) -> None:
+    """§5.3: the server MUST order creates so that #references resolve, whatever
+    order the client wrote them in."""
+    result = await jmap.call(
+        "Mailbox/set",
+        create={
+            "grandchild": {"name": "C", "parentId": "#child"},
+            "child": {"name": "B", "parentId": "#par"},
+            "par": {"name": "A"},
+        },
+    )
+    assert result["notCreated"] is None
+    assert set(result["created"]) == {"grandchild", "child", "par"}
+    assert (maildir / ".A.B.C" / "cur").is_dir()
+    boxes = await jmap.mailboxes()
+    assert boxes["A/B/C"]["parentId"] == result["created"]["child"]["id"]
+    # A real cycle cannot resolve: each member fails on its parentId, nothing on disk.
+    before = tree(maildir)
+    cycle = await jmap.call(
+        "Mailbox/set",
+        create={"x": {"name": "X", "parentId": "#y"}, "y": {"name": "Y", "parentId": "#x"}},
+    )
+    assert cycle["created"] is None
+    assert {k: v["properties"] for k, v in cycle["notCreated"].items()} == {
+        "x": ["parentId"],
+        "y": ["parentId"],
+    }
+    assert tree(maildir) == before
+
+
+async def test_create_lists_every_bad_property_rfc8620_5_3(jmap: Jmap, maildir: Path) -> None:
+    before = tree(maildir)
+    result = await jmap.call(
+        "Mailbox/set",
+        create={"k": {"name": "../x", "sortOrder": -1, "isSubscribed": "yes", "role": "nope"}},
+    )
+    error = result["notCreated"]["k"]
+    assert error["type"] == "invalidProperties"
+    assert sorted(error["properties"]) == ["isSubscribed", "name", "role", "sortOrder"]
+    assert tree(maildir) == before
+
+
+async def test_changes_with_a_created_mailbox_are_not_counts_only_rfc8621_2_2(
+    jmap: Jmap, maildir: Path
+) -> None:
+    """§2.2: updatedProperties is null unless only counts changed; a Mailbox created
+    in the same window means the client must refetch."""
+    state = (await jmap.call("Mailbox/get", ids=[]))["state"]
+    unread = next((maildir / "cur").glob("*:2,"))
+    os.rename(unread, unread.with_name(unread.name + "S"))
+    jmap.account.rescan()
+    await jmap.call("Mailbox/set", create={"n": {"name": "Brand new"}})
+    changes = await jmap.call("Mailbox/changes", sinceState=state)
+    assert changes["created"]
+    assert changes["updated"]
+    assert changes["updatedProperties"] is None
 
 
 async def test_rename_and_move_keep_ids_and_subscriptions_rfc8621_2_5(

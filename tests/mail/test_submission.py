@@ -388,6 +388,25 @@ def test_identities_within_the_configured_addresses_rfc8621_6(client: Client) ->
         "Identity/set", {"create": {"x": {"email": "a@team.example.org", "bcc": "nope"}}}
     )
     assert bad["notCreated"]["x"]["properties"] == ["bcc"]
+    # A name ends up in a From field: CR/LF (header injection) and other controls are
+    # refused, and every bad property is listed (RFC 8620 §5.3).
+    injected = client.call(
+        "Identity/set",
+        {
+            "create": {
+                "x": {
+                    "email": "a@team.example.org",
+                    "name": "Eve\r\nBcc: victim@example.net",
+                    "replyTo": [{"name": "a\nb", "email": "r@example.org"}],
+                }
+            },
+            "update": {team["id"]: {"name": "tab\there"}},
+        },
+    )
+    assert sorted(injected["notCreated"]["x"]["properties"]) == ["name", "replyTo"]
+    assert injected["notUpdated"][team["id"]]["properties"] == ["name"]
+    names = [i["name"] for i in client.call("Identity/get", {"ids": None})["list"]]
+    assert not any("\n" in n or "\t" in n for n in names)
     # Sending from the new identity's address works; its envelope uses it.
     email_id = client.draft(**{"from": to("support@team.example.org"), "to": to("b@example.net")})
     created = client.submit({"identityId": team["id"], "emailId": email_id})["created"]["s"]
@@ -467,7 +486,15 @@ def test_query_and_query_changes_rfc8621_7_3(client: Client) -> None:
 def test_bad_input_is_refused_and_sends_nothing(client: Client, smtp_server: SmtpServer) -> None:
     email_id = client.draft(to=to("b@example.net"))
     identity = client.identity()["id"]
-    for args in ({"onSuccessUpdateEmail": "x"}, {"onSuccessDestroyEmail": [5]}, {"create": []}):
+    for args in (
+        {"onSuccessUpdateEmail": "x"},
+        {"onSuccessDestroyEmail": [5]},
+        {"create": []},
+        {"destroy": 5},  # once serverFail: the pre-read of emailIds iterated it
+        {"destroy": [5]},
+        {"update": ["x"]},
+        {"update": 7},
+    ):
         ((name, error, _),) = client.request(
             [["EmailSubmission/set", {"accountId": client.account, **args}, "0"]]
         )
