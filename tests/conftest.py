@@ -73,17 +73,26 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """A real uvicorn serving ``app`` on a loopback port, in a background thread."""
+    """A real uvicorn serving ``app`` on a loopback port, in a background thread;
+    over TLS when given a (certificate, key) pair."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, tls: tuple[Path, Path] | None = None) -> None:
         import threading
 
         import uvicorn
 
         self.app = app
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
