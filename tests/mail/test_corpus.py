@@ -1,6 +1,8 @@
 """Golden messages: each tests/data/email/X.eml with the Email properties X.json
-expects, written by hand from RFC 8621 §4.1 (parts are compared on the keys the
-expectation lists)."""
+expects, written by hand from RFC 8621 §4.1 and §4.1.4's parseStructure algorithm,
+never copied from our output (parts are compared on the keys the expectation
+lists). Email/get runs with the demo webmail's bodyProperties, which name no
+subParts: bodyStructure must still come whole."""
 
 from __future__ import annotations
 
