@@ -142,12 +142,17 @@ async def test_deeply_nested_request_is_a_clear_error_not_500(client: httpx.Asyn
     assert "deep" in problem["detail"]
 
 
+@pytest.mark.parametrize("path", ["/jmap/api/", "/jmap/upload/ACCOUNT/"])
 async def test_client_gone_mid_body_is_quiet(
-    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
-    """A client that disconnects while sending is logged at debug, never as an
-    ERROR traceback (Starlette raises ClientDisconnect)."""
+    """A client that disconnects while sending (a request or an upload) is logged
+    at debug, never as an ERROR traceback (Starlette raises ClientDisconnect), and
+    a half upload leaves no file behind."""
     app = make_app()
+    async with client_for(app) as client:
+        session = (await client.get("/jmap/session")).json()
+    path = path.replace("ACCOUNT", next(iter(session["accounts"])))
     sent: list[dict[str, Any]] = []
     messages = iter(
         [
@@ -171,8 +176,8 @@ async def test_client_gone_mid_body_is_quiet(
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/jmap/api/",
-        "raw_path": b"/jmap/api/",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
@@ -189,6 +194,10 @@ async def test_client_gone_mid_body_is_quiet(
             await app(scope, receive, send)
     assert not [r for r in caplog.records if r.levelno >= 40]
     assert any("went away" in r.getMessage() for r in caplog.records)
+    state = app.state.jmap
+    account = state.account(state.users.get("alice"))
+    assert [p.name for p in account.blobs.directory.iterdir()] == ["tmp"]
+    assert not list(account.blobs._tmp.iterdir())
 
 
 async def test_method_errors_keep_http_200_rfc8620_3_6_2(client: httpx.AsyncClient) -> None:
