@@ -248,6 +248,14 @@ class Index:
                 return self.by_message_id[candidate]
         return None
 
+    def _first_created(self, record_id: str, modseq: int) -> int:
+        """When ``record_id`` first existed: Email and Thread ids come from content,
+        so an id can come back after its destroy. It keeps its first creation, so
+        that /changes from a state the client saw it in never takes its later
+        destroy for a created-then-destroyed record it may leave out (§5.2)."""
+        tombstone = self.tombstones.get(record_id)
+        return tombstone.created if tombstone is not None else modseq
+
     def remember_message_ids(self, thread_id: str, ids: Iterable[str | None]) -> None:
         for mid in ids:
             if mid:
@@ -293,7 +301,7 @@ class Index:
         for email_id, rec in sorted(change.emails.items()):
             old = self.emails.get(email_id)
             rec.modseq = next_modseq()
-            rec.created = old.created if old else rec.modseq
+            rec.created = old.created if old else self._first_created(email_id, rec.modseq)
             ops.append(["E", *rec.to_list()])
             count_mailboxes |= rec.mailbox_ids
             if old is None or old.thread_id != rec.thread_id:
@@ -327,7 +335,8 @@ class Index:
             members |= joining.get(thread_id, set())
             modseq = next_modseq()
             if members:
-                ops.append(["T", thread_id, modseq, thread.created if thread else modseq])
+                created = thread.created if thread else self._first_created(thread_id, modseq)
+                ops.append(["T", thread_id, modseq, created])
             elif thread is not None:
                 ops.append(["t", thread_id, modseq, thread.created])
         # Mailboxes whose counts may have moved (and that were not rewritten above).

@@ -217,3 +217,34 @@ async def test_import_lists_every_bad_property_rfc8620_5_3(jmap: Jmap) -> None:
     error = result["notCreated"]["i"]
     assert error["type"] == "invalidProperties"
     assert sorted(error["properties"]) == ["blobId", "keywords", "mailboxIds", "receivedAt"]
+
+
+async def test_destroy_reimport_destroy_is_still_a_destroy_rfc8620_5_2(jmap: Jmap) -> None:
+    """Ids come from content, so an Email can come back after its destroy. A client
+    that knew it must still be told it is gone: the created-then-destroyed
+    shortcut of §5.2 is only for ids it cannot have seen (issue 14's reproducer)."""
+    box = await inbox(jmap)
+    blob = await upload(jmap, MESSAGE)
+    spec = {"blobId": blob, "mailboxIds": {box: True}}
+    email_id = (await import_one(jmap, **spec))["created"]["i"]["id"]
+    known = (await jmap.call("Email/get", ids=[]))["state"]
+    await jmap.call("Email/set", destroy=[email_id])
+    again = (await import_one(jmap, **spec))["created"]["i"]["id"]
+    assert again == email_id
+    back = await jmap.call("Email/changes", sinceState=known)
+    assert back["updated"] == [email_id]  # the client had it; it is here again
+    assert back["created"] == []
+    await jmap.call("Email/set", destroy=[email_id])
+    changes = await jmap.call("Email/changes", sinceState=known)
+    assert changes["destroyed"] == [email_id]
+    assert email_id not in changes["created"] + changes["updated"]
+    # An id first created after the client's state is still left out entirely.
+    other = await upload(jmap, MESSAGE.replace(b"Imported", b"Another one"))
+    new_spec = {"blobId": other, "mailboxIds": {box: True}}
+    fresh = (await import_one(jmap, **new_spec))["created"]["i"]["id"]
+    await jmap.call("Email/set", destroy=[fresh])
+    await import_one(jmap, **new_spec)
+    await jmap.call("Email/set", destroy=[fresh])
+    final = await jmap.call("Email/changes", sinceState=known)
+    assert fresh not in final["created"] + final["updated"] + final["destroyed"]
+    assert final["destroyed"] == [email_id]
