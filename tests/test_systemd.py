@@ -86,7 +86,7 @@ def test_serve_notifies_readiness_and_stopping(tmp_path: Path) -> None:
 
 
 def test_serves_https_directly_with_a_configured_certificate(tmp_path: Path) -> None:
-    from tests.delivery.test_smtp import self_signed
+    from tests.tls import self_signed
 
     self_signed(tmp_path)  # writes cert.pem and key.pem
     tls = f'tls_cert = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"\n'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import ssl
 import threading
 import warnings
@@ -16,14 +15,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from maildir_jmap.delivery.smtp import Smarthost, reply_text, transmit
 from tests.conftest import free_port
 from tests.smtp import SmtpHandler, SmtpServer
+from tests.tls import self_signed
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -90,30 +86,10 @@ def test_reply_text_joins_lines_rfc8621_7() -> None:
     )
 
 
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+def tls_context(tmp_path: Path) -> ssl.SSLContext:
+    cert, key = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(cert, key)
     return context
 
 
@@ -168,7 +144,7 @@ def tls_server(
     """A smarthost that insists on TLS and AUTH, in both TLS modes."""
     handler = SmtpHandler()
     port = free_port()
-    context = self_signed(tmp_path)
+    context = tls_context(tmp_path)
     mode = request.param
     host = Smarthost(
         port=port, tls=mode, username="relay", password="s3cret", timeout=5, validate_certs=False
