@@ -18,6 +18,7 @@ kernel's event queue overflowed, so nothing missed stays missed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from maildir_jmap.metrics import RECONCILE_SECONDS, WATCHER_EVENTS
 from maildir_jmap.store.account import Account
@@ -58,6 +60,10 @@ class _Handler(FileSystemEventHandler):
             if raw:
                 path = raw.decode() if isinstance(raw, bytes) else raw
                 self.watcher.note(Path(path), event.is_directory)
+        if event.is_directory and event.event_type == "moved":
+            src, dest = (str(p.decode() if isinstance(p, bytes) else p) for p in paths)
+            if "tmp" in Path(src).parts:
+                self.watcher.follow_staged(Path(dest))
 
 
 class Watcher:
@@ -77,6 +83,7 @@ class Watcher:
         self._thread = threading.Thread(
             target=self._run, name=f"watch-{account.account_id}", daemon=True
         )
+        self._followed: dict[str, ObservedWatch] = {}  # folder -> its own watch
         self.batches = 0  # reconciles run (for tests and metrics)
         self.events = 0
 
@@ -140,6 +147,37 @@ class Watcher:
                 self._names.pop(folder, None)
             self._wake.notify()
 
+    def follow_staged(self, folder: Path) -> None:
+        """Watch a folder that was built in a tmp/ and renamed into place (ours,
+        MAILDIR.md §9). The recursive watch loses that race: it may add its watches
+        for the staging directory after the rename, or keep the staging path for
+        them, so events in the folder's cur/ and new/ came under tmp/ (ignored) or
+        not at all. A watch of its own on the folder, and one listing of it for
+        anything that arrived before the watch, close the gap."""
+        try:
+            relative = folder.relative_to(self.root)
+        except ValueError:
+            return
+        if not (folder / "cur").is_dir() or str(folder) in self._followed:
+            return
+        try:
+            self._followed[str(folder)] = self._observer.schedule(
+                _Handler(self), str(folder), recursive=True
+            )
+        except OSError as exc:  # out of inotify instances: the rescan still finds it
+            log.warning("cannot watch %s: %s", folder, exc)
+        with self._wake:
+            self._dirty.add(str(relative))
+            self._wake.notify()
+
+    def _forget_gone_folders(self) -> None:
+        """Drop the own watches of followed folders that no longer exist."""
+        for path, watch in list(self._followed.items()):
+            if not Path(path, "cur").is_dir():
+                del self._followed[path]
+                with contextlib.suppress(KeyError, OSError):
+                    self._observer.unschedule(watch)
+
     def request_full_rescan(self) -> None:
         with self._wake:
             self._full = True
@@ -202,6 +240,7 @@ class Watcher:
                 started = time.monotonic()
                 if full:
                     self.account.rescan(None)
+                    self._forget_gone_folders()
                 else:
                     self.account.rescan(dirty, names=names)
                 scope = "full" if full else "targeted"

@@ -356,3 +356,36 @@ def test_a_rewritten_but_unchanged_dovecot_keywords_lists_nothing(
     staging.write_text("0 work\n1 home\n")
     os.rename(staging, keywords)
     wait_for(lambda: watcher.batches > batches)
+
+
+@pytest.mark.parametrize("layout", [MAILDIRPP, FS])
+def test_a_folder_made_over_jmap_is_watched_at_once(tmp_path: Path, layout: Layout) -> None:
+    """Issue 14: JMAP builds a folder in tmp/ and renames it into place; the
+    recursive inotify watch lost that race, so deliveries (and files IMAP moves
+    there) stayed invisible until the periodic rescan. Each of twelve folders gets
+    a delivery right after it is made, and every one is seen within a second."""
+    from maildir_jmap.mail.mailbox_set import MailboxSetRecords
+
+    root = tmp_path / "M"
+    make_folder(root, marker=False)
+    account = Account.open("u", root, tmp_path / "s", layout=layout)
+    watcher = Watcher(account, rescan_every=3600).start()
+    ctx = Context(username="u", accounts={}, limits=None)  # type: ignore[arg-type]
+    try:
+        for n in range(12):
+            with account.lock:
+                MailboxSetRecords(account, False).create(ctx, "k", {"name": f"Box{n}"})
+        time.sleep(0.6)  # the tree events' rescan is over: from now on only watches help
+        for n in range(12):
+            box = next(m for m in account.index.mailboxes.values() if m.levels == (f"Box{n}",))
+            deliver(root / box.directory, f"Subject: in {n}\n\nx\n".encode(), seen=False)
+        wait_for(lambda: len(account.index.emails) == 12, timeout=1)
+        # A file moved in by another writer (IMAP MOVE is a rename) is followed too.
+        inbox_file = deliver(root, b"Subject: moved\n\nx\n", flags="S")
+        wait_for(lambda: len(account.index.emails) == 13)
+        (moved,) = [e for e in account.index.emails.values() if e.subject == "moved"]
+        target = next(m for m in account.index.mailboxes.values() if m.levels == ("Box3",))
+        os.rename(inbox_file, root / target.directory / "cur" / inbox_file.name)
+        wait_for(lambda: account.index.emails[moved.id].mailbox_ids == {target.id}, timeout=2)
+    finally:
+        watcher.stop()
