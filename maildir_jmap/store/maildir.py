@@ -29,6 +29,7 @@ FLAG_ORDER = "DFPRST"  # MAILDIR.md §2: flags in ASCII order, then keyword lett
 LOCK_NAME = "dovecot-uidlist.lock"
 KEYWORDS_NAME = "dovecot-keywords"
 LOCK_STALE = 120.0  # Dovecot's own rule: a dotlock older than 2 minutes is stale
+LOCK_PID_CHECK = 2.0  # ...and one whose process is gone, once it is this old
 LOCK_WAIT = 30.0
 MAX_KEYWORDS = 26  # letters a-z (MAILDIR.md §1, MAILDIR_MAX_KEYWORDS)
 _counter = itertools.count()
@@ -162,10 +163,40 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
 # -- the dotlock ---------------------------------------------------------------------
 
 
+def lock_owner_dead(lock: Path) -> bool:
+    """Whether ``lock`` names a process of this host that no longer exists: Dovecot's
+    dotlock rule (file-dotlock.c), which breaks such a lock at once rather than
+    after the stale timeout. The lock holds ``pid:hostname`` (Dovecot's format,
+    and ours); a lock younger than ``LOCK_PID_CHECK`` seconds is not checked (its
+    writer may not have written its pid yet), nor one of another host or in
+    another format. One of our own pid belongs to another thread of ours."""
+    try:
+        if time.time() - lock.stat().st_mtime < LOCK_PID_CHECK:
+            return False
+        text = lock.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return False
+    pid_text, sep, host = text.partition(":")
+    if not sep or host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # EPERM: it exists, as another user
+    return False
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
     """Hold ``dovecot-uidlist.lock`` in ``folder`` (MAILDIR.md §6): O_CREAT|O_EXCL,
-    wait while another holder has it, break it when older than 2 minutes."""
+    wait while another holder has it, break it when its holder is dead (the pid in
+    it, as Dovecot checks) or when older than 2 minutes. Ours says ``pid:hostname``
+    like Dovecot's, so a Dovecot breaks it at once if we were killed holding it."""
     lock = folder / LOCK_NAME
     deadline = time.monotonic() + wait
     delay = 0.002
@@ -177,8 +208,10 @@ def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if age > LOCK_STALE:
-                log.warning("breaking stale lock %s (%.0f s old)", lock, age)
+            dead = lock_owner_dead(lock)
+            if dead or age > LOCK_STALE:
+                reason = "its process is gone" if dead else f"{age:.0f} s old"
+                log.warning("breaking stale lock %s (%s)", lock, reason)
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
                 continue
@@ -189,8 +222,10 @@ def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
             continue
         break
     try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
+        try:
+            os.write(fd, f"{os.getpid()}:{socket.gethostname()}".encode())
+        finally:
+            os.close(fd)
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -251,3 +251,60 @@ def test_moves_remap_keyword_letters_and_leave_dovecot_files_alone_maildir_md_6(
                 assert dovecot_files(root)[name].startswith(content.split(b"\n")[0])
     finally:
         client.logout()
+
+
+def test_a_lock_left_by_a_killed_writer_holds_up_neither_side(
+    setup: tuple[Dovecot, Account, Layout],
+) -> None:
+    """Issue 14: SIGKILL cannot be cleaned up after, so a lock of ours may be left
+    behind. It says ``pid:hostname`` as Dovecot's do, so Dovecot breaks it as soon
+    as it sees the process is gone, and so do we, instead of both waiting out the
+    two-minute stale timeout (IMAP stalled, JMAP answered serverFail)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    dovecot, account, _ = setup
+    root = account.maildir
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from maildir_jmap.store.maildir import folder_lock\n"
+            "with folder_lock(Path(sys.argv[1])):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(600)\n",
+            str(root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    lock = root / "dovecot-uidlist.lock"
+    assert lock.exists()  # what a kill -9 leaves
+    client = dovecot.imap()
+    try:
+        start = time.monotonic()
+        typ, _ = client.append("INBOX", r"(\Seen)", None, b"Subject: after\r\n\r\nx\r\n")
+        assert typ == "OK"
+        assert time.monotonic() - start < 10  # Dovecot broke it (its own grace is 2 s)
+    finally:
+        client.logout()
+    # And ours, when it is our turn to find such a lock.
+    lock.write_text(f"{holder.pid}:{socket.gethostname()}")
+    old = time.time() - 3
+    os.utime(lock, (old, old))
+    start = time.monotonic()
+    with folder_lock(root, wait=5):
+        pass
+    assert time.monotonic() - start < 1
+    assert not lock.exists()

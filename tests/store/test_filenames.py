@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -144,6 +146,47 @@ def test_stale_lock_is_broken_after_two_minutes(tmp_path: Path) -> None:
     with folder_lock(folder, wait=1):
         pass
     assert not lock.exists()
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_lock_of_a_dead_process_is_broken_at_once_like_dovecot(tmp_path: Path) -> None:
+    """Dovecot's dotlock rule (file-dotlock.c): a lock that names a process of this
+    host that is gone is stale now, not after two minutes (issue 14)."""
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    lock = folder / "dovecot-uidlist.lock"
+    lock.write_text(f"{dead_pid()}:{socket.gethostname()}")
+    os.utime(lock, (time.time() - 3, time.time() - 3))  # past Dovecot's 2 s grace
+    start = time.monotonic()
+    with folder_lock(folder, wait=1):
+        assert lock.read_text() == f"{os.getpid()}:{socket.gethostname()}"  # Dovecot's format
+    assert time.monotonic() - start < 0.5
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "LIVE:" + socket.gethostname(),  # a live process: ours waits
+        "DEAD:other-host",  # another host's process: cannot tell, so it waits
+        "DEAD",  # no host: not Dovecot's format
+        "",
+    ],
+)
+def test_locks_that_may_be_alive_are_respected(tmp_path: Path, content: str) -> None:
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    lock = folder / "dovecot-uidlist.lock"
+    lock.write_text(content.replace("LIVE", str(os.getppid())).replace("DEAD", str(dead_pid())))
+    os.utime(lock, (time.time() - 3, time.time() - 3))
+    with pytest.raises(maildir.LockTimeout), folder_lock(folder, wait=0.2):
+        pass
+    assert lock.exists()
 
 
 def test_lock_timeout(tmp_path: Path) -> None:
