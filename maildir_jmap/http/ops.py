@@ -27,6 +27,7 @@ def gauges(state: AppState) -> dict[str, float]:
         "push_subscriptions": len(subscriptions),
         "outbox_jobs": sum(len(Outbox(a.state_dir).jobs()) for a in accounts),
         "watchers": state.pool.watcher_count(),
+        "unreadable_files": sum(len(a.unreadable) for a in accounts),
     }
 
 

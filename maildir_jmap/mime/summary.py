@@ -100,11 +100,22 @@ def _summarize(raw: bytes, digest: str, size: int) -> Summary:
     )
 
 
-def summarize_file(path: str) -> Summary | None:
-    """For the worker pool: None when the file vanished before we read it."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A message file that exists but cannot be read (EACCES, EIO, ...)."""
+
+    error: str
+
+
+def summarize_file(path: str) -> Summary | Unreadable | None:
+    """For the worker pool: None when the file vanished before we read it, and
+    Unreadable (not an exception: one bad file must not stop a whole scan) when
+    it is there but cannot be read."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        return Unreadable(exc.strerror or type(exc).__name__)
     return summarize(raw)

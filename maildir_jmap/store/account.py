@@ -65,12 +65,14 @@ class Account:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     caches: dict[str, object] = field(default_factory=dict, repr=False)
+    """Derived views the datatypes keep (e.g. Mailbox counts), keyed by name."""
     membership_modseq: int | None = None
     """The index modseq of the last commit in this process that added or removed
     Emails (None: unknown, e.g. just started). Search text depends on nothing else."""
     closed: bool = False
     """Set by ``close``: whoever still holds this object must open the account anew."""
-    """Derived views the datatypes keep (e.g. Mailbox counts), keyed by name."""
+    unreadable: dict[str, str] = field(default_factory=dict, repr=False)
+    """Message files the last scans could not read (path -> why)."""
 
     @classmethod
     def open(
@@ -204,8 +206,27 @@ class Account:
                 progress=progress,
                 names=names,
             )
+            self._note_unreadable(change, directories is None and names is None)
             self.commit(change)
             return change
+
+    def _note_unreadable(self, change: Change, full: bool) -> None:
+        """Files that cannot be read are skipped, not fatal (issue 14: one
+        root-owned 0600 file stopped sync for the whole account). Each is logged
+        once while it stays unreadable, counted in ``unreadable`` (/metrics), and
+        tried again by every scan that meets it."""
+        for path, why in change.unreadable.items():
+            if path not in self.unreadable:
+                log.warning("cannot read %s (%s); skipping it until it can be read", path, why)
+        if full:
+            self.unreadable = dict(change.unreadable)
+            return
+        for path in list(self.unreadable):
+            if path not in change.unreadable and not os.access(path, os.R_OK):
+                continue  # still unreadable, in a folder this scan did not look at
+            if path not in change.unreadable:
+                del self.unreadable[path]  # readable again (indexed now) or gone
+        self.unreadable.update(change.unreadable)
 
     def commit(self, change: Change) -> dict[str, str]:
         """Journal (fsynced) and apply ``change``; returns the new states of the types

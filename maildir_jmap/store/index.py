@@ -180,6 +180,8 @@ class Change:
     emails_gone: set[str] = field(default_factory=set)
     message_ids: list[tuple[str, str]] = field(default_factory=list)  # Message-ID -> thread
     delivered: bool = False  # new mail arrived (EmailDelivery push, RFC 8621 §1.5)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Message files a reconcile found but could not read: path -> why (not journaled)."""
 
     def __bool__(self) -> bool:
         return bool(self.mailboxes or self.mailboxes_gone or self.emails or self.emails_gone)

@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maildir_jmap.mime.summary import Summary, email_id, summarize_file
+from maildir_jmap.mime.summary import Summary, Unreadable, email_id, summarize_file
 from maildir_jmap.store.folders import Folder, list_folders, read_subscriptions
 from maildir_jmap.store.index import Change, EmailRecord, Index, MailboxRecord, file_ref
 from maildir_jmap.store.keywords import keywords_of
@@ -298,9 +298,9 @@ def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None
 
 def _summaries(
     paths: list[str], progress: Progress | None, pool: ProcessPoolExecutor | None
-) -> list[Summary | None]:
+) -> list[Summary | Unreadable | None]:
     total = len(paths)
-    out: list[Summary | None] = []
+    out: list[Summary | Unreadable | None] = []
     if total < POOL_THRESHOLD and pool is None:
         for path in paths:
             out.append(summarize_file(path))
@@ -340,6 +340,10 @@ def _add_new_files(
     for (mailbox_id, _, disk), path, summary in zip(unread, paths, summaries, strict=True):
         if summary is None:
             continue  # vanished between listing and reading: the next scan sees it
+        if isinstance(summary, Unreadable):
+            # Left out of the index, so every later scan tries it again.
+            change.unreadable[path] = summary.error
+            continue
         try:
             received = int(os.stat(path).st_mtime)
         except FileNotFoundError:

@@ -26,6 +26,7 @@ async def test_metrics_count_calls_and_report_state(make_app: AppFactory) -> Non
     assert "maildir_jmap_api_request_seconds_bucket" in text
     assert 'maildir_jmap_logins_total{outcome="ok"}' in text
     assert "maildir_jmap_open_accounts 1.0" in text
+    assert "maildir_jmap_unreadable_files 0.0" in text  # message files a scan could not read
     assert "maildir_jmap_index_emails" in text
     assert "maildir_jmap_push_listeners 0.0" in text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
-from maildir_jmap.store.maildir import FileName, make_folder
+from maildir_jmap.store.maildir import FileName, deliver, make_folder
 from tests.store.helpers import maildir, message, put
 
 
@@ -243,3 +243,64 @@ def test_many_new_files_are_parsed_in_a_process_pool(tmp_path: Path) -> None:
     account.rescan(progress=lambda done, total: seen.append((done, total)))
     assert len(account.index.emails) == 250
     assert seen[-1] == (250, 250)
+
+
+UNREADABLE_SCAN = """
+import json, os, sys
+from pathlib import Path
+from maildir_jmap.store.account import Account  # imported before dropping to the mail user
+if os.geteuid() == 0:
+    os.setgid(5000)
+    os.setuid(5000)
+account = Account.open("u", Path(sys.argv[1]), Path(sys.argv[2]))
+first = sorted(e.subject for e in account.index.emails.values())
+unreadable = sorted(account.unreadable)
+print(json.dumps({"subjects": first, "unreadable": unreadable}))
+"""
+
+
+def test_an_unreadable_file_is_skipped_and_the_rest_indexed(tmp_path: Path) -> None:
+    """Issue 14: a root-owned 0600 message made every reconcile fail, so nothing
+    else was ever indexed. It is skipped (logged once, counted), the rest of the
+    account is indexed, and a later scan picks it up once it can be read. Run as
+    a mail user (uid 5000) against a really unreadable file."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.dovecot import MAIL_UID, chown_tree, open_ancestors
+
+    root = tmp_path / "M"
+    make_folder(root, marker=False)
+    put(root, message("readable one"), "S")
+    put(root, message("readable two"), "S")
+    locked = deliver(root, message("locked away"), seen=False)
+    state = tmp_path / "state"
+    state.mkdir()
+    if os.geteuid() == 0:
+        chown_tree(root)
+        os.chown(state, MAIL_UID, MAIL_UID)
+        os.chown(locked, 0, 0)  # root-owned, 0600: the mail user cannot read it
+        open_ancestors(root)
+    os.chmod(locked, 0o600 if os.geteuid() == 0 else 0o000)
+    done = subprocess.run(
+        [sys.executable, "-c", UNREADABLE_SCAN, str(root), str(state), str(locked)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["subjects"] == ["readable one", "readable two"]
+    assert result["unreadable"] == [str(locked)]
+    assert done.stderr.count("cannot read") == 1  # logged once
+    # Readable again: the next scan indexes it.
+    os.chmod(locked, 0o644)
+    account = Account.open("u", root, tmp_path / "state-2")
+    assert sorted(e.subject for e in account.index.emails.values()) == [
+        "locked away",
+        "readable one",
+        "readable two",
+    ]
+    assert account.unreadable == {}
