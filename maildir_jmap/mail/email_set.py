@@ -106,6 +106,26 @@ def add_email(
     return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
 
 
+@dataclasses.dataclass
+class _Wanted:
+    """An Email/set update's patch, ready to apply to the Email as it is on disk
+    (twice, if the first attempt finds that Dovecot moved it)."""
+
+    keywords: frozenset[str] | None = None
+    add: set[str] = dataclasses.field(default_factory=set)
+    remove: set[str] = dataclasses.field(default_factory=set)
+    boxes: set[str] | None = None
+    box_add: list[str] = dataclasses.field(default_factory=list)
+    box_remove: list[str] = dataclasses.field(default_factory=list)
+
+    def apply(self, rec: EmailRecord) -> tuple[set[str], email_files.KeywordEdit]:
+        boxes = set(self.boxes) if self.boxes is not None else set(rec.mailbox_ids)
+        boxes |= set(self.box_add)
+        boxes -= set(self.box_remove)
+        edit = email_files.KeywordEdit(self.keywords, frozenset(self.add), frozenset(self.remove))
+        return boxes, edit
+
+
 class EmailSetRecords(EmailRecords):
     def __init__(self, account: Account) -> None:
         super().__init__(account)
@@ -148,10 +168,35 @@ class EmailSetRecords(EmailRecords):
         rec = self._current(record_id)
         if rec is None:
             raise SetError("notFound")
-        replace: frozenset[str] | None = None
-        add: set[str] = set()
-        remove: set[str] = set()
-        boxes = set(rec.mailbox_ids)
+        wanted = self._parse_patch(ctx, patch)
+        for attempt in range(2):
+            boxes, edit = wanted.apply(rec)
+            if not boxes:
+                raise invalid_properties(
+                    "mailboxIds", description="an Email must stay in a Mailbox"
+                )
+            if boxes == rec.mailbox_ids and edit == email_files.KeywordEdit():
+                return None
+            try:
+                new = email_files.place(self.account.maildir, self.index, rec, boxes, edit)
+            except email_files.EmailGone:
+                # Issue 14: Dovecot may have moved the file to another folder (or a
+                # flag change renamed it) since our last reconcile. Catch up with
+                # the disk once, then apply the patch to where the Email is now.
+                fresh = self._catch_up(record_id) if attempt == 0 else None
+                if fresh is None:
+                    raise SetError("notFound", "expunged meanwhile") from None
+                rec = fresh
+                continue
+            except TooManyKeywords as exc:
+                raise SetError("tooManyKeywords", str(exc)) from None
+            if new.files != rec.files or new.keywords != rec.keywords:
+                self.pending.emails[record_id] = new
+            return None
+        return None
+
+    def _parse_patch(self, ctx: Context, patch: JSONObject) -> _Wanted:
+        wanted = _Wanted()
         for tokens, value in parse_patch(patch):
             head = tokens[0]
             if head not in ("keywords", "mailboxIds"):
@@ -162,9 +207,9 @@ class EmailSetRecords(EmailRecords):
                 raise invalid_properties(head, description="patch too deep")
             if len(tokens) == 1:
                 if head == "keywords":
-                    replace = keyword_set(value)
+                    wanted.keywords = keyword_set(value)
                 else:
-                    boxes = mailbox_ids(self.account, ctx, value)
+                    wanted.boxes = mailbox_ids(self.account, ctx, value)
                 continue
             key = tokens[1]
             if value is not True and value is not None:
@@ -172,26 +217,20 @@ class EmailSetRecords(EmailRecords):
             if head == "keywords":
                 if not is_keyword(key):
                     raise invalid_properties(head, description=f"not a keyword: {key!r}")
-                (add if value else remove).add(key.lower())
+                (wanted.add if value else wanted.remove).add(key.lower())
             elif value:
-                boxes.add(resolve_mailbox(self.account, ctx, key))
+                wanted.box_add.append(resolve_mailbox(self.account, ctx, key))
             else:
                 real = ctx.created_ids.get(key[1:], key) if key.startswith("#") else key
-                boxes.discard(real)
-        if not boxes:
-            raise invalid_properties("mailboxIds", description="an Email must stay in a Mailbox")
-        edit = email_files.KeywordEdit(replace, frozenset(add), frozenset(remove))
-        if boxes == rec.mailbox_ids and edit == email_files.KeywordEdit():
-            return None
-        try:
-            new = email_files.place(self.account.maildir, self.index, rec, boxes, edit)
-        except email_files.EmailGone:
-            raise SetError("notFound", "expunged meanwhile") from None
-        except TooManyKeywords as exc:
-            raise SetError("tooManyKeywords", str(exc)) from None
-        if new.files != rec.files or new.keywords != rec.keywords:
-            self.pending.emails[record_id] = new
-        return None
+                wanted.box_remove.append(real)
+        return wanted
+
+    def _catch_up(self, record_id: str) -> EmailRecord | None:
+        """Commit what this call did so far, reconcile the whole account with the
+        disk, and return the Email as it is now (None: really gone)."""
+        self._flush()
+        self.account.rescan()
+        return self.index.emails.get(record_id)
 
     # -- destroy ---------------------------------------------------------------------------
 

@@ -273,3 +273,47 @@ def test_imap_flag_flipping_while_jmap_moves_ends_consistent(
         rec = account.index.emails[email_id]  # ids survived every move
         assert len(rec.files) == 1
         assert {"$flagged", "$seen"} <= rec.keywords
+
+
+def test_a_write_right_after_an_imap_move_finds_the_email(
+    setup: tuple[Dovecot, Account],
+) -> None:
+    """Issue 14: Email/set right after Dovecot MOVEd the message (before any
+    reconcile) answered notFound "expunged meanwhile". The write catches up with
+    the disk and applies the patch where the Email is now."""
+    dovecot, account = setup
+    ids = by_subject(account)
+    client = dovecot.imap()
+    try:
+        client.select("INBOX")
+        typ, _ = client.uid("MOVE", "1:2", "Archive")  # messages 0 and 1, no reconcile after
+        assert typ == "OK"
+    finally:
+        client.logout()
+    result = call(
+        account,
+        "Email/set",
+        update={
+            ids["message 0"]: {"keywords/$flagged": True},
+            ids["message 1"]: {f"mailboxIds/{box(account, 'INBOX')}": True},
+        },
+    )
+    assert result["notUpdated"] is None, result["notUpdated"]
+    assert set(result["updated"]) == {ids["message 0"], ids["message 1"]}
+
+    def flags(mailbox: str) -> dict[str, set[str]]:
+        return {k: v - {r"\Recent"} for k, v in imap_state(dovecot, mailbox).items()}
+
+    assert flags("Archive") == {"message 0": {r"\Flagged"}, "message 1": set()}
+    assert flags("INBOX") == {"message 1": set(), "message 2": set()}
+    assert account.index.emails[ids["message 0"]].mailbox_ids == {box(account, "Archive")}
+    # A message really expunged is still notFound.
+    client = dovecot.imap()
+    try:
+        client.select("INBOX")
+        client.uid("STORE", "3", "+FLAGS", r"(\Deleted)")
+        client.expunge()
+    finally:
+        client.logout()
+    gone = call(account, "Email/set", update={ids["message 2"]: {"keywords/$seen": True}})
+    assert gone["notUpdated"][ids["message 2"]]["type"] == "notFound"
