@@ -100,10 +100,40 @@ def add_email(
         )
     except TooManyKeywords as exc:
         raise SetError("tooManyKeywords", str(exc)) from None
+    except (FileNotFoundError, NotADirectoryError):
+        gone = gone_folders(account, boxes)
+        if not gone:
+            raise
+        account.rescan()  # the tree changed under us: let the index catch up
+        raise folders_gone_error(gone) from None
     rec = added.record
     account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
     rec = account.index.emails[rec.id]
     return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
+
+
+def gone_folders(account: Account, boxes: set[str]) -> list[str]:
+    """The Mailboxes of ``boxes`` whose folder is no longer on disk (an IMAP client
+    renamed or deleted it while a request was writing into it)."""
+    gone = []
+    for mailbox_id in sorted(boxes):
+        box = account.index.mailboxes.get(mailbox_id)
+        if (
+            box is None
+            or not (
+                email_files.folder_path(account.maildir, account.index, mailbox_id) / "cur"
+            ).is_dir()
+        ):
+            gone.append(mailbox_id)
+    return gone
+
+
+def folders_gone_error(gone: list[str]) -> SetError:
+    """§4.6/§4.8: a Mailbox that does not exist (any more) is invalidProperties on
+    mailboxIds, never serverFail."""
+    return invalid_properties(
+        "mailboxIds", description=f"Mailbox {', '.join(gone)} was renamed or deleted meanwhile"
+    )
 
 
 @dataclasses.dataclass
@@ -190,6 +220,18 @@ class EmailSetRecords(EmailRecords):
                 continue
             except TooManyKeywords as exc:
                 raise SetError("tooManyKeywords", str(exc)) from None
+            except (FileNotFoundError, NotADirectoryError):
+                # A folder renamed or deleted under us (IMAP RENAME/DELETE): what
+                # was done is on disk (copies are made before anything is removed),
+                # so the index catches up before we answer.
+                gone = gone_folders(self.account, boxes)
+                fresh = self._catch_up(record_id)
+                if gone:
+                    raise folders_gone_error(gone) from None
+                if fresh is None or attempt > 0:
+                    raise SetError("notFound", "expunged meanwhile") from None
+                rec = fresh
+                continue
             if new.files != rec.files or new.keywords != rec.keywords:
                 self.pending.emails[record_id] = new
             return None

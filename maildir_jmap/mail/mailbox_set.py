@@ -65,6 +65,14 @@ class MailboxSetRecords(MailboxRecords):
             raise invalid_properties("parentId", description="no such parent Mailbox")
         return rec
 
+    def _on_disk(self, rec: MailboxRecord) -> bool:
+        path = self.account.maildir / rec.directory
+        if rec.selectable:
+            return (path / "cur").is_dir()
+        # A parent without a folder of its own: Maildir++'s is virtual (its
+        # children say it exists), LAYOUT=fs's is a plain directory.
+        return self.account.layout.name == "maildir++" or path.is_dir()
+
     def _child_levels(self, parent: MailboxRecord | None, name: str) -> tuple[str, ...]:
         if parent is None:
             return (name,)
@@ -151,6 +159,11 @@ class MailboxSetRecords(MailboxRecords):
             placed = errors.check(lambda: self._check_placement(obj["name"], parent), None)
             levels = placed[1] if placed is not None else ()
         errors.raise_any()
+        if parent is not None and parent.levels and not self._on_disk(parent):
+            # The parent was renamed or deleted by IMAP since our last reconcile;
+            # making its directory again would bring back a folder IMAP removed.
+            self.account.rescan()
+            raise invalid_properties("parentId", description="the parent Mailbox is gone")
         folder = folders.create_folder(self.account.maildir, self.account.layout, levels)
         if subscribed:
             self._set_subscription(levels, True)
@@ -190,7 +203,14 @@ class MailboxSetRecords(MailboxRecords):
                     "parentId", description="a Mailbox cannot be its own ancestor"
                 )
             _, levels = self._check_placement(patched["name"], parent, moving=rec)
-            self._rename(rec, levels, change)
+            try:
+                if not self._on_disk(rec):
+                    raise FileNotFoundError(rec.directory)
+                self._rename(rec, levels, change)
+            except (FileNotFoundError, NotADirectoryError):
+                # Renamed or deleted by IMAP since our last reconcile.
+                self.account.rescan()
+                raise SetError("notFound", "the folder was renamed or deleted meanwhile") from None
             new = change.mailboxes[rec.id]
         if patched["role"] != current["role"]:
             if not rec.levels or patched["role"] == "inbox":

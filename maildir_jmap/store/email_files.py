@@ -202,9 +202,19 @@ def add(
     flags, letters = marks_for(keywords, "", "", names)
     path = deliver(first, raw, flags=flags + letters, received=received)
     files = [file_ref(boxes[0], path.parent.name, path.name)]
-    for mailbox_id, folder in zip(boxes[1:], folders[1:], strict=True):
-        copied = messages.copy(path, folder, keywords)
-        files.append(file_ref(mailbox_id, copied.parent.name, copied.name))
+    written = [path]
+    try:
+        for mailbox_id, folder in zip(boxes[1:], folders[1:], strict=True):
+            copied = messages.copy(path, folder, keywords)
+            written.append(copied)
+            files.append(file_ref(mailbox_id, copied.parent.name, copied.name))
+    except BaseException:
+        # A target folder went away (IMAP RENAME/DELETE): the create fails, so the
+        # copies this call wrote (and nobody else can know of yet) go again.
+        for done in written:
+            with contextlib.suppress(OSError):
+                remove_file(done)
+        raise
     eid = email_id(summary.digest)
     refs = [*summary.in_reply_to, *reversed(summary.references)]
     thread_id = index.thread_for(summary.message_id, refs) or "T" + eid[1:]
