@@ -23,9 +23,10 @@ from maildir_jmap.mime.text import search_document
 from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
 from maildir_jmap.store.envelopes import EnvelopeCache
-from maildir_jmap.store.folders import detect_layout
+from maildir_jmap.store.folders import detect_layout, list_folders
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
 from maildir_jmap.store.journal import Journal
+from maildir_jmap.store.maildir import break_dead_locks
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
 from maildir_jmap.store.reconcile import Names, Progress, reconcile
@@ -105,6 +106,8 @@ class Account:
             journal,
             roles,
         )
+        folders = list_folders(maildir, account.layout)
+        break_dead_locks(maildir / f.directory for f in folders if f.selectable)
         if scan:
             account.rescan(progress=progress)
         return account

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +163,41 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
 # -- the dotlock ---------------------------------------------------------------------
 
 
-def lock_owner_dead(lock: Path) -> bool:
+def break_dead_locks(folders: Iterable[Path]) -> list[Path]:
+    """Remove the dotlocks in ``folders`` whose process is gone (Dovecot's rule,
+    without its 2 s grace: at start-up a lock with a pid written is complete).
+    Run when an account opens, so locks a SIGKILL left behind (ours or another
+    writer's) do not wait for the next writer to find them."""
+    broken = []
+    for folder in folders:
+        lock = folder / LOCK_NAME
+        if lock.exists() and lock_owner_dead(lock, grace=0):
+            log.warning("removing the lock of a process that is gone: %s", lock)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            broken.append(lock)
+        # Staging files of locks a killed process of ours was making.
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(folder / "tmp"):
+                if entry.name.startswith(LOCK_STAGING) and _pid_gone(entry.name.split(".")[2]):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+    return broken
+
+
+def _pid_gone(text: str) -> bool:
+    if not text.isdigit() or int(text) <= 0 or int(text) == os.getpid():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def lock_owner_dead(lock: Path, *, grace: float = LOCK_PID_CHECK) -> bool:
     """Whether ``lock`` names a process of this host that no longer exists: Dovecot's
     dotlock rule (file-dotlock.c), which breaks such a lock at once rather than
     after the stale timeout. The lock holds ``pid:hostname`` (Dovecot's format,
@@ -171,39 +205,53 @@ def lock_owner_dead(lock: Path) -> bool:
     writer may not have written its pid yet), nor one of another host or in
     another format. One of our own pid belongs to another thread of ours."""
     try:
-        if time.time() - lock.stat().st_mtime < LOCK_PID_CHECK:
+        if time.time() - lock.stat().st_mtime < grace:
             return False
         text = lock.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
         return False
     pid_text, sep, host = text.partition(":")
-    if not sep or host != socket.gethostname() or not pid_text.isdigit():
+    if not sep or host != socket.gethostname():
         return False
-    pid = int(pid_text)
-    if pid <= 0 or pid == os.getpid():
-        return False
+    return _pid_gone(pid_text)  # EPERM means it exists, as another user
+
+
+_LOCK_SERIAL = itertools.count()
+LOCK_STAGING = ".mj-lock."  # + "<pid>.<n>" in the folder's tmp/
+
+
+def _lock_staging(folder: Path) -> Path:
+    """A file holding ``pid:hostname`` to hard-link as the lock: the lock then
+    appears whole or not at all (Dovecot's own method), so a SIGKILL can never
+    leave an empty lock nobody can judge."""
+    home = folder / "tmp" if (folder / "tmp").is_dir() else folder
+    staging = home / f"{LOCK_STAGING}{os.getpid()}.{next(_LOCK_SERIAL)}"
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # EPERM: it exists, as another user
-    return False
+        os.write(fd, f"{os.getpid()}:{socket.gethostname()}".encode())
+    finally:
+        os.close(fd)
+    return staging
 
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """Hold ``dovecot-uidlist.lock`` in ``folder`` (MAILDIR.md §6): O_CREAT|O_EXCL,
-    wait while another holder has it, break it when its holder is dead (the pid in
-    it, as Dovecot checks) or when older than 2 minutes. Ours says ``pid:hostname``
-    like Dovecot's, so a Dovecot breaks it at once if we were killed holding it."""
+    """Hold ``dovecot-uidlist.lock`` in ``folder`` (MAILDIR.md §6): made by hard
+    link so it is never empty, waited for while another holder has it, broken when
+    its holder is dead (the pid in it, as Dovecot checks) or when older than 2
+    minutes. Ours says ``pid:hostname`` like Dovecot's, so a Dovecot breaks it at
+    once if we were killed holding it."""
     lock = folder / LOCK_NAME
     deadline = time.monotonic() + wait
     delay = 0.002
-    while True:
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
+    staging = _lock_staging(folder)
+    try:
+        while True:
+            try:
+                os.link(staging, lock)
+                break
+            except FileExistsError:
+                pass
             try:
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
@@ -219,13 +267,10 @@ def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
                 raise LockTimeout(errno.EAGAIN, f"{lock} is held by another writer") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-            continue
-        break
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
     try:
-        try:
-            os.write(fd, f"{os.getpid()}:{socket.gethostname()}".encode())
-        finally:
-            os.close(fd)
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
