@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -17,7 +18,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from maildir_jmap.durable import fsync_dir, write_file
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 SUBDIRS = ("cur", "new", "tmp")
 FLAG_ORDER = "DFPRST"  # MAILDIR.md §2: flags in ASCII order, then keyword letters
 LOCK_NAME = "dovecot-uidlist.lock"
+UIDLIST_NAME = "dovecot-uidlist"
 KEYWORDS_NAME = "dovecot-keywords"
 LOCK_STALE = 120.0  # Dovecot's own rule: a dotlock older than 2 minutes is stale
 LOCK_PID_CHECK = 2.0  # ...and one whose process is gone, once it is this old
@@ -414,20 +416,56 @@ def rename_with(folder: Path, base: str, marks: Callable[[FileName], tuple[str, 
     raise FileNotFoundError(errno.ENOENT, f"{base} kept moving in {folder}")
 
 
+def remembered_bases(folder: Path) -> frozenset[str]:
+    """The base names the folder's ``dovecot-uidlist`` still lists. Dovecot drops
+    a record only when it rewrites the file, so a name that left the folder may
+    still be there with its old UID (MAILDIR.md §1, "new records are appended")."""
+    path = folder / UIDLIST_NAME
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return frozenset()
+    return _uidlist_bases(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _uidlist_bases(path: str, _mtime_ns: int, _size: int) -> frozenset[str]:
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read().decode("utf-8", "replace").splitlines()[1:]
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line.partition(" :")[2] for line in lines if " :" in line)
+
+
+def arriving_name(parsed: FileName, target_folder: Path) -> FileName:
+    """The name a message takes in ``target_folder``: its own base, unless the
+    folder's uidlist still remembers that base from an earlier stay. Dovecot then
+    takes the file for an expunged message that came back ("Expunged message
+    reappeared", or a duplicate uidlist entry), so it arrives under a new unique
+    part instead, as an IMAP COPY of the content would (sizes kept, exact)."""
+    if parsed.base not in remembered_bases(target_folder):
+        return parsed
+    sizes = "".join(f",{kind}={value}" for kind, value in _SIZE_FIELD.findall(parsed.base))
+    fresh = FileName(unique_name() + sizes, parsed.flags, parsed.letters, parsed.info)
+    return replace(fresh, size=parsed.size, vsize=parsed.vsize)
+
+
 def move_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
-    """Move a message to another folder keeping its base name (MAILDIR.md §6 rule 6).
-    ``letters`` must already be the target folder's letters."""
-    parsed = FileName.parse(source.name)
-    target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
+    """Move a message to another folder keeping its base name (MAILDIR.md §6 rule 6)
+    unless the target still remembers it (``arriving_name``). ``letters`` must
+    already be the target folder's letters."""
     with folder_lock(source.parent.parent), folder_lock(target_folder):
+        parsed = arriving_name(FileName.parse(source.name), target_folder)
+        target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
         os.rename(source, target)
     return target
 
 
 def copy_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
     """Copy a message: a hard link into the target's tmp/ then a rename into cur/
-    with the same base name, as IMAP COPY does; a byte copy where links fail."""
-    parsed = FileName.parse(source.name)
+    with the same base name (unless the target remembers it), as IMAP COPY does;
+    a byte copy where links fail."""
     staging = target_folder / "tmp" / unique_name()
     try:
         os.link(source, staging)
@@ -435,9 +473,10 @@ def copy_file(source: Path, target_folder: Path, flags: str, letters: str) -> Pa
         _write_new(staging, source.read_bytes(), target_folder / "tmp")
         stat = source.stat()
         os.utime(staging, (stat.st_atime, stat.st_mtime))
-    target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
     try:
         with folder_lock(target_folder):
+            parsed = arriving_name(FileName.parse(source.name), target_folder)
+            target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
             os.rename(staging, target)
     except BaseException:
         staging.unlink(missing_ok=True)

@@ -317,3 +317,46 @@ def test_a_write_right_after_an_imap_move_finds_the_email(
         client.logout()
     gone = call(account, "Email/set", update={ids["message 2"]: {"keywords/$seen": True}})
     assert gone["notUpdated"][ids["message 2"]]["type"] == "notFound"
+
+
+def dovecot_complaints(dovecot: Dovecot) -> list[str]:
+    log = (dovecot.workdir / "dovecot.log").read_text(errors="replace")
+    return [line for line in log.splitlines() if "Warning:" in line or "Error:" in line]
+
+
+def test_moving_back_never_makes_dovecot_see_an_expunged_message_reappear(
+    setup: tuple[Dovecot, Account],
+) -> None:
+    """Issue 14: a JMAP move put a base name back into a folder it had left while
+    Dovecot's uidlist still listed it; Dovecot then logged "Expunged message
+    reappeared" or "Duplicate file entry". The file arrives under a new unique
+    name instead; the Email id (from content) is unchanged."""
+    dovecot, account = setup
+    ids = by_subject(account)
+    inbox, archive = box(account, "INBOX"), box(account, "Archive")
+    client = dovecot.imap()
+    try:
+        client.select("INBOX")
+        for _ in range(3):
+            for subject in ("message 0", "message 1", "message 2"):
+                call(account, "Email/set", update={ids[subject]: {"mailboxIds": {archive: True}}})
+                client.noop()  # Dovecot notices the expunge, keeps the uidlist line
+                call(account, "Email/set", update={ids[subject]: {"mailboxIds": {inbox: True}}})
+                client.noop()
+        # And a copy into a folder where IMAP just expunged the same message.
+        client.uid("COPY", "1:*", "Archive")
+        client.select("Archive")
+        client.store("1:*", "+FLAGS", r"(\Deleted)")
+        client.expunge()
+        call(account, "Email/set", update={ids["message 0"]: {f"mailboxIds/{archive}": True}})
+        client.noop()
+    finally:
+        client.logout()
+    assert {k: v - {r"\Recent"} for k, v in imap_state(dovecot, "INBOX").items()} == {
+        f"message {n}": set() for n in range(3)
+    }
+    assert set(imap_state(dovecot, "Archive")) == {"message 0"}
+    assert by_subject(account) == ids  # ids never change
+    account.rescan()
+    assert by_subject(account) == ids
+    assert dovecot_complaints(dovecot) == []
