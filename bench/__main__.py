@@ -245,6 +245,11 @@ def push_figures(workdir: Path, quick: bool, largest: int, repeats: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:
+        from bench.soak import main as soak
+
+        return soak(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (CI)")
     parser.add_argument("--sizes", help="comma-separated message counts")

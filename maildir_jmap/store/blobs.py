@@ -90,12 +90,21 @@ class BlobStore:
         cutoff = (now if now is not None else time.time()) - self.expiry
         removed = 0
         for path in self.directory.iterdir():
-            if path.is_file() and path.stat().st_mtime < cutoff:
+            if path.is_file() and _mtime(path) < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
         for path in self._tmp.iterdir():  # leftovers of a crash mid-upload
-            if path.stat().st_mtime < cutoff:
+            if _mtime(path) < cutoff:
                 path.unlink(missing_ok=True)
         if removed:
             log.info("removed %d expired uploads from %s", removed, self.directory)
         return removed
+
+
+def _mtime(path: Path) -> float:
+    """A file's mtime; +inf when it went between listing and stat (an upload
+    finishing, or another sweep), so it is never taken as expired."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maildir_jmap.durable import write_file
-from maildir_jmap.store.maildir import SUBDIRS, make_folder, unique_name
+from maildir_jmap.store.maildir import LOCK_NAME, SUBDIRS, folder_lock, make_folder, unique_name
 from maildir_jmap.store.names import FS, MAILDIRPP, Layout, decode_mutf7, encode_mutf7
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,24 @@ def detect_layout(root: Path) -> Layout:
     return MAILDIRPP
 
 
+class TreeMoved(Exception):
+    """A directory vanished while the tree was walked (an IMAP RENAME or DELETE):
+    the walk saw a mix of before and after, so it starts again."""
+
+
 def list_folders(root: Path, layout: Layout) -> list[Folder]:
-    """Every folder, INBOX first, parents before children."""
+    """Every folder, INBOX first, parents before children. A LAYOUT=fs tree is
+    walked directory by directory; if one vanishes meanwhile, the walk is taken
+    again from the top, so a rename never shows its children as deleted."""
+    for _ in range(10):
+        try:
+            return _list_folders(root, layout)
+        except TreeMoved:
+            continue
+    raise FileNotFoundError(f"the folder tree of {root} kept changing while it was listed")
+
+
+def _list_folders(root: Path, layout: Layout) -> list[Folder]:
     found: dict[str, Folder] = {"": Folder("", (), True)}
     if layout is MAILDIRPP or layout.name == "maildir++":
         _list_maildirpp(root, layout, found)
@@ -96,11 +112,17 @@ def _list_maildirpp(root: Path, layout: Layout, found: dict[str, Folder]) -> Non
             try:
                 levels = layout.levels(name)
             except ValueError:
-                log.warning("ignoring folder with a name Dovecot would not write: %r", name)
+                _ignored(name)
                 continue
             if len(levels) == 1 and levels[0].upper() == "INBOX":
                 continue  # ".INBOX" would shadow the root; Dovecot never makes it
             found[name] = Folder(name, levels, (Path(entry.path) / "cur").is_dir())
+
+
+def _ignored(name: str) -> None:
+    if "DOVECOT-TRASHED" in name:
+        return  # Dovecot's DELETE renames a folder to this for a moment
+    log.warning("ignoring folder with a name Dovecot would not write: %r", name)
 
 
 def _list_fs(
@@ -114,20 +136,23 @@ def _list_fs(
     if depth > MAX_DEPTH:
         return
     path = root / directory if directory else root
-    with os.scandir(path) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or name in SUBDIRS or not entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                level = decode_mutf7(name)
-            except ValueError:
-                log.warning("ignoring folder with a name Dovecot would not write: %r", name)
-                continue
-            child_levels = (*levels, level)
-            child = f"{directory}/{name}" if directory else name
-            found[child] = Folder(child, child_levels, (Path(entry.path) / "cur").is_dir())
-            _list_fs(root, layout, child_levels, child, found, depth + 1)
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        raise TreeMoved(path) from None
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") or name in SUBDIRS or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            level = decode_mutf7(name)
+        except ValueError:
+            _ignored(name)
+            continue
+        child_levels = (*levels, level)
+        child = f"{directory}/{name}" if directory else name
+        found[child] = Folder(child, child_levels, (Path(entry.path) / "cur").is_dir())
+        _list_fs(root, layout, child_levels, child, found, depth + 1)
 
 
 # -- changing the tree ----------------------------------------------------------------
@@ -152,7 +177,7 @@ def rename_folder(
         source, target = root / layout.directory(old), root / layout.directory(new)
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.exists():
-            os.rename(source, target)
+            _rename_locked(source, target)
         for folder in list_folders(root, layout):
             if folder.levels[: len(new)] == new:
                 moved[layout.directory(old + folder.levels[len(new) :])] = folder.directory
@@ -162,9 +187,22 @@ def rename_folder(
         if folder.levels[: len(old)] != old or not (root / folder.directory).exists():
             continue
         moved_to = new_dir + folder.directory[len(old_dir) :]
-        os.rename(root / folder.directory, root / moved_to)
+        _rename_locked(root / folder.directory, root / moved_to)
         moved[folder.directory] = moved_to
     return moved
+
+
+def _rename_locked(source: Path, target: Path) -> None:
+    """Rename a folder's directory while holding its dotlock, so a Dovecot working
+    in it finishes first and never finds its own lock gone ("Our dotlock file ...
+    was deleted"). The lock moves with the directory; ours is then removed there."""
+    if not (source / "cur").is_dir():
+        os.rename(source, target)  # an fs-layout \Noselect directory: nothing to lock
+        return
+    with folder_lock(source):
+        os.rename(source, target)
+        with contextlib.suppress(FileNotFoundError):
+            (target / LOCK_NAME).unlink()
 
 
 def folder_is_empty(path: Path) -> bool:
@@ -182,10 +220,13 @@ def delete_folder(root: Path, layout: Layout, levels: tuple[str, ...]) -> None:
     path = root / layout.directory(levels)
     if not path.exists():
         return
-    if not folder_is_empty(path):
-        raise OSError(f"{path} still holds messages")
     graveyard = root / "tmp" / f".mj-deleted-{unique_name()}"
-    os.rename(path, graveyard)
+    # Under the folder's dotlock: no Dovecot is in the middle of writing there (its
+    # lock would vanish under it), and nothing arrives between check and rename.
+    with folder_lock(path):
+        if not folder_is_empty(path):
+            raise OSError(f"{path} still holds messages")
+        os.rename(path, graveyard)
     if layout.name == "fs":
         # Children of an fs folder are inside it: keep them (they become
         # children of a \Noselect directory, as after Dovecot's DELETE).

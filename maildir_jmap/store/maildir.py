@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -215,10 +216,43 @@ def lock_owner_dead(lock: Path, *, grace: float = LOCK_PID_CHECK) -> bool:
     pid_text, sep, host = text.partition(":")
     if not sep or host != socket.gethostname():
         return False
+    if pid_text == str(os.getpid()):
+        try:
+            stat = lock.stat()
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) not in _HELD  # ours, but no longer held
     return _pid_gone(pid_text)  # EPERM means it exists, as another user
 
 
 _LOCK_SERIAL = itertools.count()
+
+
+class _HeldLocks:
+    """The (device, inode) of every dotlock this process holds now. A lock file
+    with our pid that is not one of them was left behind: a folder renamed while
+    we held its lock carries the lock along, and our release unlinks the old
+    path. Without this, such a lock (our pid, so "alive") blocked the folder for
+    the two-minute stale timeout."""
+
+    def __init__(self) -> None:
+        self._held: set[tuple[int, int]] = set()
+        self._guard = threading.Lock()
+
+    def add(self, key: tuple[int, int]) -> None:
+        with self._guard:
+            self._held.add(key)
+
+    def discard(self, key: tuple[int, int]) -> None:
+        with self._guard:
+            self._held.discard(key)
+
+    def __contains__(self, key: object) -> bool:
+        with self._guard:
+            return key in self._held
+
+
+_HELD = _HeldLocks()
 LOCK_STAGING = ".mj-lock."  # + "<pid>.<n>" in the folder's tmp/
 
 
@@ -251,6 +285,9 @@ def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
         while True:
             try:
                 os.link(staging, lock)
+                stat = os.stat(staging)
+                held = (stat.st_dev, stat.st_ino)
+                _HELD.add(held)
                 break
             except FileExistsError:
                 pass
@@ -275,8 +312,20 @@ def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
     try:
         yield
     finally:
+        _HELD.discard(held)
         with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+            if _same_file(lock, held):
+                lock.unlink()
+
+
+def _same_file(path: Path, key: tuple[int, int]) -> bool:
+    """Whether ``path`` is still the lock we made (a lock that a rename carried
+    away and another writer's new lock at the same path must not be unlinked)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    return (stat.st_dev, stat.st_ino) == key
 
 
 # -- dovecot-keywords ------------------------------------------------------------------

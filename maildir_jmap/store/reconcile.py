@@ -214,12 +214,18 @@ def reconcile(
         if mailbox_id in change.mailboxes:
             directory = change.mailboxes[mailbox_id].directory
         on_disk = result.files.get(directory, {}) if directory is not None else {}
+        relisted = mailbox_id in scanned
         for base, (eid, _) in bases.items():
             disk = on_disk.get(base)
             if disk is None:
                 vanished.setdefault(base, []).append((mailbox_id, eid))
             else:
                 _update_file(work, eid, mailbox_id, disk)
+                if relisted and disk.parsed.letters:
+                    # Keyword letters are read with the folder's dovecot-keywords
+                    # as it is now: a letter unknown when the file was last seen
+                    # (its line written in between) may name a keyword now.
+                    work.email(eid)
     for directory, files in result.files.items():
         if directory not in mailbox_of:
             continue

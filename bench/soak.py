@@ -1,0 +1,608 @@
+"""Three actors on one Maildir at once, then a check that nobody lost anything.
+
+``python -m bench soak [--ops N] [--seeds 1,2] [--layouts maildir++,fs]`` runs, per
+layout and seed, a real Dovecot IMAP client (APPEND, STORE, COPY, MOVE, EXPUNGE,
+CREATE, RENAME, DELETE, SUBSCRIBE), a raw-file writer behaving like an MDA (tmp/ to
+new/, flag renames) and JMAP writes through the core (Email/set keywords, moves,
+create and destroy, Email/import, Mailbox/set), each in its own thread, with the
+watcher following the disk as in production. After a short settle it checks:
+
+- disk, IMAP and JMAP agree on every folder, message and flag (an Email whose
+  copies carry different flags shows their union, DESIGN.md);
+- the watcher missed nothing (a full rescan finds nothing to change);
+- Email/changes and Mailbox/changes from every state the JMAP actor saw replay to
+  the current ids (a client that upserts created and updated, drops destroyed);
+- the last state of each type was pushed to listeners;
+- no JMAP call answered serverFail, and Dovecot logged no warning or error;
+- every message nobody removed is still there.
+
+Messages are told apart by their Message-ID (each actor makes unique ones). The
+test suite runs a short round (tests/test_coexistence.py); the long one writes its
+figures to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import imaplib
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
+from maildir_jmap.core.dispatch import AccountAccess, Context, process
+from maildir_jmap.core.request import request_from_json
+from maildir_jmap.mail import build_registry
+from maildir_jmap.mime.headers import as_message_ids
+from maildir_jmap.mime.parse import split_head
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.folders import list_folders
+from maildir_jmap.store.index import EMAIL, MAILBOX
+from maildir_jmap.store.keywords import keywords_of
+from maildir_jmap.store.maildir import FileName, make_folder, read_keywords, unique_name
+from maildir_jmap.store.names import FS, MAILDIRPP
+from maildir_jmap.sync.watcher import Watcher
+
+REGISTRY = build_registry()
+LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
+FOLDERS = ["Archive", "Work", "Lists"]
+KEYWORDS = ["$seen", "$flagged", "$answered", "$work", "$later", "todo"]
+IMAP_FLAGS = {r"\Seen": "$seen", r"\Flagged": "$flagged", r"\Answered": "$answered",
+              r"\Draft": "$draft"}  # fmt: skip
+
+
+@dataclass
+class Report:
+    layout: str
+    seed: int
+    ops: int
+    seconds: float = 0.0
+    disagreements: list[str] = field(default_factory=list)
+    missed: int = 0
+    replay_errors: list[str] = field(default_factory=list)
+    server_fails: list[str] = field(default_factory=list)
+    dovecot_complaints: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    unpushed: list[str] = field(default_factory=list)
+    actor_errors: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.disagreements or self.missed or self.replay_errors or self.server_fails
+            or self.dovecot_complaints or self.lost or self.unpushed or self.actor_errors
+        )  # fmt: skip
+
+
+def message(mid: str, subject: str) -> bytes:
+    return (
+        f"From: soak@example.org\r\nTo: alice@example.org\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{mid}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n"
+        f"Body of {subject}.\r\n"
+    ).encode()
+
+
+def message_id_of(raw: bytes) -> str | None:
+    for name, value in split_head(raw)[0]:
+        if name.lower() == "message-id":
+            ids = as_message_ids(value)
+            return ids[0] if ids else None
+    return None
+
+
+class Shared:
+    """What the actors tell each other: removed Message-IDs, and a stop flag."""
+
+    def __init__(self) -> None:
+        self.removed: set[str] = set()
+        self.guard = threading.Lock()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def remove(self, mids: set[str]) -> None:
+        with self.guard:
+            self.removed |= mids
+
+
+def selectable(client: imaplib.IMAP4) -> list[str]:
+    """The folders IMAP LIST shows that can be selected."""
+    typ, data = client.list()
+    names = []
+    for line in data if typ == "OK" else []:
+        text = line.decode() if isinstance(line, bytes) else ""
+        if "\\Noselect" in text or "\\NonExistent" in text:
+            continue
+        names.append(text.rsplit(" ", 1)[-1].strip('"'))
+    return names or ["INBOX"]
+
+
+class ImapActor:
+    def __init__(self, dovecot: Any, rng: random.Random, shared: Shared, sep: str) -> None:
+        self.client = dovecot.imap()
+        self.rng = rng
+        self.shared = shared
+        self.sep = sep
+        self.n = 0
+
+    def folders(self) -> list[str]:
+        return selectable(self.client)
+
+    def uids(self, folder: str) -> list[str]:
+        typ, _ = self.client.select(folder)
+        if typ != "OK":
+            return []
+        typ, data = self.client.uid("SEARCH", "ALL")
+        return data[0].decode().split() if typ == "OK" and data and data[0] else []
+
+    def mids(self, uid_set: str) -> set[str]:
+        typ, data = self.client.uid("FETCH", uid_set, "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        out = set()
+        for item in data if typ == "OK" else []:
+            if isinstance(item, tuple):
+                mid = message_id_of(item[1])
+                if mid:
+                    out.add(mid)
+        return out
+
+    def step(self) -> None:
+        self.n += 1
+        rng, c = self.rng, self.client
+        roll = rng.random()
+        folders = self.folders()
+        folder = rng.choice(folders)
+        if roll < 0.25:
+            flags = " ".join(rng.sample([r"\Seen", r"\Flagged", "$work"], rng.randint(0, 2)))
+            mid = f"imap-{self.n}-{rng.getrandbits(32):x}@soak"
+            c.append(folder, f"({flags})" if flags else None, None, message(mid, "from imap"))
+            return
+        uids = self.uids(folder)
+        if not uids:
+            return
+        uid = rng.choice(uids)
+        others = [f for f in folders if f != folder]
+        if roll < 0.5:
+            flag = rng.choice([r"\Seen", r"\Flagged", r"\Answered", "$later", "todo"])
+            c.uid("STORE", uid, rng.choice(["+FLAGS", "-FLAGS"]), f"({flag})")
+        elif roll < 0.6 and others:
+            c.uid("COPY", uid, rng.choice(others))
+        elif roll < 0.7 and others:
+            c.uid("MOVE", uid, rng.choice(others))
+        elif roll < 0.8:
+            mids = self.mids(uid)
+            self.shared.remove(mids)  # before: a race may expunge it either way
+            c.uid("STORE", uid, "+FLAGS", r"(\Deleted)")
+            c.uid("EXPUNGE", uid)
+        elif roll < 0.86:
+            c.create(f"Imap{self.n}")
+        elif roll < 0.92:
+            made = [f for f in folders if f.startswith(("Imap", "Jmap")) and self.sep not in f]
+            if made:
+                c.rename(rng.choice(made), f"Renamed{self.n}")
+        elif roll < 0.96:
+            made = [f for f in folders if f.startswith(("Imap", "Jmap", "Renamed"))]
+            if made:
+                target = rng.choice(made)
+                for box_uid in self.uids(target):
+                    self.shared.remove(self.mids(box_uid))
+                c.select("INBOX")
+                c.delete(target)
+        else:
+            c.subscribe(folder) if rng.random() < 0.5 else c.unsubscribe(folder)
+
+
+class MdaActor:
+    def __init__(self, account: Account, rng: random.Random) -> None:
+        self.root = account.maildir
+        self.layout = account.layout
+        self.rng = rng
+        self.n = 0
+
+    def step(self) -> None:
+        self.n += 1
+        rng = self.rng
+        folders = [f for f in list_folders(self.root, self.layout) if f.selectable]
+        folder = self.root / rng.choice(folders).directory
+        if rng.random() < 0.5:
+            mid = f"mda-{self.n}-{rng.getrandbits(32):x}@soak"
+            name = unique_name()
+            try:
+                (folder / "tmp" / name).write_bytes(
+                    message(mid, "delivered").replace(b"\r\n", b"\n")
+                )
+                (folder / "tmp" / name).rename(folder / "new" / name)
+            except FileNotFoundError:
+                pass  # the folder was renamed or deleted meanwhile
+            return
+        try:
+            files = [p for p in (folder / "cur").iterdir() if ":2," in p.name]
+        except FileNotFoundError:
+            return
+        if not files:
+            return
+        path = rng.choice(files)
+        parsed = FileName.parse(path.name)
+        flag = rng.choice("SFR")
+        flags = parsed.flags.replace(flag, "") if flag in parsed.flags else parsed.flags + flag
+        # Dovecot or JMAP may rename it first: what a real MDA would meet.
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(path.parent / parsed.with_marks(flags, parsed.letters).name())
+
+
+class JmapActor:
+    def __init__(self, account: Account, rng: random.Random, shared: Shared) -> None:
+        self.account = account
+        self.rng = rng
+        self.shared = shared
+        self.n = 0
+        self.seen: list[tuple[str, set[str], str, set[str]]] = []
+        self.server_fails: list[str] = []
+
+    def call(self, name: str, **args: Any) -> dict[str, Any]:
+        account = self.account
+        access = AccountAccess(account.account_id, "alice", {MAIL: {}}, backend=account)
+        ctx = Context("alice", {account.account_id: access}, CoreLimits(), registry=REGISTRY)
+        calls = [[name, {"accountId": account.account_id, **args}, "c"]]
+        request = request_from_json(
+            {"using": [CORE, MAIL], "methodCalls": calls}, CoreLimits(), REGISTRY.capabilities()
+        )
+        with account.lock:
+            ((method, result, _),) = process(request, ctx, REGISTRY)["methodResponses"]
+            self.seen.append(
+                (
+                    account.state(EMAIL),
+                    set(account.index.emails),
+                    account.state(MAILBOX),
+                    set(account.index.mailboxes),
+                )
+            )
+        for error in (
+            [result]
+            if method == "error"
+            else [
+                *(result.get("notCreated") or {}).values(),
+                *(result.get("notUpdated") or {}).values(),
+                *(result.get("notDestroyed") or {}).values(),
+            ]
+        ):
+            if error.get("type") == "serverFail":
+                self.server_fails.append(f"{name}: {error}")
+        return result if method != "error" else {}
+
+    def step(self) -> None:
+        self.n += 1
+        rng, index = self.rng, self.account.index
+        with self.account.lock:
+            emails = list(index.emails.values())
+            boxes = [m for m in index.mailboxes.values() if m.selectable]
+        roll = rng.random()
+        if roll < 0.35 and emails:
+            rec = rng.choice(emails)
+            patch = {f"keywords/{rng.choice(KEYWORDS)}": rng.choice([True, None])}
+            self.call("Email/set", update={rec.id: patch})
+        elif roll < 0.6 and emails:
+            rec = rng.choice(emails)
+            target = rng.sample(boxes, rng.randint(1, min(2, len(boxes))))
+            self.call("Email/set", update={rec.id: {"mailboxIds": {b.id: True for b in target}}})
+        elif roll < 0.72:
+            mid = f"jmap-{self.n}-{rng.getrandbits(32):x}@soak"
+            blob = self.account.blobs.put_bytes(message(mid, "imported")).blob_id
+            box = rng.choice(boxes)
+            self.call("Email/import", emails={"i": {"blobId": blob, "mailboxIds": {box.id: True}}})
+        elif roll < 0.8:
+            self.call(
+                "Email/set",
+                create={
+                    "c": {
+                        "mailboxIds": {rng.choice(boxes).id: True},
+                        "subject": f"created {self.n}",
+                        "messageId": [f"jmapc-{self.n}-{rng.getrandbits(32):x}@soak"],
+                        "keywords": {"$seen": True},
+                    }
+                },
+            )
+        elif roll < 0.87 and emails:
+            rec = rng.choice(emails)
+            if rec.message_id:
+                self.shared.remove({rec.message_id})
+            self.call("Email/set", destroy=[rec.id])
+        elif roll < 0.93:
+            self.call("Mailbox/set", create={"m": {"name": f"Jmap{self.n}"}})
+        else:
+            made = [b for b in boxes if b.levels and b.levels[-1].startswith(("Jmap", "Imap"))]
+            if made:
+                box = rng.choice(made)
+                if rng.random() < 0.5:
+                    self.call("Mailbox/set", update={box.id: {"name": f"Moved{self.n}"}})
+                else:
+                    self.call("Mailbox/set", destroy=[box.id])
+
+
+def run_actor(actor: Any, steps: int, shared: Shared) -> None:
+    try:
+        for _ in range(steps):
+            if shared.stop.is_set():
+                return
+            with contextlib.suppress(imaplib.IMAP4.error):  # a NO for a racing operation
+                actor.step()
+    except Exception as exc:  # report, do not hide
+        shared.errors.append(f"{type(actor).__name__}: {type(exc).__name__}: {exc}")
+        shared.stop.set()
+
+
+def run(layout_name: str, seed: int, ops: int, workdir: Path) -> Report:
+    from tests.dovecot import Dovecot
+
+    report = Report(layout_name, seed, ops)
+    layout = LAYOUTS[layout_name]
+    root = workdir / f"Maildir-{layout_name}-{seed}"
+    make_folder(root, marker=False)
+    dovecot = Dovecot(
+        root, workdir / f"d{seed}{layout_name[0]}", layout_name
+    ).start()  # short: socket paths
+    rng = random.Random(seed)
+    shared = Shared()
+    try:
+        setup = dovecot.imap()
+        for name in FOLDERS:
+            setup.create(name)
+        for n in range(30):
+            setup.append(rng.choice(["INBOX", *FOLDERS]), None, None,
+                         message(f"seed-{n}@soak", f"seed {n}"))  # fmt: skip
+        setup.logout()
+        account = Account.open("alice", root, workdir / f"state-{layout_name}-{seed}",
+                               layout=layout)  # fmt: skip
+        pushed: dict[str, str] = {}
+        account.listeners.append(lambda _account, states: pushed.update(states))
+        watcher = Watcher(account, rescan_every=3600).start()
+        sep = "." if layout is MAILDIRPP else "/"
+        imap = ImapActor(dovecot, random.Random(seed + 1), shared, sep)
+        mda = MdaActor(account, random.Random(seed + 2))
+        jmap = JmapActor(account, random.Random(seed + 3), shared)
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=run_actor, args=(actor, ops // 3, shared))
+            for actor in (imap, mda, jmap)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        report.seconds = time.monotonic() - started
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            imap.client.logout()
+        report.actor_errors = list(shared.errors)
+        settle(watcher)
+        report.missed = count_missed(account)
+        watcher.stop()
+        check(report, account, dovecot, jmap, shared, pushed)
+    finally:
+        dovecot.stop()
+    return report
+
+
+def settle(watcher: Watcher, quiet: float = 0.5, limit: float = 10.0) -> None:
+    """Until the watcher has run no batch for ``quiet`` seconds."""
+    deadline = time.monotonic() + limit
+    time.sleep(0.3)
+    last = watcher.batches
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if watcher.batches != last:
+            last, quiet_since = watcher.batches, time.monotonic()
+        elif time.monotonic() - quiet_since > quiet:
+            return
+
+
+def count_missed(account: Account) -> int:
+    change = account.rescan()
+    return (
+        len(change.emails)
+        + len(change.emails_gone)
+        + len(change.mailboxes)
+        + len(change.mailboxes_gone)
+    )
+
+
+View = dict[tuple[str, ...], dict[str, list[frozenset[str]]]]
+"""levels -> Message-ID -> the keywords of each copy in that folder (IMAP COPY and
+MOVE may put two copies of one message into one folder)."""
+
+
+def disk_view(account: Account) -> View:
+    """What the files themselves say."""
+    out: View = {}
+    root = account.maildir
+    for folder in list_folders(root, account.layout):
+        if not folder.selectable:
+            continue
+        path = root / folder.directory
+        letters = read_keywords(path)
+        messages: dict[str, list[frozenset[str]]] = {}
+        for sub in ("cur", "new"):
+            for file in (path / sub).iterdir() if (path / sub).is_dir() else ():
+                parsed = FileName.parse(file.name)
+                if "T" in parsed.flags:
+                    continue
+                mid = message_id_of(file.read_bytes())
+                if mid:
+                    keywords = frozenset(keywords_of(parsed.flags, parsed.letters, letters))
+                    messages.setdefault(mid, []).append(keywords)
+        out[folder.levels] = {mid: sorted(copies, key=sorted) for mid, copies in messages.items()}
+    return out
+
+
+def imap_view(dovecot: Any, sep: str) -> View:
+    """What a fresh IMAP session says (messages marked \\Deleted left out)."""
+    client = dovecot.imap()
+    out: View = {}
+    try:
+        for name in selectable(client):
+            typ, _ = client.select(name, readonly=True)
+            if typ != "OK":
+                continue
+            typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            messages: dict[str, list[frozenset[str]]] = {}
+            for item in data if typ == "OK" else []:
+                if not isinstance(item, tuple):
+                    continue
+                match = re.search(rb"FLAGS \(([^)]*)\)", item[0])
+                flags = match.group(1).decode().split() if match else []
+                if r"\Deleted" in flags:
+                    continue
+                keywords = frozenset(IMAP_FLAGS.get(f, f.lower()) for f in flags if f != r"\Recent")
+                mid = message_id_of(item[1])
+                if mid:
+                    messages.setdefault(mid, []).append(keywords)
+            levels = () if name == "INBOX" else tuple(name.split(sep))
+            out[levels] = {mid: sorted(copies, key=sorted) for mid, copies in messages.items()}
+    finally:
+        client.logout()
+    return out
+
+
+def check(
+    report: Report, account: Account, dovecot: Any, jmap: JmapActor, shared: Shared,
+    pushed: dict[str, str],
+) -> None:  # fmt: skip
+    sep = "." if account.layout is MAILDIRPP else "/"
+    disk = disk_view(account)
+    imap = imap_view(dovecot, sep)
+    for levels in sorted(set(disk) | set(imap)):
+        if disk.get(levels) != imap.get(levels):
+            report.disagreements.append(
+                f"IMAP/disk {levels}: {_diff(disk.get(levels), imap.get(levels))}"
+            )
+    # JMAP through the core: every Email's folders and keywords.
+    boxes = {m["id"]: m for m in jmap.call("Mailbox/get", ids=None)["list"]}
+    levels_of = {m.id: m.levels for m in account.index.mailboxes.values()}
+    ids = jmap.call("Email/query", limit=100_000)["ids"]
+    got = []
+    for start in range(0, len(ids), 500):
+        got += jmap.call("Email/get", ids=ids[start : start + 500],
+                         properties=["messageId", "mailboxIds", "keywords"])["list"]  # fmt: skip
+    jmap_folders: dict[tuple[str, ...], dict[str, frozenset[str]]] = {}
+    for email in got:
+        mid = (email["messageId"] or [None])[0]
+        for box_id in email["mailboxIds"]:
+            if box_id in boxes:
+                jmap_folders.setdefault(levels_of[box_id], {})[mid] = frozenset(email["keywords"])
+    for levels, messages in disk.items():
+        jmap_side = jmap_folders.get(levels, {})
+        if set(jmap_side) != set(messages):
+            report.disagreements.append(f"JMAP/disk {levels}: {_diff(messages, jmap_side)}")
+    union: dict[str, set[str]] = {}
+    for messages in disk.values():
+        for mid, copies in messages.items():
+            for keywords in copies:
+                union.setdefault(mid, set()).update(keywords)
+    for email in got:
+        mid = (email["messageId"] or [None])[0]
+        if mid in union and set(email["keywords"]) != union[mid]:
+            rec = account.index.emails.get(email["id"])
+            files = [f[1] + "/" + f[2] + f[3] for f in rec.files] if rec else []
+            report.disagreements.append(
+                f"keywords of {mid}: {sorted(email['keywords'])} vs disk {sorted(union[mid])}"
+                f" (index files {files})"
+            )
+    # Replay /changes from every state the JMAP actor saw.
+    now_emails, now_boxes = set(account.index.emails), set(account.index.mailboxes)
+    for email_state, email_ids, box_state, box_ids in jmap.seen[:: max(1, len(jmap.seen) // 200)]:
+        for method, state, before, now in (
+            ("Email/changes", email_state, email_ids, now_emails),
+            ("Mailbox/changes", box_state, box_ids, now_boxes),
+        ):
+            changes = jmap.call(method, sinceState=state)
+            if not changes:
+                report.replay_errors.append(f"{method} from {state}: refused")
+                continue
+            created, destroyed = set(changes["created"]), set(changes["destroyed"])
+            replayed = (before - destroyed) | created | set(changes["updated"])
+            wrong = (now - replayed) | (replayed - now) | (created & before)
+            if wrong:
+                report.replay_errors.append(f"{method} from {state}: {sorted(wrong)[:5]}")
+    for type_name in (EMAIL, MAILBOX):
+        if pushed.get(type_name) != account.state(type_name):
+            report.unpushed.append(
+                f"{type_name}: last push {pushed.get(type_name)}, now {account.state(type_name)}"
+            )
+    report.server_fails = list(jmap.server_fails)
+    log = (dovecot.workdir / "dovecot.log").read_text(errors="replace")
+    report.dovecot_complaints = [
+        ln for ln in log.splitlines() if "Warning:" in ln or "Error:" in ln
+    ]
+    present = {mid for messages in disk.values() for mid in messages}
+    report.lost = sorted(f"seed-{n}@soak" for n in range(30) if f"seed-{n}@soak" not in present
+                         and f"seed-{n}@soak" not in shared.removed)  # fmt: skip
+
+
+def _diff(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    a, b = a or {}, b or {}
+    only_a = sorted(set(a) - set(b))[:3]
+    only_b = sorted(set(b) - set(a))[:3]
+    flags = sorted(k for k in set(a) & set(b) if a[k] != b[k])[:3]
+    return f"only first {only_a}, only second {only_b}, flags differ {[(k, a[k], b[k]) for k in flags]}"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
+    parser.add_argument("--ops", type=int, default=20_000, help="operations per layout and seed")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--layouts", default="maildir++,fs")
+    parser.add_argument("--output", help="also write the figures into this BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    import tempfile
+
+    reports = []
+    with tempfile.TemporaryDirectory() as work:
+        for layout in args.layouts.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                report = run(layout, seed, args.ops, Path(work))
+                reports.append(report)
+                print(summary_row(report), flush=True)
+                for problem in problems(report)[:20]:
+                    print("   ", problem)
+    if args.output:
+        write_section(Path(args.output), reports)
+    return 0 if all(r.clean for r in reports) else 1
+
+
+def problems(report: Report) -> list[str]:
+    return [*report.actor_errors, *report.server_fails, *report.disagreements,
+            *report.replay_errors, *report.unpushed, *report.dovecot_complaints,
+            *(f"lost {m}" for m in report.lost)]  # fmt: skip
+
+
+def summary_row(r: Report) -> str:
+    return (
+        f"| {r.layout} | {r.seed} | {r.ops} | {r.seconds:.0f} s | {len(r.disagreements)} | "
+        f"{r.missed} | {len(r.replay_errors)} | {len(r.server_fails)} | "
+        f"{len(r.dovecot_complaints)} | {len(r.lost)} | {len(r.unpushed)} |"
+    )
+
+
+def write_section(path: Path, reports: list[Report]) -> None:
+    begin, end = "<!-- soak -->", "<!-- /soak -->"
+    header = (
+        "| layout | seed | ops | time | disagreements | missed by the watcher | replay errors "
+        "| serverFail | Dovecot warnings | lost | unpushed |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    body = (
+        f"{begin}\n## Coexistence soak (`python -m bench soak`)\n\n"
+        "Three actors at once on one Maildir per run: a Dovecot IMAP client, an MDA-like raw "
+        "writer and JMAP writes (bench/soak.py says what each does and what is checked).\n\n"
+        + header
+        + "\n".join(summary_row(r) for r in reports)
+        + f"\n{end}\n"
+    )
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text, encoding="utf-8")
