@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import imaplib
 import random
 import re
@@ -592,10 +593,14 @@ def write_section(path: Path, reports: list[Report]) -> None:
         "| layout | seed | ops | time | disagreements | missed by the watcher | replay errors "
         "| serverFail | Dovecot warnings | lost | unpushed |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
+    from bench.__main__ import commit, machine
+
     body = (
         f"{begin}\n## Coexistence soak (`python -m bench soak`)\n\n"
         "Three actors at once on one Maildir per run: a Dovecot IMAP client, an MDA-like raw "
-        "writer and JMAP writes (bench/soak.py says what each does and what is checked).\n\n"
+        "writer and JMAP writes (bench/soak.py says what each does and what is checked). "
+        f"Machine: {machine()}; commit {commit()}; "
+        f"{datetime.date.today().isoformat()}.\n\n"
         + header
         + "\n".join(summary_row(r) for r in reports)
         + f"\n{end}\n"
