@@ -3,6 +3,7 @@ the file and of its directory, and atomic replacement (tmp then rename)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,8 +22,16 @@ def write_file(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = 
     try:
         write_all(fd, data)
         os.fsync(fd)
+    except BaseException:
+        if exclusive:  # ours alone: a half-written file (ENOSPC, EIO) must not stay
+            os.close(fd)
+            fd = -1
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        raise
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -38,6 +47,11 @@ def replace_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Atomically give ``path`` the content ``data`` (tmp, fsync, rename, fsync dir)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write_file(tmp, data, mode=mode, exclusive=False)
-    os.replace(tmp, path)
+    try:
+        write_file(tmp, data, mode=mode, exclusive=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     fsync_dir(path.parent)

@@ -11,6 +11,7 @@ in between leaves a disk that the next reconcile reads back into the same index.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 from typing import Any
 
@@ -106,10 +107,18 @@ def add_email(
             raise
         account.rescan()  # the tree changed under us: let the index catch up
         raise folders_gone_error(gone) from None
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        # As Dovecot answers [OVERQUOTA] "Not enough disk space"; nothing stays.
+        raise SetError("overQuota", "not enough disk space for this message") from None
     rec = added.record
     account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
     rec = account.index.emails[rec.id]
     return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def gone_folders(account: Account, boxes: set[str]) -> list[str]:
