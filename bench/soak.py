@@ -50,6 +50,7 @@ from maildir_jmap.store.names import FS, MAILDIRPP
 from maildir_jmap.sync.watcher import Watcher
 
 REGISTRY = build_registry()
+SNAPSHOT_EVERY = 7  # states kept for the /changes replay: every 7th JMAP call
 LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
 FOLDERS = ["Archive", "Work", "Lists"]
 KEYWORDS = ["$seen", "$flagged", "$answered", "$work", "$later", "todo"]
@@ -241,6 +242,7 @@ class JmapActor:
         self.shared = shared
         self.n = 0
         self.seen: list[tuple[str, set[str], str, set[str]]] = []
+        self.calls = 0
         self.server_fails: list[str] = []
 
     def call(self, name: str, **args: Any) -> dict[str, Any]:
@@ -253,14 +255,16 @@ class JmapActor:
         )
         with account.lock:
             ((method, result, _),) = process(request, ctx, REGISTRY)["methodResponses"]
-            self.seen.append(
-                (
-                    account.state(EMAIL),
-                    set(account.index.emails),
-                    account.state(MAILBOX),
-                    set(account.index.mailboxes),
+            self.calls += 1
+            if self.calls % SNAPSHOT_EVERY == 1:  # a client that saw this state
+                self.seen.append(
+                    (
+                        account.state(EMAIL),
+                        set(account.index.emails),
+                        account.state(MAILBOX),
+                        set(account.index.mailboxes),
+                    )
                 )
-            )
         for error in (
             [result]
             if method == "error"
@@ -513,7 +517,7 @@ def check(
             )
     # Replay /changes from every state the JMAP actor saw.
     now_emails, now_boxes = set(account.index.emails), set(account.index.mailboxes)
-    for email_state, email_ids, box_state, box_ids in jmap.seen[:: max(1, len(jmap.seen) // 200)]:
+    for email_state, email_ids, box_state, box_ids in jmap.seen[:: max(1, len(jmap.seen) // 300)]:
         for method, state, before, now in (
             ("Email/changes", email_state, email_ids, now_emails),
             ("Mailbox/changes", box_state, box_ids, now_boxes),
