@@ -164,6 +164,8 @@ class Watcher:
             self._followed[str(folder)] = self._observer.schedule(
                 _Handler(self), str(folder), recursive=True
             )
+        except FileNotFoundError:
+            return  # renamed or deleted again at once: the tree events cover it
         except OSError as exc:  # out of inotify instances: the rescan still finds it
             log.warning("cannot watch %s: %s", folder, exc)
         with self._wake:
