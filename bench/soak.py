@@ -29,16 +29,13 @@ import datetime
 import imaplib
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
-from maildir_jmap.core.dispatch import AccountAccess, Context, process
-from maildir_jmap.core.request import request_from_json
-from maildir_jmap.mail import build_registry
 from maildir_jmap.mime.headers import as_message_ids
 from maildir_jmap.mime.parse import split_head
 from maildir_jmap.store.account import Account
@@ -48,8 +45,8 @@ from maildir_jmap.store.keywords import keywords_of
 from maildir_jmap.store.maildir import FileName, make_folder, read_keywords, unique_name
 from maildir_jmap.store.names import FS, MAILDIRPP
 from maildir_jmap.sync.watcher import Watcher
+from tests.jmap_calls import invoke
 
-REGISTRY = build_registry()
 SNAPSHOT_EVERY = 7  # states kept for the /changes replay: every 7th JMAP call
 LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
 FOLDERS = ["Archive", "Work", "Lists"]
@@ -125,7 +122,9 @@ def selectable(client: imaplib.IMAP4) -> list[str]:
 
 class ImapActor:
     def __init__(self, dovecot: Any, rng: random.Random, shared: Shared, sep: str) -> None:
+        self.dovecot = dovecot
         self.client = dovecot.imap()
+        self.reconnects = 0
         self.rng = rng
         self.shared = shared
         self.sep = sep
@@ -152,6 +151,22 @@ class ImapActor:
         return out
 
     def step(self) -> None:
+        try:
+            self._step()
+        except imaplib.IMAP4.abort:
+            said = str(sys.exc_info()[1])
+            if not any(word in said.lower() for word in ("deleted", "inconsistent")):
+                raise  # e.g. "FETCH failed": a message Dovecot cannot serve
+            # Dovecot disconnects a session whose selected folder another writer
+            # deleted or renamed ("Selected mailbox was deleted", or "IMAP session
+            # state is inconsistent, please relogin."), as it does for a second
+            # IMAP session: log in again, as clients do.
+            with contextlib.suppress(OSError):
+                self.client.shutdown()
+            self.client = self.dovecot.imap()
+            self.reconnects += 1
+
+    def _step(self) -> None:
         self.n += 1
         rng, c = self.rng, self.client
         roll = rng.random()
@@ -247,14 +262,8 @@ class JmapActor:
 
     def call(self, name: str, **args: Any) -> dict[str, Any]:
         account = self.account
-        access = AccountAccess(account.account_id, "alice", {MAIL: {}}, backend=account)
-        ctx = Context("alice", {account.account_id: access}, CoreLimits(), registry=REGISTRY)
-        calls = [[name, {"accountId": account.account_id, **args}, "c"]]
-        request = request_from_json(
-            {"using": [CORE, MAIL], "methodCalls": calls}, CoreLimits(), REGISTRY.capabilities()
-        )
-        with account.lock:
-            ((method, result, _),) = process(request, ctx, REGISTRY)["methodResponses"]
+        with account.lock:  # the state snapshot belongs to this very call
+            method, result = invoke(account, name, **args)
             self.calls += 1
             if self.calls % SNAPSHOT_EVERY == 1:  # a client that saw this state
                 self.seen.append(
@@ -332,8 +341,12 @@ def run_actor(actor: Any, steps: int, shared: Shared) -> None:
         for _ in range(steps):
             if shared.stop.is_set():
                 return
-            with contextlib.suppress(imaplib.IMAP4.error):  # a NO for a racing operation
+            try:
                 actor.step()
+            except imaplib.IMAP4.abort:
+                raise  # Dovecot hung up on us: reported, never taken for a racing NO
+            except imaplib.IMAP4.error:
+                pass  # a NO for a racing operation is fine
     except Exception as exc:  # report, do not hide
         shared.errors.append(f"{type(actor).__name__}: {type(exc).__name__}: {exc}")
         shared.stop.set()
@@ -378,8 +391,11 @@ def run(layout_name: str, seed: int, ops: int, workdir: Path) -> Report:
         for thread in threads:
             thread.join()
         report.seconds = time.monotonic() - started
-        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+        try:
             imap.client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            with contextlib.suppress(OSError):
+                imap.client.shutdown()
         report.actor_errors = list(shared.errors)
         settle(watcher)
         report.missed = count_missed(account)

@@ -10,25 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
-from maildir_jmap.core.dispatch import AccountAccess, Context, process
-from maildir_jmap.core.request import request_from_json
-from maildir_jmap.mail import build_registry
 from maildir_jmap.store.account import Account
+from tests.jmap_calls import invoke
 
-REGISTRY = build_registry()
 KEYWORDS = ["$seen", "$flagged", "$answered", "$work", "$later"]
 
 
 def call(account: Account, name: str, **args: Any) -> None:
-    access = AccountAccess(account.account_id, "u", {MAIL: {}}, backend=account)
-    ctx = Context("u", {account.account_id: access}, CoreLimits(), registry=REGISTRY)
-    calls = [[name, {"accountId": account.account_id, **args}, "c"]]
-    request = request_from_json(
-        {"using": [CORE, MAIL], "methodCalls": calls}, CoreLimits(), REGISTRY.capabilities()
-    )
-    with account.lock:
-        process(request, ctx, REGISTRY)
+    invoke(account, name, **args)
 
 
 def main(root: Path, state: Path, seed: int) -> None:

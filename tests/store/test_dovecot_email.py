@@ -16,18 +16,14 @@ from typing import Any
 
 import pytest
 
-from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
-from maildir_jmap.core.dispatch import AccountAccess, Context, process
-from maildir_jmap.core.request import request_from_json
-from maildir_jmap.mail import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import make_folder
 from maildir_jmap.store.names import FS, MAILDIRPP
 from tests.dovecot import Dovecot, available
+from tests.jmap_calls import invoke
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 LAYOUTS = {"maildir++": MAILDIRPP, "fs": FS}
-REGISTRY = build_registry()
 
 
 @pytest.fixture(params=list(LAYOUTS))
@@ -55,23 +51,9 @@ def append(client: imaplib.IMAP4, mailbox: str, subject: str, flags: str = "") -
 
 def call(account: Account, name: str, **args: Any) -> dict[str, Any]:
     """One method call through the sans-IO core, as the HTTP layer would make it."""
-    access = AccountAccess(account.account_id, "alice", {MAIL: {}}, backend=account)
-    limits = CoreLimits()
-    ctx = Context("alice", {account.account_id: access}, limits, registry=REGISTRY)
-    request = request_from_json(
-        {
-            "using": [CORE, MAIL],
-            "methodCalls": [[name, {"accountId": account.account_id, **args}, "c"]],
-        },
-        limits,
-        REGISTRY.capabilities(),
-    )
-    with account.lock:
-        response = process(request, ctx, REGISTRY)
-    ((method, result, _),) = response["methodResponses"]
+    method, result = invoke(account, name, **args)
     assert method == name, result
-    out: dict[str, Any] = result
-    return out
+    return result
 
 
 def by_subject(account: Account) -> dict[str, str]:
