@@ -69,6 +69,8 @@ class Report:
     lost: list[str] = field(default_factory=list)
     unpushed: list[str] = field(default_factory=list)
     actor_errors: list[str] = field(default_factory=list)
+    imap_ops: int = 0
+    reconnects: int = 0  # Dovecot dropped the IMAP session: its folder was removed
 
     @property
     def clean(self) -> bool:
@@ -397,6 +399,7 @@ def run(layout_name: str, seed: int, ops: int, workdir: Path) -> Report:
             with contextlib.suppress(OSError):
                 imap.client.shutdown()
         report.actor_errors = list(shared.errors)
+        report.imap_ops, report.reconnects = imap.n, imap.reconnects
         settle(watcher)
         report.missed = count_missed(account)
         watcher.stop()
@@ -601,7 +604,8 @@ def problems(report: Report) -> list[str]:
 
 def summary_row(r: Report) -> str:
     return (
-        f"| {r.layout} | {r.seed} | {r.ops} | {r.seconds:.0f} s | {len(r.disagreements)} | "
+        f"| {r.layout} | {r.seed} | {r.ops} ({r.imap_ops} IMAP, {r.reconnects} re-logins) "
+        f"| {r.seconds:.0f} s | {len(r.disagreements)} | "
         f"{r.missed} | {len(r.replay_errors)} | {len(r.server_fails)} | "
         f"{len(r.dovecot_complaints)} | {len(r.lost)} | {len(r.unpushed)} |"
     )
