@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,9 +201,32 @@ def _rename_locked(source: Path, target: Path) -> None:
         os.rename(source, target)  # an fs-layout \Noselect directory: nothing to lock
         return
     with folder_lock(source):
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while delivery_in_progress(source) and time.monotonic() < deadline:
+            time.sleep(0.02)  # a save half done in tmp/ would fail its final rename
         os.rename(source, target)
         with contextlib.suppress(FileNotFoundError):
             (target / LOCK_NAME).unlink()
+
+
+DELIVERY_WAIT = 2.0  # seconds a folder rename waits for saves under way in its tmp/
+FRESH_TMP = 60.0  # a tmp/ file younger than this is a save under way (older: debris)
+
+
+def delivery_in_progress(path: Path) -> bool:
+    """Whether a writer (Dovecot's APPEND or LDA, an MDA) is saving into the folder
+    now: a recent file in its tmp/. Dovecot writes there without the folder's lock
+    and takes the lock only for the final rename, so renaming or deleting the folder
+    meanwhile makes that save fail (Dovecot logs "unlink(.../tmp/...) failed")."""
+    cutoff = time.time() - FRESH_TMP
+    with contextlib.suppress(FileNotFoundError), os.scandir(path / "tmp") as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # our own staging files (lock files, folders being made)
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime > cutoff:
+                    return True
+    return False
 
 
 def folder_is_empty(path: Path) -> bool:
@@ -226,6 +250,8 @@ def delete_folder(root: Path, layout: Layout, levels: tuple[str, ...]) -> None:
     with folder_lock(path):
         if not folder_is_empty(path):
             raise OSError(f"{path} still holds messages")
+        if delivery_in_progress(path):
+            raise OSError(f"a message is being saved into {path}")
         os.rename(path, graveyard)
     if layout.name == "fs":
         # Children of an fs folder are inside it: keep them (they become

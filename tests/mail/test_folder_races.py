@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,21 @@ def test_child_of_a_parent_imap_deleted_is_refused_not_recreated(account: Accoun
     assert not folder.exists()
     assert parent not in account.index.mailboxes
     consistent(account)
+
+
+def test_a_folder_with_a_save_under_way_is_not_deleted(account: Account) -> None:
+    """Dovecot writes an APPEND into tmp/ without the folder's lock; deleting the
+    folder then made the save fail ("unlink(.../tmp/...) failed" in Dovecot's log,
+    found by the soak). A recent tmp/ file keeps the folder; old debris does not."""
+    target = box(account, "Other")
+    folder = account.maildir / account.layout.directory(("Other",))
+    saving = folder / "tmp" / "1796180404.M225422P22164.vm"
+    saving.write_bytes(b"Subject: half written\n")
+    result = call(account, "Mailbox/set", destroy=[target])
+    assert result["notDestroyed"][target]["type"] == "mailboxHasEmail"
+    assert (folder / "cur").is_dir()
+    old = time.time() - 3600
+    os.utime(saving, (old, old))  # a crash's leftover, long past
+    result = call(account, "Mailbox/set", destroy=[target])
+    assert result["destroyed"] == [target]
+    assert not folder.exists()
