@@ -202,9 +202,17 @@ def _rename_locked(source: Path, target: Path) -> None:
         return
     with folder_lock(source):
         deadline = time.monotonic() + DELIVERY_WAIT
-        while delivery_in_progress(source) and time.monotonic() < deadline:
-            time.sleep(0.02)  # a save half done in tmp/ would fail its final rename
-        os.rename(source, target)
+        while True:
+            # A save half done in tmp/ would fail its final rename: wait for it,
+            # and if one began between our look and the rename, put the folder
+            # back and wait again (Dovecot saves into tmp/ before it locks).
+            while saves_under_way(source) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            before = saves_under_way(source)
+            os.rename(source, target)
+            if saves_under_way(target) <= before or time.monotonic() > deadline:
+                break
+            os.rename(target, source)
         with contextlib.suppress(FileNotFoundError):
             (target / LOCK_NAME).unlink()
 
@@ -213,20 +221,22 @@ DELIVERY_WAIT = 2.0  # seconds a folder rename waits for saves under way in its 
 FRESH_TMP = 60.0  # a tmp/ file younger than this is a save under way (older: debris)
 
 
-def delivery_in_progress(path: Path) -> bool:
-    """Whether a writer (Dovecot's APPEND or LDA, an MDA) is saving into the folder
-    now: a recent file in its tmp/. Dovecot writes there without the folder's lock
-    and takes the lock only for the final rename, so renaming or deleting the folder
-    meanwhile makes that save fail (Dovecot logs "unlink(.../tmp/...) failed")."""
+def saves_under_way(path: Path) -> set[str]:
+    """The files a writer (Dovecot's APPEND or LDA, an MDA) is saving into the
+    folder now: recent files in its tmp/. Dovecot writes there without the
+    folder's lock and takes it only for the final rename, so renaming or deleting
+    the folder meanwhile makes that save fail (Dovecot logs "unlink(.../tmp/...)
+    failed")."""
     cutoff = time.time() - FRESH_TMP
+    found = set()
     with contextlib.suppress(FileNotFoundError), os.scandir(path / "tmp") as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # our own staging files (lock files, folders being made)
             with contextlib.suppress(FileNotFoundError):
                 if entry.stat().st_mtime > cutoff:
-                    return True
-    return False
+                    found.add(entry.name)
+    return found
 
 
 def folder_is_empty(path: Path) -> bool:
@@ -250,9 +260,12 @@ def delete_folder(root: Path, layout: Layout, levels: tuple[str, ...]) -> None:
     with folder_lock(path):
         if not folder_is_empty(path):
             raise OSError(f"{path} still holds messages")
-        if delivery_in_progress(path):
+        if saves_under_way(path):
             raise OSError(f"a message is being saved into {path}")
         os.rename(path, graveyard)
+        if saves_under_way(graveyard):  # a save began between the look and the rename
+            os.rename(graveyard, path)
+            raise OSError(f"a message is being saved into {path}")
     if layout.name == "fs":
         # Children of an fs folder are inside it: keep them (they become
         # children of a \Noselect directory, as after Dovecot's DELETE).
