@@ -34,6 +34,7 @@ KEYWORDS_NAME = "dovecot-keywords"
 LOCK_STALE = 120.0  # Dovecot's own rule: a dotlock older than 2 minutes is stale
 LOCK_PID_CHECK = 2.0  # ...and one whose process is gone, once it is this old
 LOCK_WAIT = 30.0
+KEYWORDS_LOCK_STALE = 30.0  # a dovecot-keywords.lock untouched this long is debris (held for ms)
 MAX_KEYWORDS = 26  # letters a-z (MAILDIR.md §1, MAILDIR_MAX_KEYWORDS)
 _counter = itertools.count()
 
@@ -350,7 +351,30 @@ def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
     the whole letter -> name map. Caller holds ``folder_lock``. MAILDIR.md "What this
     means for us" §5: re-read under the lock, reuse a name whatever its case, append
     at the next free index, replace via ``dovecot-keywords.lock`` + rename, mtime
-    strictly greater than before; a 27th keyword raises TooManyKeywords."""
+    strictly greater than before; a 27th keyword raises TooManyKeywords.
+    ``dovecot-keywords.lock`` is Dovecot's own dotlock for that file (it may hold
+    it while it syncs): while it exists we wait, then read the file afresh."""
+    staging = folder / (KEYWORDS_NAME + ".lock")
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return _add_keywords(folder, wanted, staging)
+        except FileExistsError:
+            try:
+                age = time.time() - staging.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > KEYWORDS_LOCK_STALE or lock_owner_dead(staging):
+                log.warning("breaking stale lock %s", staging)
+                with contextlib.suppress(FileNotFoundError):
+                    staging.unlink()
+                continue
+            if time.monotonic() > deadline:
+                raise LockTimeout(errno.EAGAIN, f"{staging} is held by another writer") from None
+            time.sleep(0.01)
+
+
+def _add_keywords(folder: Path, wanted: list[str], staging: Path) -> dict[str, str]:
     current = read_keywords(folder)
     known = {name.lower() for name in current.values()}
     missing = [k for k in dict.fromkeys(wanted) if k.lower() not in known]
@@ -368,8 +392,7 @@ def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
     except FileNotFoundError:
         old_mtime = None
     body = "".join(f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items()))
-    staging = folder / (KEYWORDS_NAME + ".lock")
-    write_file(staging, body.encode("utf-8"), mode=0o644)
+    write_file(staging, body.encode("utf-8"), mode=0o644)  # O_EXCL: EEXIST while Dovecot has it
     _match_owner(staging, folder, directory=False)
     if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
         # Dovecot re-reads the file only when its mtime (in seconds) changed.
