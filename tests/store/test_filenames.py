@@ -232,3 +232,22 @@ def test_rename_marks_finds_a_file_renamed_meanwhile(tmp_path: Path) -> None:
     result.unlink()
     with pytest.raises(FileNotFoundError):
         maildir.rename_marks(inbox, base, "S", "")
+
+
+def test_adding_a_keyword_waits_for_dovecots_keywords_lock(tmp_path: Path) -> None:
+    """dovecot-keywords.lock is Dovecot's dotlock for the keywords file; the soak
+    found us failing with EEXIST on it. We wait, then read the file Dovecot wrote."""
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    (folder / "dovecot-keywords").write_text("0 $Label1\n")
+    lock = folder / "dovecot-keywords.lock"
+    lock.write_text("0 $Label1\n1 $Dovecots\n")  # what Dovecot is about to install
+
+    def dovecot_finishes() -> None:
+        os.rename(lock, folder / "dovecot-keywords")
+
+    threading.Timer(0.2, dovecot_finishes).start()
+    with folder_lock(folder):
+        names = add_keywords(folder, ["$Ours"])
+    assert names == {"a": "$Label1", "b": "$Dovecots", "c": "$Ours"}
+    assert read_keywords(folder) == names
