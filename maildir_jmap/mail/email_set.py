@@ -216,6 +216,9 @@ class EmailSetRecords(EmailRecords):
                 )
             if boxes == rec.mailbox_ids and edit == email_files.KeywordEdit():
                 return None
+            vanished = sorted(m for m in boxes if m not in self.index.mailboxes)
+            if vanished:  # a catch-up found the folder removed by IMAP meanwhile
+                raise folders_gone_error(vanished)
             try:
                 new = email_files.place(self.account.maildir, self.index, rec, boxes, edit)
             except email_files.EmailGone:

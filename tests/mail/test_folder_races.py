@@ -153,3 +153,20 @@ def test_a_folder_with_a_save_under_way_is_not_deleted(account: Account) -> None
     result = call(account, "Mailbox/set", destroy=[target])
     assert result["destroyed"] == [target]
     assert not folder.exists()
+
+
+def test_catching_up_finds_the_target_folder_gone(account: Account) -> None:
+    """The soak's case: the Email's file was moved by IMAP (so the write catches
+    up with the disk) and the folder the patch adds was deleted by IMAP; the
+    answer is invalidProperties on mailboxIds, not a KeyError as serverFail."""
+    (email_id,) = [e.id for e in account.index.emails.values() if e.subject == "already here"]
+    target = box(account, "Box")
+    (ref,) = account.index.emails[email_id].files
+    inbox_file = account.maildir / ref[1] / (ref[2] + ref[3])
+    other = account.maildir / account.layout.directory(("Other",))
+    os.rename(inbox_file, other / "cur" / inbox_file.name)  # IMAP MOVE
+    imap_delete(account, "Box")  # IMAP DELETE
+    result = call(account, "Email/set", update={email_id: {f"mailboxIds/{target}": True}})
+    assert result["notUpdated"][email_id]["properties"] == ["mailboxIds"]
+    assert account.index.emails[email_id].mailbox_ids == {box(account, "Other")}
+    consistent(account)
