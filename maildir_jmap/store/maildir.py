@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from maildir_jmap.durable import fsync_dir, write_file
+from maildir_jmap.durable import fsync_dir, write_all, write_file
 
 log = logging.getLogger(__name__)
 
@@ -374,30 +374,54 @@ def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
             time.sleep(0.01)
 
 
+def _missing(current: dict[str, str], wanted: list[str]) -> list[str]:
+    known = {name.lower() for name in current.values()}
+    return [k for k in dict.fromkeys(wanted) if k.lower() not in known]
+
+
 def _add_keywords(folder: Path, wanted: list[str], staging: Path) -> dict[str, str]:
     current = read_keywords(folder)
-    known = {name.lower() for name in current.values()}
-    missing = [k for k in dict.fromkeys(wanted) if k.lower() not in known]
-    if not missing:
+    if not _missing(current, wanted):
         return current
-    free = [chr(ord("a") + i) for i in range(MAX_KEYWORDS) if chr(ord("a") + i) not in current]
-    if len(missing) > len(free):
-        raise TooManyKeywords(f"{folder} has no letter left for {', '.join(missing)}")
-    updated = dict(current)
-    for name, letter in zip(missing, free, strict=False):
-        updated[letter] = name
-    target = folder / KEYWORDS_NAME
+    # The lock first, then the file read again: read before the lock, Dovecot could
+    # install its own new file in between and ours would drop what it added.
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # EEXIST: Dovecot has it
     try:
-        old_mtime = int(target.stat().st_mtime)
-    except FileNotFoundError:
-        old_mtime = None
-    body = "".join(f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items()))
-    write_file(staging, body.encode("utf-8"), mode=0o644)  # O_EXCL: EEXIST while Dovecot has it
-    _match_owner(staging, folder, directory=False)
-    if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
-        # Dovecot re-reads the file only when its mtime (in seconds) changed.
-        os.utime(staging, (old_mtime + 1, old_mtime + 1))
-    os.rename(staging, target)
+        try:
+            current = read_keywords(folder)
+            missing = _missing(current, wanted)
+            free = [
+                chr(ord("a") + i) for i in range(MAX_KEYWORDS) if chr(ord("a") + i) not in current
+            ]
+            if len(missing) > len(free):
+                raise TooManyKeywords(f"{folder} has no letter left for {', '.join(missing)}")
+            updated = dict(current)
+            for name, letter in zip(missing, free, strict=False):
+                updated[letter] = name
+            body = "".join(
+                f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items())
+            )
+            write_all(fd, body.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not missing:  # Dovecot added them meanwhile
+            staging.unlink()
+            return current
+        target = folder / KEYWORDS_NAME
+        try:
+            old_mtime: int | None = int(target.stat().st_mtime)
+        except FileNotFoundError:
+            old_mtime = None
+        _match_owner(staging, folder, directory=False)
+        if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
+            # Dovecot re-reads the file only when its mtime (in seconds) changed.
+            os.utime(staging, (old_mtime + 1, old_mtime + 1))
+        os.rename(staging, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        raise
     return updated
 
 

@@ -251,3 +251,31 @@ def test_adding_a_keyword_waits_for_dovecots_keywords_lock(tmp_path: Path) -> No
         names = add_keywords(folder, ["$Ours"])
     assert names == {"a": "$Label1", "b": "$Dovecots", "c": "$Ours"}
     assert read_keywords(folder) == names
+
+
+def test_a_keywords_file_dovecot_installs_just_before_our_lock_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak (under load) caught us reading dovecot-keywords, Dovecot installing
+    its new one, and our lock and rename then dropping Dovecot's keyword. The lock
+    is taken first and the file read again under it (Dovecot's own order)."""
+    folder = tmp_path / "M"
+    make_folder(folder, marker=False)
+    (folder / "dovecot-keywords").write_text("0 $Label1\n")
+    real = maildir.read_keywords
+    calls = 0
+
+    def racing_read(path: Path) -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        names = real(path)
+        if calls == 1:  # Dovecot finishes its update right after our first look
+            (folder / "dovecot-keywords").write_text("0 $Label1\n1 $Dovecots\n")
+        return names
+
+    monkeypatch.setattr(maildir, "read_keywords", racing_read)
+    with folder_lock(folder):
+        names = add_keywords(folder, ["$Ours"])
+    assert names == {"a": "$Label1", "b": "$Dovecots", "c": "$Ours"}
+    assert real(folder) == names
+    assert not (folder / "dovecot-keywords.lock").exists()
