@@ -15,6 +15,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maildir_jmap.config import Config, default_state_dir
 from maildir_jmap.delivery.scheduler import SendingSettings
@@ -29,6 +30,9 @@ from maildir_jmap.users import (
     valid_username,
     write_private_file,
 )
+
+if TYPE_CHECKING:
+    from maildir_jmap.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "MAILDIR_JMAP_PASSWORD"
@@ -327,7 +331,7 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokens(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _tokens(args: argparse.Namespace) -> TokenStore:
     from maildir_jmap.tokens import TokenStore
 
     return TokenStore(_state_dir(args) / "tokens.json")

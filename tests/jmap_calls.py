@@ -8,7 +8,7 @@ from typing import Any
 from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
 from maildir_jmap.core.dispatch import AccountAccess, Context, process
 from maildir_jmap.core.request import request_from_json
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 
 REGISTRY = build_registry()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from maildir_jmap.core.capabilities import CORE, CoreLimits
 from maildir_jmap.core.errors import MethodError
@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[["Context", JSONObject], JSONObject]
 
 
+class Backend(Protocol):
+    """An account's storage, as the caller supplies it. The core never looks
+    inside; each datatype narrows it to the store it knows."""
+
+    @property
+    def account_id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class AccountAccess:
     """One account as this user sees it: what the Session says about it, plus the
@@ -42,7 +50,7 @@ class AccountAccess:
     capabilities: Mapping[str, JSONObject]
     is_personal: bool = True
     is_read_only: bool = False
-    backend: Any = None
+    backend: Backend | None = None
 
     def session_entry(self) -> JSONObject:
         return {
@@ -108,10 +116,12 @@ class Context:
     credential: str = ""
     """Which credential authenticated the request (RFC 8620 §7.2 ties push
     subscriptions to it); empty outside HTTP."""
-    push: Any = None
-    """The caller's PushSubscription access (sync/push_subscription.py), if any."""
-    outbound: Any = None
-    """The sending side for EmailSubmission (mail/submission.py Outbound), if any."""
+    push: object = None
+    """The caller's PushSubscription access, if any: the core passes it on, and
+    sync/push_subscription.py, the one reader, checks it is its ``PushAccess``."""
+    outbound: object = None
+    """The sending side for EmailSubmission, if any: mail/submission.py, the one
+    reader, checks it implements its ``Outbound`` protocol."""
     observe: Callable[[str, str], None] | None = None
     """Told (method name, "ok" or the error type) after each call (metrics)."""
 

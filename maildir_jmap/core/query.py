@@ -183,3 +183,17 @@ def window(
         ids=page,
         limit=applied if applied != limit else None,
     )
+
+
+def matches_filter(filter: Any, condition: Callable[[JSONObject], bool]) -> bool:
+    """§5.5: a FilterOperator tree (validated) over ``condition`` for its leaves."""
+    if filter is None:
+        return True
+    if "operator" in filter:
+        results = (matches_filter(c, condition) for c in filter["conditions"])
+        if filter["operator"] == "AND":
+            return all(results)
+        if filter["operator"] == "OR":
+            return any(results)
+        return not any(results)
+    return condition(filter)

@@ -36,7 +36,7 @@ def is_int(value: object) -> bool:
 
 
 def is_unsigned_int(value: object) -> bool:
-    return is_int(value) and value >= 0  # type: ignore[operator]
+    return type(value) is int and 0 <= value <= MAX_SAFE_INT
 
 
 def parse_utc_date(value: object) -> datetime:

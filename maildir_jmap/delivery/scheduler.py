@@ -29,11 +29,13 @@ from maildir_jmap.store.outbox import (
     Job,
     Outbox,
     Outcome,
-    record_outcome,
     users_with_jobs,
 )
 
 log = logging.getLogger(__name__)
+
+
+RecordOutcome = Callable[[dict[str, object], Outcome, bool], None]
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,16 @@ class SendingSettings:
 
 class Sender:
     def __init__(
-        self, settings: SendingSettings, open_account: Callable[[str], Account | None]
+        self,
+        settings: SendingSettings,
+        open_account: Callable[[str], Account | None],
+        record_outcome: RecordOutcome,
     ) -> None:
         self.settings = settings
         self.open_account = open_account
+        self.record_outcome = record_outcome
+        """Writes an attempt's outcome into the EmailSubmission record (its wire
+        form is the datatype's: mail/submission.py)."""
         self.max_delayed_send = settings.max_delayed_send
         self.max_size = settings.max_size
         self.max_recipients = settings.max_recipients
@@ -157,7 +165,7 @@ class Sender:
             record = account.objects.get(SUBMISSION_TYPE, job.submission_id)
             if record is not None:  # destroyed records still send (RFC 8621 §7.5)
                 record = dict(record)
-                record_outcome(record, outcome, final=final)
+                self.record_outcome(record, outcome, final)
                 account.objects.put(SUBMISSION_TYPE, record)
                 account.commit_objects()
             if final:

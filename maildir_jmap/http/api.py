@@ -1,4 +1,5 @@
-"""The Session resource (RFC 8620 §2) and the API endpoint (§3)."""
+"""The Session resource (RFC 8620 §2) and the API endpoint (§3): HTTP in and out;
+the server room (server/) authenticates and runs."""
 
 from __future__ import annotations
 
@@ -11,23 +12,15 @@ from fastapi import APIRouter, Request
 from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.responses import Response
 
-from maildir_jmap.core.dispatch import AccountAccess, Context, process
-from maildir_jmap.core.errors import MethodError, RequestError
-from maildir_jmap.core.request import Request as JmapRequest
+from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import parse_request
 from maildir_jmap.core.session import build_session
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.http.auth import (
-    CHALLENGES,
-    AuthServiceDown,
-    Throttled,
-    Unauthorized,
-    authenticate,
-    credential_of,
-)
-from maildir_jmap.http.state import AppState
-from maildir_jmap.metrics import API_SECONDS, observe_call
-from maildir_jmap.store.account import Account
+from maildir_jmap.http.auth import CHALLENGES, authenticate, credential_of
+from maildir_jmap.metrics import API_SECONDS
+from maildir_jmap.server.execute import SlotsFull
+from maildir_jmap.server.login import AuthServiceDown, Throttled, Unauthorized
+from maildir_jmap.server.server import Server
 from maildir_jmap.users import User
 
 log = logging.getLogger(__name__)
@@ -66,59 +59,59 @@ def unauthorized_response(exc: Unauthorized) -> Response:
     return response
 
 
-def state_of(request: HTTPConnection) -> AppState:
-    state: AppState = request.app.state.jmap
-    return state
+def server_of(request: HTTPConnection) -> Server:
+    server: Server = request.app.state.server
+    return server
 
 
 async def current_user(request: Request) -> User | Response:
     """The authenticated user, or the 401 response to send instead. Their account
     is opened here, in a worker thread: opening a large Maildir must never block
     the event loop, and so every other user's requests."""
-    state = state_of(request)
+    server = server_of(request)
     try:
-        user = await authenticate(request, state.users, state.tokens, state.throttle)
+        user = await authenticate(request, server.login)
     except Unauthorized as exc:
         return unauthorized_response(exc)
-    await open_account_of(state, user)
+    await open_account_of(server, user)
     return user
 
 
-async def open_account_of(state: AppState, user: User) -> None:
+async def open_account_of(server: Server, user: User) -> None:
     """Open (or find) the user's account off the event loop; AccountUnavailable
     (503) if their Maildir cannot be opened. An open account costs no thread hop:
     this runs before every request."""
-    if not state.pool.is_open(user.name):
-        await anyio.to_thread.run_sync(state.account, user)
+    if not server.pool.is_open(user.name):
+        await anyio.to_thread.run_sync(server.account, user)
 
 
-def base_url(request: HTTPConnection, state: AppState) -> str:
-    if state.config.public_url:
-        return state.config.public_url
+def base_url(request: HTTPConnection, server: Server) -> str:
+    if server.config.public_url:
+        return server.config.public_url
     url = str(request.base_url).rstrip("/")
     if url.startswith("ws"):  # a WebSocket handshake: the Session is the http(s) one
         url = "http" + url.removeprefix("ws")
     return url
 
 
-def session_for(request: HTTPConnection, state: AppState, user: User) -> JSONObject:
-    base = base_url(request, state)
+def session_for(request: HTTPConnection, server: Server, user: User) -> JSONObject:
+    base = base_url(request, server)
     return build_session(
         username=user.name,
         base_url=base,
-        capabilities=state.capabilities(base),
-        accounts=state.access(user).values(),
+        capabilities=server.capabilities(base),
+        accounts=server.access(user).values(),
     )
 
 
 @router.get("/jmap/session")
 @router.get("/.well-known/jmap")  # §2.2 autodiscovery: served directly, no redirect
 async def session(request: Request) -> Response:
-    state = state_of(request)
+    server = server_of(request)
     user = await current_user(request)
     if isinstance(user, Response):
         return user
-    return json_response(session_for(request, state, user), headers=NO_CACHE)
+    return json_response(session_for(request, server, user), headers=NO_CACHE)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -161,77 +154,36 @@ def content_type_problem(value: str | None) -> RequestError | None:
 @router.post("/jmap/api/")
 @router.post("/jmap/api", include_in_schema=False)
 async def api(request: Request) -> Response:
-    state = state_of(request)
+    server = server_of(request)
     user = await current_user(request)
     if isinstance(user, Response):
         return user
-    limits = state.config.limits
+    limits = server.config.limits
     not_json = content_type_problem(request.headers.get("content-type"))
     if not_json is not None:
         return request_error_response(not_json)
-    running = state.inflight.get(user.name, 0)
-    if running >= limits.maxConcurrentRequests:
-        return request_error_response(
-            RequestError(
-                "limit",
-                f"At most {limits.maxConcurrentRequests} concurrent requests per user.",
-                status=429,
-                limit="maxConcurrentRequests",
-            )
-        )
-    state.inflight[user.name] = running + 1
     try:
-        try:
-            body = await read_body(request, limits.maxSizeRequest)
-        except ClientDisconnect:
-            log.debug("client went away while sending a request")
-            return Response(status_code=400)  # nobody is there to read it
-        jmap_request = parse_request(body, limits, state.supported())
-        accounts = state.access(user)
-        with API_SECONDS.time():
-            result = await anyio.to_thread.run_sync(
-                run_request, state, user, accounts, jmap_request, credential_of(request)
-            )
+        with server.requests.take(user.name, limits.maxConcurrentRequests):
+            try:
+                body = await read_body(request, limits.maxSizeRequest)
+            except ClientDisconnect:
+                log.debug("client went away while sending a request")
+                return Response(status_code=400)  # nobody is there to read it
+            jmap_request = parse_request(body, limits, server.supported())
+            accounts = server.access(user)
+            with API_SECONDS.time():
+                result = await anyio.to_thread.run_sync(
+                    server.run_request, user, accounts, jmap_request, credential_of(request)
+                )
+    except SlotsFull:
+        too_many = RequestError(
+            "limit",
+            f"At most {limits.maxConcurrentRequests} concurrent requests per user.",
+            status=429,
+            limit="maxConcurrentRequests",
+        )
+        return request_error_response(too_many)
     except RequestError as exc:
         return request_error_response(exc)
-    finally:
-        state.inflight[user.name] -= 1
-    result["sessionState"] = session_for(request, state, user)["state"]
+    result["sessionState"] = session_for(request, server, user)["state"]
     return json_response(result)
-
-
-def run_request(
-    state: AppState,
-    user: User,
-    accounts: dict[str, AccountAccess],
-    request: JmapRequest,
-    credential: str = "",
-) -> JSONObject:
-    """Run the method calls in a worker thread, holding each account's lock from the
-    first call that touches it to the end of the request (DESIGN: Concurrency)."""
-    held: list[Account] = []
-
-    def enter(access: AccountAccess) -> None:
-        account: Account = access.backend
-        if not account.lock.acquire(timeout=state.config.lock_timeout):
-            raise MethodError("serverUnavailable", "The account is busy; try again shortly.")
-        if account.closed:  # closed as idle between the lookup and now
-            account.lock.release()
-            raise MethodError("serverUnavailable", "The account was reopening; try again.")
-        held.append(account)
-
-    ctx = Context(
-        username=user.name,
-        accounts=accounts,
-        limits=state.config.limits,
-        enter_account=enter,
-        credential=credential,
-        push=state.push_access(user, credential) if credential else None,
-        outbound=state.outbound,
-        observe=observe_call,
-    )
-    try:
-        return process(request, ctx, state.registry)
-    finally:
-        for account in held:
-            account.lock.release()

@@ -12,8 +12,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 
 from maildir_jmap.core.errors import ERROR_URN
-from maildir_jmap.http.api import current_user, json_response, problem_response, state_of
+from maildir_jmap.http.api import current_user, json_response, problem_response, server_of
 from maildir_jmap.mail.blobs import blob_bytes
+from maildir_jmap.server.execute import SlotsFull
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.blobs import BlobTooLarge
 
@@ -45,10 +46,11 @@ async def _account(request: Request, account_id: str) -> Account | Response:
     user = await current_user(request)
     if isinstance(user, Response):
         return user
-    access = state_of(request).access(user).get(account_id)
+    access = server_of(request).access(user).get(account_id)
     if access is None:
         return problem_response(404, ERROR_URN + "accountNotFound", "No such account.")
-    account: Account = access.backend
+    account = access.backend
+    assert isinstance(account, Account)
     return account
 
 
@@ -58,8 +60,8 @@ async def upload(request: Request, account_id: str) -> Response:
     account = await _account(request, account_id)
     if isinstance(account, Response):
         return account
-    state = state_of(request)
-    limits = state.config.limits
+    server = server_of(request)
+    limits = server.config.limits
     too_large = problem_response(
         413,
         ERROR_URN + "limit",
@@ -69,24 +71,21 @@ async def upload(request: Request, account_id: str) -> Response:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.maxSizeUpload:
         return too_large
-    running = state.uploads.get(account.username, 0)
-    if running >= limits.maxConcurrentUpload:
+    try:
+        with server.uploads.take(account.username, limits.maxConcurrentUpload):
+            blob = await account.blobs.put(request.stream(), limits.maxSizeUpload)
+    except SlotsFull:
         return problem_response(
             429,
             ERROR_URN + "limit",
             f"At most {limits.maxConcurrentUpload} concurrent uploads.",
             limit="maxConcurrentUpload",
         )
-    state.uploads[account.username] = running + 1
-    try:
-        blob = await account.blobs.put(request.stream(), limits.maxSizeUpload)
     except BlobTooLarge:
         return too_large
     except ClientDisconnect:
         log.debug("client went away during an upload to %s", account_id)
         return Response(status_code=400)  # nobody is there to read it
-    finally:
-        state.uploads[account.username] -= 1
     body = {
         "accountId": account_id,
         "blobId": blob.blob_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -18,12 +18,13 @@ from maildir_jmap.http.api import (
     json_response,
     open_account_of,
     problem_response,
-    state_of,
+    server_of,
     unauthorized_response,
 )
-from maildir_jmap.http.auth import Unauthorized, authenticate
-from maildir_jmap.http.pushtoken import COOKIE
-from maildir_jmap.http.state import AppState
+from maildir_jmap.http.auth import authenticate
+from maildir_jmap.server.login import Unauthorized
+from maildir_jmap.server.pushtoken import COOKIE
+from maildir_jmap.server.server import Server
 from maildir_jmap.sync.hub import Listener, state_change
 from maildir_jmap.users import User
 
@@ -54,7 +55,7 @@ async def _stream(
     types: frozenset[str] | None,
     close_after_state: bool,
     ping: int,
-    unsubscribe: object,
+    unsubscribe: Callable[[Listener], None],
 ) -> AsyncIterator[bytes]:
     try:
         # A comment line first, so clients and proxies see the stream is open.
@@ -72,18 +73,17 @@ async def _stream(
             if close_after_state:
                 return
     finally:
-        unsubscribe(listener)  # type: ignore[operator]
+        unsubscribe(listener)
 
 
 @router.post("/jmap/push-token")
 async def push_token(request: Request) -> Response:
     """Issue a short-lived EventSource token for browsers (see http/pushtoken.py)."""
-    state = state_of(request)
+    server = server_of(request)
     user = await current_user(request)
     if isinstance(user, Response):
         return user
-    assert state.push_tokens is not None
-    token, expires = state.push_tokens.issue(user.name, sorted(state.access(user)))
+    token, expires = server.push.tokens.issue(user.name, sorted(server.access(user)))
     response = json_response(
         {"token": token, "expires": format_utc_date(datetime.fromtimestamp(expires, UTC))}
     )
@@ -94,19 +94,18 @@ async def push_token(request: Request) -> Response:
         path="/jmap/eventsource",
         httponly=True,
         samesite="strict",
-        secure=base_url(request, state).startswith("https"),
+        secure=base_url(request, server).startswith("https"),
     )
     return response
 
 
-async def _eventsource_user(request: Request, state: AppState) -> User:
+async def _eventsource_user(request: Request, server: Server) -> User:
     """Authorization header first; else a push token from the query or the cookie."""
     if request.headers.get("authorization"):
-        return await authenticate(request, state.users, state.tokens, state.throttle)
+        return await authenticate(request, server.login)
     token = request.query_params.get("access_token") or request.cookies.get(COOKIE)
-    assert state.push_tokens is not None
-    name = state.push_tokens.verify(token) if token else None
-    user = state.users.get(name) if name else None
+    name = server.push.tokens.verify(token) if token else None
+    user = server.users.get(name) if name else None
     if user is None:
         raise Unauthorized("authentication required (or a valid push token)")
     return user
@@ -115,12 +114,12 @@ async def _eventsource_user(request: Request, state: AppState) -> User:
 @router.get("/jmap/eventsource/")
 @router.get("/jmap/eventsource", include_in_schema=False)
 async def eventsource(request: Request) -> Response:
-    state = state_of(request)
+    server = server_of(request)
     try:
-        user = await _eventsource_user(request, state)
+        user = await _eventsource_user(request, server)
     except Unauthorized as exc:
         return unauthorized_response(exc)
-    await open_account_of(state, user)
+    await open_account_of(server, user)
     query = request.query_params
     raw_types = query.get("types", "*")
     close_after = query.get("closeafter", "no")
@@ -139,8 +138,8 @@ async def eventsource(request: Request) -> Response:
     ping = int(raw_ping)
     if ping:
         ping = min(max(ping, PING_MIN), PING_MAX)
-    hub = state.hub
-    listener = hub.subscribe(state.access(user))
+    hub = server.push.hub
+    listener = hub.subscribe(server.access(user))
     return StreamingResponse(
         _stream(listener, types, close_after == "state", ping, hub.unsubscribe),
         media_type="text/event-stream",

@@ -22,10 +22,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import decode_json, request_from_json
-from maildir_jmap.http.accounts import AccountUnavailable
-from maildir_jmap.http.api import open_account_of, run_request, session_for, state_of
-from maildir_jmap.http.auth import Unauthorized, authenticate, credential_of
-from maildir_jmap.http.state import WEBSOCKET_PATH, AppState
+from maildir_jmap.http.api import open_account_of, server_of, session_for
+from maildir_jmap.http.auth import authenticate, credential_of
+from maildir_jmap.server.accounts import AccountUnavailable
+from maildir_jmap.server.login import Unauthorized
+from maildir_jmap.server.server import WEBSOCKET_PATH, Server
 from maildir_jmap.sync.hub import state_change
 from maildir_jmap.users import User
 
@@ -41,9 +42,9 @@ def push_state(states: dict[str, dict[str, str]]) -> str:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, state: AppState, user: User) -> None:
+    def __init__(self, websocket: WebSocket, server: Server, user: User) -> None:
         self.websocket = websocket
-        self.state = state
+        self.server = server
         self.user = user
         self.push_types: frozenset[str] | None = None
         self.pushing = False
@@ -84,13 +85,13 @@ class Connection:
         if request_id is not None and not isinstance(request_id, str):
             raise RequestError("notRequest", "'id' must be a String.")
         envelope = {k: v for k, v in data.items() if k not in ("@type", "id")}
-        state = self.state
-        jmap_request = request_from_json(envelope, state.config.limits, state.supported())
-        accounts = state.access(self.user)
+        server = self.server
+        jmap_request = request_from_json(envelope, server.config.limits, server.supported())
+        accounts = server.access(self.user)
         result = await anyio.to_thread.run_sync(
-            run_request, state, self.user, accounts, jmap_request, credential_of(self.websocket)
+            server.run_request, self.user, accounts, jmap_request, credential_of(self.websocket)
         )
-        result["sessionState"] = session_for(self.websocket, state, self.user)["state"]
+        result["sessionState"] = session_for(self.websocket, server, self.user)["state"]
         response: dict[str, Any] = {"@type": "Response", **result}
         if request_id is not None:
             response["requestId"] = request_id
@@ -109,7 +110,7 @@ class Connection:
         self.pushing = True
         # §4.3.5.2: with a pushState from before, tell the client at once if
         # anything changed since; a token is opaque, so every state is sent.
-        states = await anyio.to_thread.run_sync(self.state.states, self.user)
+        states = await anyio.to_thread.run_sync(self.server.states, self.user)
         if given is not None and given != push_state(states):
             await self.push(states, states)
 
@@ -131,21 +132,21 @@ class Connection:
         while True:
             changed = await listener.queue.get()
             if self.pushing:
-                states = await anyio.to_thread.run_sync(self.state.states, self.user)
+                states = await anyio.to_thread.run_sync(self.server.states, self.user)
                 await self.push(changed, states)
 
 
 @router.websocket(WEBSOCKET_PATH)
 @router.websocket(WEBSOCKET_PATH.rstrip("/"))
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    state = state_of(websocket)
+    server = server_of(websocket)
     try:
-        user = await authenticate(websocket, state.users, state.tokens, state.throttle)
+        user = await authenticate(websocket, server.login)
     except Unauthorized:
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return
     try:
-        await open_account_of(state, user)
+        await open_account_of(server, user)
     except AccountUnavailable:
         await websocket.close(code=1011)
         return
@@ -153,8 +154,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=1002)
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
-    connection = Connection(websocket, state, user)
-    listener = state.hub.subscribe(state.access(user))
+    connection = Connection(websocket, server, user)
+    listener = server.push.hub.subscribe(server.access(user))
     pump = asyncio.create_task(connection.pump(listener))
     try:
         while True:
@@ -171,4 +172,4 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         pass
     finally:
         pump.cancel()
-        state.hub.unsubscribe(listener)
+        server.push.hub.unsubscribe(listener)

@@ -1,40 +1,16 @@
-"""RFC 8621 datatypes. Each module contributes its methods to the registry built
-here; only what is fully implemented is registered (and so advertised): the
-``urn:ietf:params:jmap:mail`` capability covers Mailbox, Thread, Email and
-SearchSnippet, reads and writes alike; ``urn:ietf:params:jmap:submission``
-covers Identity and EmailSubmission.
-"""
+"""RFC 8621 datatypes. Each module declares its methods (``methods()``);
+server/registry.py assembles them. Here: the capability objects the mail
+datatypes put in the Session."""
 
 from __future__ import annotations
 
 from maildir_jmap.core.capabilities import CORE, MAIL, SUBMISSION
-from maildir_jmap.core.dispatch import CORE_METHODS, Registry
+from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.mail import (
-    blobs,
-    email,
-    email_import,
-    email_query,
-    email_set,
-    identity,
-    mailbox,
-    snippet,
-    submission,
-)
+from maildir_jmap.mail import email_filter
 from maildir_jmap.mail.mailbox_set import MAX_DEPTH
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import MAX_NAME_BYTES
-
-
-def build_registry() -> Registry:
-    registry = Registry(CORE_METHODS)
-    methods = [*mailbox.methods(), *email.methods(), *email_query.methods()]
-    methods += [*email_set.methods(), *email_import.methods(), *snippet.methods()]
-    methods += blobs.methods()
-    methods += [*identity.methods(), *submission.methods()]
-    for method in methods:
-        registry.add(method)
-    return registry
 
 
 def session_capabilities(registry: Registry) -> dict[str, JSONObject]:
@@ -56,7 +32,7 @@ def account_capabilities(
                 "maxMailboxDepth": MAX_DEPTH,
                 "maxSizeMailboxName": MAX_NAME_BYTES,
                 "maxSizeAttachmentsPerEmail": 50_000_000,
-                "emailQuerySortOptions": list(email_query.SORTABLE),
+                "emailQuerySortOptions": list(email_filter.SORTABLE),
                 "mayCreateTopLevelMailbox": True,
             }
         elif capability == SUBMISSION:

@@ -16,6 +16,7 @@ from maildir_jmap.core.capabilities import CORE
 from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_id, arg_id_list, check_known
+from maildir_jmap.mail.records import account_of
 from maildir_jmap.mime.parse import Part, parse
 from maildir_jmap.store.account import Account
 
@@ -74,8 +75,8 @@ def blob_copy(ctx: Context, args: JSONObject) -> JSONObject:
         raise ArgumentError("fromAccountId and accountId must differ")
     if from_id not in ctx.accounts:
         raise MethodError("fromAccountNotFound")
-    target: Account = ctx.account(account_id, CORE).backend
-    source: Account = ctx.account(from_id, CORE).backend
+    target = account_of(ctx.account(account_id, CORE))
+    source = account_of(ctx.account(from_id, CORE))
     copied: JSONObject = {}
     not_copied: JSONObject = {}
     for blob_id in dict.fromkeys(blob_ids):

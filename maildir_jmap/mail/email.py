@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
-from maildir_jmap.core.dispatch import Context, Method
-from maildir_jmap.core.standard import Changes, TypeSpec
+from maildir_jmap.core.dispatch import AccountAccess, Context, Method
+from maildir_jmap.core.records import Changes, Handler, Kind, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, arg_str_list, arg_unsigned
-from maildir_jmap.mail.common import index_changes
+from maildir_jmap.mail.email_filter import SORTABLE, check_condition
 from maildir_jmap.mail.email_view import (
     DEFAULT_BODY_PROPERTIES,
     DEFAULT_PROPERTIES,
@@ -20,8 +20,12 @@ from maildir_jmap.mail.email_view import (
     is_email_property,
     is_envelope_only,
 )
+from maildir_jmap.mail.records import account_of, index_changes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, THREAD
+from maildir_jmap.store.keywords import is_keyword
+
+MAX_QUERY_LIMIT = 10_000
 
 GET_EXTRA = (
     "bodyProperties",
@@ -111,31 +115,45 @@ class ThreadRecords:
         return index_changes(self.index, THREAD, since_state, max_changes)
 
 
+def email_records(ctx: Context, access: AccountAccess) -> EmailRecords:
+    return EmailRecords(account_of(access))
+
+
+def thread_records(ctx: Context, access: AccountAccess) -> ThreadRecords:
+    return ThreadRecords(account_of(access))
+
+
 EMAIL_SPEC = TypeSpec(
     name="Email",
     capability=MAIL,
-    records=lambda ctx, access: EmailRecords(access.backend),  # type: ignore[arg-type,return-value]
     is_property=is_email_property,
     default_properties=DEFAULT_PROPERTIES,
+    check_condition=check_condition,
+    sortable=SORTABLE,
+    comparator_args={"keyword": is_keyword},
+    max_query_limit=MAX_QUERY_LIMIT,
 )
 THREAD_SPEC = TypeSpec(
     name="Thread",
     capability=MAIL,
-    records=lambda ctx, access: ThreadRecords(access.backend),  # type: ignore[arg-type,return-value]
     is_property=lambda p: p in ("id", "emailIds"),
     default_properties=("id", "emailIds"),
 )
 
 
-def email_get(ctx: Context, args: JSONObject) -> JSONObject:
+def _body_options(ctx: Context, args: JSONObject, get: Handler) -> JSONObject:
     body_options(args)  # type errors are invalidArguments before anything is read
-    return standard.get(ctx, args, EMAIL_SPEC, extra=GET_EXTRA)
+    return get(ctx, args)
 
 
 def methods() -> list[Method]:
+    """Email/get and /changes (query: email_query.py; set, copy: email_set.py),
+    Thread/get and /changes."""
     return [
-        Method("Email/get", MAIL, email_get),
-        Method("Email/changes", MAIL, lambda c, a: standard.changes(c, a, EMAIL_SPEC)),
-        Method("Thread/get", MAIL, lambda c, a: standard.get(c, a, THREAD_SPEC)),
-        Method("Thread/changes", MAIL, lambda c, a: standard.changes(c, a, THREAD_SPEC)),
+        *standard.methods(
+            EMAIL_SPEC,
+            get=Kind(email_records, extra=GET_EXTRA, around=_body_options),
+            changes=email_records,
+        ),
+        *standard.methods(THREAD_SPEC, get=thread_records, changes=thread_records),
     ]

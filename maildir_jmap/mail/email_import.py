@@ -30,6 +30,7 @@ from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.mail.email import GET_EXTRA, body_options
 from maildir_jmap.mail.email_set import add_email, keyword_set, mailbox_ids, received_at
 from maildir_jmap.mail.email_view import CONVENIENCE, content_json, is_email_property
+from maildir_jmap.mail.records import account_of
 from maildir_jmap.mime.headers import unfold
 from maildir_jmap.mime.parse import Part, parse, split_head
 from maildir_jmap.mime.summary import summarize
@@ -42,7 +43,7 @@ IMPORT_PROPERTIES = ("blobId", "mailboxIds", "keywords", "receivedAt")
 def _account(ctx: Context, args: JSONObject) -> tuple[str, Account]:
     account_id = arg_id(args, "accountId")
     assert account_id is not None
-    return account_id, ctx.account(account_id, MAIL).backend
+    return account_id, account_of(ctx.account(account_id, MAIL))
 
 
 def last_received(raw: bytes) -> float | None:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import overload
 
 from maildir_jmap.core.query import Comparator
-from maildir_jmap.store.index import EmailRecord, Index
+from maildir_jmap.store.index import Index
+from maildir_jmap.store.records import EmailRecord
 
 
 def by_received(sort: list[Comparator]) -> bool:

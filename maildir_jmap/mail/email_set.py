@@ -16,21 +16,22 @@ import logging
 from typing import Any
 
 from maildir_jmap.core import standard
-from maildir_jmap.core.capabilities import MAIL
-from maildir_jmap.core.dispatch import Context, Method
+from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import parse_patch
+from maildir_jmap.core.records import Copyable
 from maildir_jmap.core.types import ArgumentError, JSONObject, parse_utc_date
 from maildir_jmap.mail.blobs import blob_bytes
 from maildir_jmap.mail.email import EMAIL_SPEC, EmailRecords
 from maildir_jmap.mail.email_view import PROPERTIES
+from maildir_jmap.mail.records import account_of
 from maildir_jmap.mime.compose import ComposeError, MissingBlobs, TooLarge, compose
 from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import email_files
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.index import Change, EmailRecord
 from maildir_jmap.store.keywords import is_keyword
 from maildir_jmap.store.maildir import TooManyKeywords
+from maildir_jmap.store.records import Change, EmailRecord
 
 log = logging.getLogger(__name__)
 
@@ -298,9 +299,7 @@ class EmailSetRecords(EmailRecords):
 
     # -- copy (§4.7) -----------------------------------------------------------------------
 
-    def copy(
-        self, ctx: Context, source: standard.Records, creation_id: str, obj: JSONObject
-    ) -> JSONObject:
+    def copy(self, ctx: Context, source: Copyable, creation_id: str, obj: JSONObject) -> JSONObject:
         """One Email from another account: its bytes added here, with mailboxIds
         (required: the accounts' Mailboxes differ) and, when given, keywords and
         receivedAt replacing the original's (RFC 8620 §5.4)."""
@@ -329,19 +328,9 @@ class EmailSetRecords(EmailRecords):
         self._flush()
 
 
-def set_records(ctx: Context, access: Any) -> EmailSetRecords:
-    return EmailSetRecords(access.backend)
-
-
-SET_SPEC = dataclasses.replace(EMAIL_SPEC, records=set_records)  # type: ignore[arg-type]
-
-
-def email_set(ctx: Context, args: JSONObject) -> JSONObject:
-    return standard.set_(ctx, args, SET_SPEC)
+def set_records(ctx: Context, access: AccountAccess) -> EmailSetRecords:
+    return EmailSetRecords(account_of(access))
 
 
 def methods() -> list[Method]:
-    return [
-        Method("Email/set", MAIL, email_set, writes=True),
-        Method("Email/copy", MAIL, lambda c, a: standard.copy(c, a, SET_SPEC), writes=True),
-    ]
+    return standard.methods(EMAIL_SPEC, set=set_records, copy=set_records)

@@ -23,7 +23,7 @@ from maildir_jmap.mime.headers import (
 )
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.index import EmailRecord
+from maildir_jmap.store.records import EmailRecord
 
 INDEX_PROPERTIES = frozenset(
     {

@@ -18,9 +18,9 @@ from maildir_jmap.core.capabilities import SUBMISSION
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
-from maildir_jmap.core.standard import TypeSpec
+from maildir_jmap.core.records import TypeSpec
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.mail.common import ObjectRecords
+from maildir_jmap.mail.records import ObjectRecords, account_of
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.objects import ObjectStore
 
@@ -138,7 +138,7 @@ def _check(obj: JSONObject) -> JSONObject:
 
 
 class IdentityRecords(ObjectRecords):
-    """``core.standard.Records`` for Identities."""
+    """Identities: readable, changing and writable (core/records.py)."""
 
     type_name = IDENTITY
 
@@ -184,33 +184,16 @@ class IdentityRecords(ObjectRecords):
 
 
 def records_for(ctx: Context, access: AccountAccess) -> IdentityRecords:
-    return IdentityRecords(access.backend)
+    return IdentityRecords(account_of(access))
 
 
 SPEC = TypeSpec(
     name=IDENTITY,
     capability=SUBMISSION,
-    records=records_for,
     is_property=lambda p: p in PROPERTIES,
     default_properties=PROPERTIES,
 )
 
 
-def identity_get(ctx: Context, args: JSONObject) -> JSONObject:
-    return standard.get(ctx, args, SPEC)
-
-
-def identity_changes(ctx: Context, args: JSONObject) -> JSONObject:
-    return standard.changes(ctx, args, SPEC)
-
-
-def identity_set(ctx: Context, args: JSONObject) -> JSONObject:
-    return standard.set_(ctx, args, SPEC)
-
-
 def methods() -> list[Method]:
-    return [
-        Method("Identity/get", SUBMISSION, identity_get),
-        Method("Identity/changes", SUBMISSION, identity_changes),
-        Method("Identity/set", SUBMISSION, identity_set, writes=True),
-    ]
+    return standard.methods(SPEC, get=records_for, changes=records_for, set=records_for)

@@ -1,4 +1,5 @@
-"""Mailbox (RFC 8621 §2): get, changes, query, queryChanges. /set is in mailbox_set.py.
+"""Mailbox (RFC 8621 §2): get, changes, query, queryChanges. /set, and the
+declaration of all the Mailbox methods, are in mailbox_set.py.
 
 A Mailbox is a folder of the user's Maildir (or a parent level that has no
 folder of its own); its id, role and sortOrder live in the index.
@@ -9,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
-from maildir_jmap.core.dispatch import AccountAccess, Context, Method
+from maildir_jmap.core.dispatch import AccountAccess, Context
 from maildir_jmap.core.errors import MethodError
-from maildir_jmap.core.query import Comparator, Descending, collation_key
-from maildir_jmap.core.standard import Changes, TypeSpec
+from maildir_jmap.core.query import Comparator, Descending, collation_key, matches_filter
+from maildir_jmap.core.records import Changes, Handler, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, is_id
-from maildir_jmap.mail.common import index_changes, matches_filter
+from maildir_jmap.mail.records import account_of, index_changes
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.folders import parent_levels
-from maildir_jmap.store.index import COUNT_PROPERTIES, MAILBOX, Index, MailboxRecord
+from maildir_jmap.store.index import COUNT_PROPERTIES, MAILBOX, Index
+from maildir_jmap.store.records import MailboxRecord
 
 PROPERTIES = (
     "id",
@@ -156,7 +157,7 @@ def to_json(account: Account, rec: MailboxRecord, read_only: bool) -> JSONObject
 
 
 class MailboxRecords:
-    """``core.standard.Records`` for Mailboxes of one account (get/changes/query)."""
+    """Mailboxes of one account: readable, changing, queryable (core/records.py)."""
 
     def __init__(self, account: Account, read_only: bool) -> None:
         self.account = account
@@ -181,6 +182,18 @@ class MailboxRecords:
 
     def changes(self, since_state: str, max_changes: int | None) -> Changes:
         return index_changes(self.index, MAILBOX, since_state, max_changes)
+
+    def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
+        """Under sortAsTree or filterAsTree a Mailbox moves (or drops out) with an
+        ancestor that changed: every descendant of a changed Mailbox."""
+        if not (options.get("sortAsTree") or options.get("filterAsTree")):
+            return set()
+        delta = index_changes(self.index, MAILBOX, since_state, None)
+        changed = {*delta.created, *delta.updated, *delta.destroyed}
+        records = self.index.mailboxes
+        directory = self.account.layout.directory
+        views = {m: {"parentId": parent_id(self.index, r, directory)} for m, r in records.items()}
+        return {m for m in records if changed.intersection(_chain(m, views)[:-1])}
 
     def query(self, filter: Any, sort: list[Comparator], options: JSONObject) -> list[str]:
         records = self.index.mailboxes
@@ -265,29 +278,26 @@ def check_condition(condition: JSONObject) -> None:
 
 
 def records_for(ctx: Context, access: AccountAccess) -> MailboxRecords:
-    return MailboxRecords(access.backend, access.is_read_only)
+    return MailboxRecords(account_of(access), access.is_read_only)
 
 
 SPEC = TypeSpec(
     name="Mailbox",
     capability=MAIL,
-    records=records_for,  # type: ignore[arg-type]
     is_property=lambda p: p in PROPERTIES,
     default_properties=PROPERTIES,
     check_condition=check_condition,
     sortable=("sortOrder", "name"),
 )
+TREE_OPTIONS = ("sortAsTree", "filterAsTree")
 
 
-def mailbox_get(ctx: Context, args: JSONObject) -> JSONObject:
-    return standard.get(ctx, args, SPEC)
-
-
-def mailbox_changes(ctx: Context, args: JSONObject) -> JSONObject:
-    """RFC 8621 §2.2: adds ``updatedProperties``, the count properties when nothing
-    else changed on the updated Mailboxes since the old state."""
-    response = standard.changes(ctx, args, SPEC)
-    account: Account = ctx.account(response["accountId"]).backend
+def updated_properties(ctx: Context, args: JSONObject, changes: Handler) -> JSONObject:
+    """RFC 8621 §2.2: Mailbox/changes adds ``updatedProperties``, the count
+    properties when nothing else changed on the updated Mailboxes since the old
+    state."""
+    response = changes(ctx, args)
+    account = account_of(ctx.account(response["accountId"]))
     since = account.index.parse_state(response["oldState"])
     updated = [account.index.mailboxes.get(m) for m in response["updated"]]
     # Null unless only counts changed: a Mailbox created or destroyed in the same
@@ -303,30 +313,9 @@ def mailbox_changes(ctx: Context, args: JSONObject) -> JSONObject:
     return response
 
 
-def _tree_options(args: JSONObject) -> JSONObject:
-    return {
-        "sortAsTree": arg_bool(args, "sortAsTree", False),
-        "filterAsTree": arg_bool(args, "filterAsTree", False),
-    }
-
-
-def mailbox_query(ctx: Context, args: JSONObject) -> JSONObject:
-    _tree_options(args)  # type-check the extra arguments before running
-    return standard.query(ctx, args, SPEC, extra=("sortAsTree", "filterAsTree"))
-
-
-def mailbox_query_changes(ctx: Context, args: JSONObject) -> JSONObject:
-    _tree_options(args)
-    return standard.query_changes(ctx, args, SPEC, extra=("sortAsTree", "filterAsTree"))
-
-
-def methods() -> list[Method]:
-    from maildir_jmap.mail.mailbox_set import mailbox_set
-
-    return [
-        Method("Mailbox/get", MAIL, mailbox_get),
-        Method("Mailbox/changes", MAIL, mailbox_changes),
-        Method("Mailbox/query", MAIL, mailbox_query),
-        Method("Mailbox/queryChanges", MAIL, mailbox_query_changes),
-        Method("Mailbox/set", MAIL, mailbox_set, writes=True),
-    ]
+def tree_options(ctx: Context, args: JSONObject, query: Handler) -> JSONObject:
+    """RFC 8621 §2.3: ``sortAsTree`` and ``filterAsTree``, type-checked before the
+    query runs."""
+    for name in TREE_OPTIONS:
+        arg_bool(args, name, False)
+    return query(ctx, args)

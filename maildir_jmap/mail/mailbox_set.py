@@ -13,15 +13,27 @@ import logging
 from typing import Any
 
 from maildir_jmap.core import standard
-from maildir_jmap.core.dispatch import AccountAccess, Context
+from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import PropertyErrors, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
+from maildir_jmap.core.records import Handler, Kind
 from maildir_jmap.core.types import JSONObject, arg_bool, is_unsigned_int
-from maildir_jmap.mail.mailbox import SPEC, MailboxRecords, mailbox_name, parent_id, to_json
+from maildir_jmap.mail.mailbox import (
+    SPEC,
+    TREE_OPTIONS,
+    MailboxRecords,
+    mailbox_name,
+    parent_id,
+    records_for,
+    to_json,
+    tree_options,
+    updated_properties,
+)
+from maildir_jmap.mail.records import account_of
 from maildir_jmap.store import folders
-from maildir_jmap.store.index import Change, MailboxRecord
 from maildir_jmap.store.maildir import remove_file
 from maildir_jmap.store.names import BadName, check_name
+from maildir_jmap.store.records import Change, MailboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +321,20 @@ class MailboxSetRecords(MailboxRecords):
 
 
 def set_records(ctx: Context, access: AccountAccess) -> MailboxSetRecords:
-    return MailboxSetRecords(access.backend, access.is_read_only)
+    return MailboxSetRecords(account_of(access), access.is_read_only)
 
 
-SET_SPEC = dataclasses.replace(SPEC, records=set_records)  # type: ignore[arg-type]
+def _destroy_option(ctx: Context, args: JSONObject, set_: Handler) -> JSONObject:
+    arg_bool(args, "onDestroyRemoveEmails", False)  # §2.5, type-checked first
+    return set_(ctx, args)
 
 
-def mailbox_set(ctx: Context, args: JSONObject) -> JSONObject:
-    arg_bool(args, "onDestroyRemoveEmails", False)
-    return standard.set_(ctx, args, SET_SPEC, extra=("onDestroyRemoveEmails",))
+def methods() -> list[Method]:
+    """Every Mailbox method (RFC 8621 §2)."""
+    return standard.methods(
+        SPEC,
+        get=records_for,
+        changes=Kind(records_for, around=updated_properties),
+        query=Kind(records_for, extra=TREE_OPTIONS, around=tree_options),
+        set=Kind(set_records, extra=("onDestroyRemoveEmails",), around=_destroy_option),
+    )

@@ -1,19 +1,27 @@
-"""What the mail datatypes share: /changes over the index's change log, and the
-Records base of the types kept in the account's object store."""
+"""What the mail datatypes' per-account objects share: the account behind an
+``AccountAccess``, /changes over the index's or the object store's change log,
+and the base of the types kept in the object store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from maildir_jmap.core.dispatch import Context
+from maildir_jmap.core.dispatch import AccountAccess
 from maildir_jmap.core.errors import MethodError
-from maildir_jmap.core.query import Comparator
-from maildir_jmap.core.standard import Changes, compute_changes
+from maildir_jmap.core.records import Changes, compute_changes
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.objects import ObjectStore
+
+
+def account_of(access: AccountAccess) -> Account:
+    """The store behind an account the core handed over (core/dispatch.py Backend)."""
+    account = access.backend
+    if not isinstance(account, Account):
+        raise TypeError(f"account {access.account_id} has no Maildir store behind it")
+    return account
 
 
 class ChangeLog(Protocol):
@@ -57,8 +65,8 @@ def object_changes(
 
 
 class ObjectRecords:
-    """``core.standard.Records`` reading one type of the account's object store
-    (Identity, EmailSubmission, VacationResponse); subclasses add the writes."""
+    """Readable and Changing (core/records.py) over one type of the account's object
+    store (Identity, EmailSubmission, VacationResponse); subclasses add the writes."""
 
     type_name = ""
 
@@ -87,27 +95,3 @@ class ObjectRecords:
 
     def commit(self) -> None:
         self.account.commit_objects()
-
-    def query(
-        self, filter: Any, sort: list[Comparator], options: JSONObject
-    ) -> Sequence[str]:  # pragma: no cover - only types that register /query override it
-        raise MethodError("unknownMethod")
-
-    def copy(
-        self, ctx: Context, source: Any, creation_id: str, obj: JSONObject
-    ) -> JSONObject:  # pragma: no cover - no object-store type has /copy
-        raise MethodError("unknownMethod")
-
-
-def matches_filter(filter: Any, condition: Callable[[JSONObject], bool]) -> bool:
-    """RFC 8620 §5.5: a FilterOperator tree over ``condition`` for its leaves."""
-    if filter is None:
-        return True
-    if "operator" in filter:
-        results = (matches_filter(c, condition) for c in filter["conditions"])
-        if filter["operator"] == "AND":
-            return all(results)
-        if filter["operator"] == "OR":
-            return any(results)
-        return not any(results)
-    return condition(filter)

@@ -13,9 +13,9 @@ from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.query import validate_filter
 from maildir_jmap.core.types import JSONObject, arg_id, arg_id_list, check_known
-from maildir_jmap.mail.email_query import check_condition
+from maildir_jmap.mail.email_filter import check_condition
+from maildir_jmap.mail.records import account_of
 from maildir_jmap.mime.text import search_document
-from maildir_jmap.store.account import Account
 
 PREVIEW_OCTETS = 255  # §5: "MUST NOT be bigger than 255 octets"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -99,7 +99,7 @@ def searchsnippet_get(ctx: Context, args: JSONObject) -> JSONObject:
     check_known(args, ("accountId", "filter", "emailIds"))
     account_id = arg_id(args, "accountId")
     assert account_id is not None
-    account: Account = ctx.account(account_id, MAIL).backend
+    account = account_of(ctx.account(account_id, MAIL))
     filter_ = args.get("filter")
     validate_filter(filter_, check_condition)
     ids = arg_id_list(args, "emailIds", nullable=False)

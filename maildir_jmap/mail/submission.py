@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import SUBMISSION
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import MethodError, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
-from maildir_jmap.core.query import Comparator, Descending
-from maildir_jmap.core.standard import TypeSpec
+from maildir_jmap.core.query import Comparator, Descending, matches_filter
+from maildir_jmap.core.records import Handler, Kind, TypeSpec
 from maildir_jmap.core.types import (
     ArgumentError,
     JSONObject,
@@ -34,10 +34,10 @@ from maildir_jmap.core.types import (
     parse_utc_date,
 )
 from maildir_jmap.mail import envelope as env
-from maildir_jmap.mail.common import ObjectRecords, matches_filter
 from maildir_jmap.mail.identity import IDENTITY, identities, may_send_from
+from maildir_jmap.mail.records import ObjectRecords, account_of
 from maildir_jmap.store.account import Account
-from maildir_jmap.store.outbox import SUBMISSION_TYPE, Job, Outbox, Outcome, record_outcome
+from maildir_jmap.store.outbox import SUBMISSION_TYPE, Job, Outbox, Outcome
 
 PROPERTIES = (
     "id",
@@ -63,6 +63,7 @@ SERVER_SET = (
 SORTABLE = ("emailId", "threadId", "sentAt", "sendAt")  # §7.3 says sentAt; errata sendAt
 
 
+@runtime_checkable
 class Outbound(Protocol):
     """The sending side, provided by the app (delivery/scheduler.py)."""
 
@@ -77,6 +78,28 @@ class Outbound(Protocol):
     def schedule(self, account: Account, submission_id: str, due: float) -> None: ...
 
     def retry_delay(self, attempts: int) -> float: ...
+
+
+def record_outcome(record: dict[str, object], outcome: Outcome, final: bool) -> None:
+    """Update an EmailSubmission record (RFC 8621 §7) after a relay attempt:
+    per-recipient ``deliveryStatus``; ``undoStatus`` final once anything was
+    relayed or nothing is left to try."""
+    status: dict[str, object] = {}
+    previous = record.get("deliveryStatus")
+    if isinstance(previous, dict):
+        status.update(previous)
+    for recipient, reply in outcome.replies.items():
+        if recipient in outcome.accepted:
+            # Relayed: the smarthost has it, and we hear nothing more (no DSNs yet).
+            delivered = "unknown"
+        elif recipient in outcome.failed or final:
+            delivered = "no"
+        else:
+            delivered = "queued"  # still in our outbox, to be retried
+        status[recipient] = {"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}
+    record["deliveryStatus"] = status
+    if outcome.accepted or final:
+        record["undoStatus"] = "final"
 
 
 def _date(epoch: float) -> str:
@@ -96,8 +119,8 @@ class SubmissionRecords(ObjectRecords):
     # -- create -----------------------------------------------------------------
 
     def _outbound(self) -> Outbound:
-        outbound: Outbound | None = self.ctx.outbound
-        if outbound is None:
+        outbound = self.ctx.outbound
+        if not isinstance(outbound, Outbound):
             raise SetError("forbiddenToSend", "sending is not configured on this server")
         return outbound
 
@@ -222,6 +245,9 @@ class SubmissionRecords(ObjectRecords):
 
     # -- query ------------------------------------------------------------------
 
+    def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
+        return set()  # a submission's place in the results changes only with itself
+
     def query(self, filter: Any, sort: list[Comparator], options: JSONObject) -> list[str]:
         records = [
             r
@@ -274,13 +300,12 @@ def check_condition(condition: JSONObject) -> None:
 
 
 def records_for(ctx: Context, access: AccountAccess) -> SubmissionRecords:
-    return SubmissionRecords(ctx, access.backend)
+    return SubmissionRecords(ctx, account_of(access))
 
 
 SPEC = TypeSpec(
     name=SUBMISSION_TYPE,
     capability=SUBMISSION,
-    records=records_for,
     is_property=lambda p: p in PROPERTIES,
     default_properties=PROPERTIES,
     check_condition=check_condition,
@@ -301,10 +326,12 @@ def _on_success_arguments(args: JSONObject) -> tuple[dict[str, Any], list[str]]:
     return update, destroy
 
 
-def email_submission_set(ctx: Context, args: JSONObject) -> JSONObject:
+def on_success(ctx: Context, args: JSONObject, set_: Handler) -> JSONObject:
+    """RFC 8621 §7.5: EmailSubmission/set, then an implicit Email/set updating or
+    destroying the Emails of the submissions that succeeded."""
     update, destroy = _on_success_arguments(args)
     account_id = args.get("accountId")
-    account: Account = ctx.account(str(account_id), SUBMISSION).backend
+    account = account_of(ctx.account(str(account_id), SUBMISSION))
     # Type-check update and destroy before peeking into them (standard.set_ checks
     # them again, with the same errors).
     own_updates = arg_object_map(args, "update", refs=True)
@@ -315,7 +342,7 @@ def email_submission_set(ctx: Context, args: JSONObject) -> JSONObject:
         record = account.objects.get(SUBMISSION_TYPE, record_id) if is_id(record_id) else None
         if record is not None:
             emails[record_id] = record["emailId"]
-    result = standard.set_(ctx, args, SPEC, extra=ON_SUCCESS)
+    result = set_(ctx, args)
     succeeded = set(result["updated"] or {}) | set(result["destroyed"] or [])
     emails = {k: v for k, v in emails.items() if k in succeeded}
     for creation_id, created in (result["created"] or {}).items():
@@ -335,22 +362,10 @@ def email_submission_set(ctx: Context, args: JSONObject) -> JSONObject:
 
 
 def methods() -> list[Method]:
-    def get(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.get(ctx, args, SPEC)
-
-    def changes(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.changes(ctx, args, SPEC)
-
-    def query(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.query(ctx, args, SPEC)
-
-    def query_changes(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.query_changes(ctx, args, SPEC)
-
-    return [
-        Method("EmailSubmission/get", SUBMISSION, get),
-        Method("EmailSubmission/changes", SUBMISSION, changes),
-        Method("EmailSubmission/query", SUBMISSION, query),
-        Method("EmailSubmission/queryChanges", SUBMISSION, query_changes),
-        Method("EmailSubmission/set", SUBMISSION, email_submission_set, writes=True),
-    ]
+    return standard.methods(
+        SPEC,
+        get=records_for,
+        changes=records_for,
+        query=records_for,
+        set=Kind(records_for, extra=ON_SUCCESS, around=on_success),
+    )

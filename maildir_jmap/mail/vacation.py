@@ -12,9 +12,9 @@ from maildir_jmap.core.capabilities import VACATION
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.errors import SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
-from maildir_jmap.core.standard import TypeSpec
+from maildir_jmap.core.records import TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, parse_utc_date
-from maildir_jmap.mail.common import ObjectRecords
+from maildir_jmap.mail.records import ObjectRecords, account_of
 from maildir_jmap.store.sieve import Vacation, install
 
 VACATION_TYPE = "VacationResponse"
@@ -96,26 +96,16 @@ class VacationRecords(ObjectRecords):
 
 
 def records_for(ctx: Context, access: AccountAccess) -> VacationRecords:
-    return VacationRecords(access.backend)
+    return VacationRecords(account_of(access))
 
 
 SPEC = TypeSpec(
     name=VACATION_TYPE,
     capability=VACATION,
-    records=records_for,
     is_property=lambda p: p in PROPERTIES,
     default_properties=PROPERTIES,
 )
 
 
 def methods() -> list[Method]:
-    def get(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.get(ctx, args, SPEC)
-
-    def set_(ctx: Context, args: JSONObject) -> JSONObject:
-        return standard.set_(ctx, args, SPEC)
-
-    return [
-        Method("VacationResponse/get", VACATION, get),
-        Method("VacationResponse/set", VACATION, set_, writes=True),
-    ]
+    return standard.methods(SPEC, get=records_for, set=records_for)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import collapse_rfc2231_value
@@ -155,7 +156,7 @@ def parse(data: bytes) -> Part:
     return _parse(data, "text/plain", counter, 0)
 
 
-def _parse(data: bytes, default_type: str, counter: object, depth: int) -> Part:
+def _parse(data: bytes, default_type: str, counter: Iterator[int], depth: int) -> Part:
     headers, body = split_head(data)
     type_, params = _content_type(_last(headers, "Content-Type"), default_type)
     if "/" not in type_:
@@ -171,7 +172,7 @@ def _parse(data: bytes, default_type: str, counter: object, depth: int) -> Part:
             _parse(chunk, child_default, counter, depth + 1) for chunk in _split(body, boundary)
         ]
     else:
-        part.part_id = str(next(counter))  # type: ignore[call-overload]
+        part.part_id = str(next(counter))
     return part
 
 

@@ -1,188 +1,106 @@
-"""What the HTTP layer shares between requests: config, users, tokens, accounts."""
+"""The server room's front door: one ``Server`` per process, with no HTTP in it.
+
+It is the composition root. It opens each user's account (server/accounts.py)
+and wires it: changes to the push hub, the user's sending addresses and Sieve
+location (server/policy.py). It says what the Session offers (capabilities,
+the accounts a user may use), runs JMAP requests (server/execute.py), checks
+logins (server/login.py), and starts and stops the background services: Web
+Push (server/push.py), the EmailSubmission sender (delivery/) and the closing
+of idle accounts. Transports (http/) translate to calls on it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import socket
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+
+import anyio.to_thread
 
 from maildir_jmap import mail
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, WEBSOCKET
-from maildir_jmap.core.dispatch import AccountAccess, Registry
+from maildir_jmap.core.dispatch import AccountAccess, Context, Registry
+from maildir_jmap.core.request import Request
 from maildir_jmap.core.types import JSONObject
-from maildir_jmap.http.accounts import AccountPool
-from maildir_jmap.http.auth import Throttle
-from maildir_jmap.http.pushtoken import PushTokens
+from maildir_jmap.delivery.scheduler import Sender
+from maildir_jmap.mail import submission
 from maildir_jmap.mail.identity import IDENTITY
 from maildir_jmap.mail.vacation import VACATION_TYPE
+from maildir_jmap.metrics import observe_call
+from maildir_jmap.server import policy
+from maildir_jmap.server.accounts import AccountPool
+from maildir_jmap.server.execute import Slots, run_request
+from maildir_jmap.server.login import Login, Throttle
+from maildir_jmap.server.push import WEBPUSH_VAPID, PushService
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
-from maildir_jmap.store.sieve import SieveLocation
-from maildir_jmap.sync.hub import Hub
-from maildir_jmap.sync.push_subscription import PushAccess
-from maildir_jmap.sync.subscriptions import SubscriptionStore
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
 log = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/jmap/ws/"
-WEBPUSH_VAPID = "urn:ietf:params:jmap:webpush-vapid"
-"""RFC 9749 §3: the Session capability carrying the VAPID public key."""
 
 
-@dataclass
-class AppState:
-    config: Config
-    users: Users
-    tokens: TokenStore
-    registry: Registry
-    inflight: dict[str, int] = field(default_factory=dict)
-    uploads: dict[str, int] = field(default_factory=dict)
-    hub: Hub = field(default_factory=Hub)
-    push_tokens: PushTokens | None = None
-    pool: AccountPool = field(init=False)
-    subscriptions: SubscriptionStore | None = None
-    vapid_public_key: str = ""
-    webpush: Any = None
-    """The PushSubscription sender (sync/webpush.py), running while the app is."""
-    _owners: dict[str, str] = field(default_factory=dict)
-    throttle: Throttle = field(default_factory=Throttle)
-    outbound: Any = None
-    """The EmailSubmission sender (delivery/scheduler.py), running while the app is."""
+class Server:
+    def __init__(
+        self,
+        config: Config,
+        users: Users,
+        tokens: TokenStore | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.config = config
+        self.users = users
+        self.registry = registry or build_registry(vacation_response=config.sieve_dir is not None)
+        self.login = Login(
+            users,
+            tokens or TokenStore(config.state_dir / "tokens.json"),
+            Throttle(config.max_failures_per_user, config.max_failures_per_address),
+        )
+        self.push = PushService(config, self.login.alive)
+        self.pool = AccountPool(config, self._wire)
+        self.requests = Slots()
+        """Requests running per user (RFC 8620 §2 maxConcurrentRequests)."""
+        self.uploads = Slots()
+        """Uploads running per user (§2 maxConcurrentUpload)."""
+        self.outbound: Sender | None = None
+        """The EmailSubmission sender (delivery/scheduler.py), while the server runs."""
+        self._owners: dict[str, str] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
-    def __post_init__(self) -> None:
-        self.pool = AccountPool(self.config, self._prepare)
+    # -- accounts ------------------------------------------------------------------
 
-    def capabilities(self, base_url: str) -> dict[str, JSONObject]:
-        """The Session's ``capabilities``: core limits, what the datatypes add, and the
-        WebSocket transport (RFC 8887 §3) at ``base_url``'s ws/wss twin."""
-        websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
-        capabilities = {
-            CORE: self.config.limits.capability(),
-            **mail.session_capabilities(self.registry),
-            WEBSOCKET: {"url": websocket_url, "supportsPush": True},
-        }
-        if self.vapid_public_key:
-            capabilities[WEBPUSH_VAPID] = {"applicationServerKey": self.vapid_public_key}
-        return capabilities
-
-    def supported(self) -> frozenset[str]:
-        """Capabilities a request may name in ``using``."""
-        return self.registry.capabilities() | {WEBSOCKET, WEBPUSH_VAPID}
-
-    def states(self, user: User) -> dict[str, dict[str, str]]:
-        """Every push-relevant state of the user's accounts (RFC 8887 pushState)."""
-        out: dict[str, dict[str, str]] = {}
-        for access in self.access(user).values():
-            account: Account = access.backend
-            states = {t: account.state(t) for t in (MAILBOX, EMAIL, THREAD)}
-            states |= {
-                t: account.objects.state(t) for t in (IDENTITY, SUBMISSION_TYPE, VACATION_TYPE)
-            }
-            out[access.account_id] = states
-        return out
-
-    def account(self, user: User) -> Account:
-        """The user's account, opened on first use (http/accounts.py)."""
-        return self.pool.get(user)
-
-    def _prepare(self, user: User, account: Account) -> None:
+    def _wire(self, user: User, account: Account) -> None:
         # Every committed change set reaches push listeners (DESIGN: the store
         # announces changes through listeners and never imports the hub).
-        account.listeners.append(lambda acct, changed: self.hub.publish(acct.account_id, changed))
-        account.addresses = self.sending_addresses(user)
-        account.sieve = self.sieve_location(user)
+        hub = self.push.hub
+        account.listeners.append(lambda acct, changed: hub.publish(acct.account_id, changed))
+        account.addresses = policy.sending_addresses(self.config, user)
+        account.sieve = policy.sieve_location(self.config, user)
         self._owners[account.account_id] = user.name
 
-    def busy(self, account: Account) -> bool:
-        """Whether closing ``account`` while idle would lose something: a push
-        listener, a verified push subscription or a queued send."""
-        if self.hub.listening(account.account_id):
-            return True
-        user = self._owners.get(account.account_id)
-        if self.subscriptions is not None and any(
-            s.user == user and s.verified for s in self.subscriptions.all()
-        ):
-            return True
-        return bool(Outbox(account.state_dir).jobs())
-
-    def sending_addresses(self, user: User) -> tuple[str, ...]:
-        """The users file's addresses; else the login if it is an address; else
-        login@mail_domain (RFC 8621 §6: what Identities may use)."""
-        if user.addresses:
-            return user.addresses
-        if "@" in user.name:
-            return (user.name,)
-        return (f"{user.name}@{self.config.mail_domain or socket.getfqdn()}",)
-
-    def sieve_location(self, user: User) -> SieveLocation | None:
-        if self.config.sieve_dir is None:
-            return None
-        values = {"home": str(user.maildir.parent), "user": user.name}
-        return SieveLocation(
-            Path(self.config.sieve_dir.format(**values)).expanduser(),
-            Path(self.config.sieve_active.format(**values)).expanduser(),
-        )
+    def account(self, user: User) -> Account:
+        """The user's account, opened on first use (server/accounts.py)."""
+        return self.pool.get(user)
 
     def open_account(self, name: str) -> Account | None:
         user = self.users.get(name)
         return self.account(user) if user is not None else None
 
-    def submission_capability(self) -> JSONObject:
-        """RFC 8621 §1.3.2. Delayed send is ours (held here, then relayed), so
-        FUTURERELEASE is offered whatever the smarthost supports; SIZE is the
-        limit we check. The FUTURERELEASE date argument is left out so the Session
-        does not change every second."""
-        sending = self.config.sending
-        return {
-            "maxDelayedSend": sending.max_delayed_send,
-            "submissionExtensions": {
-                "FUTURERELEASE": [str(sending.max_delayed_send)],
-                "SIZE": [str(sending.max_size)],
-            },
-        }
-
     def owner_of(self, account_id: str) -> str | None:
-        """The user whose account this is, if it is open."""
+        """The user whose account this is, if it was opened."""
         return self._owners.get(account_id)
 
-    def push_access(self, user: User, credential: str) -> PushAccess | None:
-        if self.subscriptions is None:
-            return None
-        return PushAccess(
-            self.subscriptions,
-            user.name,
-            credential,
-            allow_private=self.config.push_allow_private_targets,
-            allow_http=self.config.push_allow_http,
-            max_lifetime=self.config.push_max_lifetime,
-        )
-
-    def push_subject(self) -> str:
-        """VAPID ``sub`` (RFC 8292 §2.1): whom a push service can contact."""
-        if self.config.push_subject:
-            return self.config.push_subject
-        if self.config.public_url and self.config.public_url.startswith("https://"):
-            return self.config.public_url
-        return f"mailto:postmaster@{socket.getfqdn()}"
-
-    def open_accounts(self) -> list[Account]:
-        return self.pool.open_accounts()
-
-    def open_all(self) -> None:
-        """Open every user's account now (embedded mode: index before serving)."""
-        for name in self.users.names():
-            user = self.users.get(name)
-            if user is not None:
-                self.account(user)
-
-    def close(self) -> None:
-        """Stop watchers and flush every account's journal (graceful shutdown)."""
-        self.pool.close_all()
+    def busy(self, account: Account) -> bool:
+        """Whether closing ``account`` while idle would lose something: a push
+        listener, a verified push subscription or a queued send."""
+        if self.push.hub.listening(account.account_id):
+            return True
+        if self._owners.get(account.account_id) in self.push.subscribed_users():
+            return True
+        return bool(Outbox(account.state_dir).jobs())
 
     def access(self, user: User) -> dict[str, AccountAccess]:
         """The accounts this user may use, keyed by account id. Each user sees only
@@ -192,10 +110,105 @@ class AppState:
             account_id=account.account_id,
             name=user.name,
             capabilities=mail.account_capabilities(
-                self.registry, account, self.submission_capability()
+                self.registry, account, policy.submission_capability(self.config)
             ),
             is_personal=True,
             is_read_only=account.is_read_only,
             backend=account,
         )
         return {account.account_id: access}
+
+    def states(self, user: User) -> dict[str, dict[str, str]]:
+        """Every push-relevant state of the user's accounts (RFC 8887 pushState)."""
+        out: dict[str, dict[str, str]] = {}
+        for account_id, access in self.access(user).items():
+            account = access.backend
+            assert isinstance(account, Account)
+            states = {t: account.state(t) for t in (MAILBOX, EMAIL, THREAD)}
+            states |= {
+                t: account.objects.state(t) for t in (IDENTITY, SUBMISSION_TYPE, VACATION_TYPE)
+            }
+            out[account_id] = states
+        return out
+
+    # -- the Session and requests --------------------------------------------------
+
+    def capabilities(self, base_url: str) -> dict[str, JSONObject]:
+        """The Session's ``capabilities``: core limits, what the datatypes add, and the
+        WebSocket transport (RFC 8887 §3) at ``base_url``'s ws/wss twin."""
+        websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
+        return {
+            CORE: self.config.limits.capability(),
+            **mail.session_capabilities(self.registry),
+            WEBSOCKET: {"url": websocket_url, "supportsPush": True},
+            WEBPUSH_VAPID: {"applicationServerKey": self.push.vapid_public_key},
+        }
+
+    def supported(self) -> frozenset[str]:
+        """Capabilities a request may name in ``using``."""
+        return self.registry.capabilities() | {WEBSOCKET, WEBPUSH_VAPID}
+
+    def run_request(
+        self,
+        user: User,
+        accounts: dict[str, AccountAccess],
+        request: Request,
+        credential: str = "",
+    ) -> JSONObject:
+        """Run ``request`` for ``user`` (blocking: call it from a worker thread)."""
+        ctx = Context(
+            username=user.name,
+            accounts=accounts,
+            limits=self.config.limits,
+            credential=credential,
+            push=self.push.access(user.name, credential) if credential else None,
+            outbound=self.outbound,
+            observe=observe_call,
+        )
+        return run_request(request, ctx, self.registry, self.config.lock_timeout)
+
+    # -- the background services ---------------------------------------------------
+
+    def open_all(self) -> None:
+        """Open every user's account now (embedded mode: index before serving)."""
+        for name in self.users.names():
+            self.open_account(name)
+
+    async def start(self) -> None:
+        """Open what must be open before anyone logs in, then start the services:
+        with one user their account (indexed before serving); the accounts with
+        verified push subscriptions (so Dovecot's changes reach them after a
+        restart); Web Push; the sender (which opens accounts with queued sends);
+        the closing of idle accounts."""
+        if len(self.users.names()) == 1:
+            await anyio.to_thread.run_sync(self.open_all)
+
+        def open_subscribed() -> None:
+            for name in self.push.subscribed_users():
+                self.open_account(name)
+
+        await anyio.to_thread.run_sync(open_subscribed)
+        await self.push.start(self.owner_of)
+        sender = Sender(self.config.sending, self.open_account, submission.record_outcome)
+        await sender.start(self.config.state_dir)
+        self.outbound = sender
+        self._reaper = asyncio.ensure_future(self._close_idle_accounts())
+
+    async def stop(self) -> None:
+        """Stop the services, then the watchers, and flush every journal."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if self.outbound is not None:
+            await self.outbound.stop()
+        await self.push.stop()
+        await anyio.to_thread.run_sync(self.pool.close_all)
+
+    async def _close_idle_accounts(self) -> None:
+        """Every so often, close accounts nobody has used for ``idle_close`` seconds."""
+        period = max(1.0, min(60.0, self.config.idle_close / 10))
+        while self.config.idle_close > 0:
+            await asyncio.sleep(period)
+            try:
+                await anyio.to_thread.run_sync(self.pool.close_idle, self.busy)
+            except Exception:
+                log.exception("closing idle accounts failed")

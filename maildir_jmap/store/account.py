@@ -24,12 +24,13 @@ from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
 from maildir_jmap.store.envelopes import EnvelopeCache
 from maildir_jmap.store.folders import detect_layout, list_folders
-from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Change, EmailRecord, Index
-from maildir_jmap.store.journal import Journal
+from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
+from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
 from maildir_jmap.store.maildir import break_dead_locks
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
 from maildir_jmap.store.reconcile import Names, Progress, reconcile
+from maildir_jmap.store.records import Change, EmailRecord
 from maildir_jmap.store.search import SearchIndex
 from maildir_jmap.store.sieve import SieveLocation
 
@@ -241,7 +242,7 @@ class Account:
             email_id not in self.index.emails for email_id in change.emails
         )
         ops = self.index.stamp(change)
-        self.journal.append({"m": ops[-1][1], "ops": ops})
+        self.journal.append(encode_change_set(ops))
         self.index.apply_ops(ops)
         if membership:
             self.membership_modseq = self.index.modseq
@@ -303,9 +304,10 @@ def load_index(journal: Journal) -> Index:
             snapshot = None
     replayed = 0
     for record in journal.replay():
-        if snapshot is not None and record.get("m", 0) <= index.modseq:
+        reaches, ops = decode_change_set(record)
+        if snapshot is not None and reaches <= index.modseq:
             continue  # already in the snapshot (crash between snapshot and truncation)
-        index.apply_ops(record["ops"])
+        index.apply_ops(ops)
         replayed += 1
     if snapshot is None and replayed == 0:
         journal.write_snapshot(index.to_snapshot())  # record this index's epoch

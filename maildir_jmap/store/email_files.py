@@ -25,7 +25,7 @@ from pathlib import Path
 
 from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import messages
-from maildir_jmap.store.index import EmailRecord, FileRef, Index, file_ref
+from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import imap_names_needed, marks_for
 from maildir_jmap.store.maildir import (
     MAX_KEYWORDS,
@@ -36,6 +36,7 @@ from maildir_jmap.store.maildir import (
     read_keywords,
     remove_file,
 )
+from maildir_jmap.store.records import EmailRecord, FileRef, file_ref
 
 log = logging.getLogger(__name__)
 

@@ -24,174 +24,28 @@ import bisect
 import secrets
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import Any
 
-from maildir_jmap.mime import summary as summaries
+from maildir_jmap.store.journal import (
+    Drop,
+    ModseqCounter,
+    Op,
+    PutEmail,
+    PutMailbox,
+    RememberThreads,
+    TouchCounts,
+    TouchThread,
+)
+from maildir_jmap.store.records import (
+    Change,
+    EmailRecord,
+    MailboxRecord,
+    ThreadRecord,
+    Tombstone,
+)
 
 MAILBOX, EMAIL, THREAD = "Mailbox", "Email", "Thread"
 COUNT_PROPERTIES = ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
-
-
-FileRef = tuple[str, str, str, str]
-"""One copy of a message: (mailbox id, "cur" or "new", base name, info such as
-":2,FS" or ""). The base name is shared with the ``by_file`` key, and the other
-parts are interned: at 100k messages every byte per copy shows."""
-
-
-def file_ref(mailbox_id: str, subdir: str, name: str) -> FileRef:
-    base, sep, info = name.partition(":")
-    return (sys.intern(mailbox_id), sys.intern(subdir), base, sys.intern(sep + info))
-
-
-def file_name(ref: FileRef) -> str:
-    return ref[2] + ref[3]
-
-
-@dataclass(slots=True)
-class MailboxRecord:
-    id: str
-    directory: str  # relative to the Maildir root; "" is INBOX
-    levels: tuple[str, ...]  # decoded hierarchy; () is INBOX
-    role: str | None = None
-    sort_order: int = 0
-    subscribed: bool = False
-    selectable: bool = True  # False: a parent with no folder of its own
-    modseq: int = 0
-    created: int = 0
-    props_modseq: int = 0  # last change of something other than counts
-
-    def to_list(self) -> list[object]:
-        return [
-            self.id,
-            self.directory,
-            list(self.levels),
-            self.role,
-            self.sort_order,
-            self.subscribed,
-            self.selectable,
-            self.modseq,
-            self.created,
-            self.props_modseq,
-        ]
-
-    @classmethod
-    def from_list(cls, row: list[object]) -> MailboxRecord:
-        rec = cls(*row)  # type: ignore[arg-type]
-        rec.levels = tuple(rec.levels)
-        return rec
-
-
-@dataclass(slots=True)
-class EmailRecord:
-    """One message, whatever the number of its files (copies in several folders are
-    one Email). ``files`` holds a FileRef per copy."""
-
-    id: str
-    digest: str  # hex SHA-256 of the CRLF form: blobId = "G" + digest
-    thread_id: str
-    files: list[FileRef]
-    keywords: frozenset[str]
-    size: int
-    received: int
-    subject: str = ""
-    sender: str = ""  # From, decoded, for sorting and display
-    to: str = ""
-    sent_at: int | None = None
-    message_id: str | None = None
-    has_attachment: bool = False
-    preview: str = ""
-    modseq: int = 0
-    created: int = 0
-
-    @property
-    def mailbox_ids(self) -> set[str]:
-        return {f[0] for f in self.files}
-
-    @classmethod
-    def from_summary(
-        cls,
-        summary: summaries.Summary,
-        thread_id: str,
-        files: list[FileRef],
-        keywords: frozenset[str],
-        received: int,
-    ) -> EmailRecord:
-        """A new Email's record from its index-time parse (mime/summary)."""
-        return cls(
-            id=summaries.email_id(summary.digest),
-            digest=summary.digest,
-            thread_id=thread_id,
-            files=files,
-            keywords=keywords,
-            size=summary.size,
-            received=received,
-            subject=summary.subject,
-            sender=summary.sender,
-            to=summary.to,
-            sent_at=summary.sent_at,
-            message_id=summary.message_id,
-            has_attachment=summary.has_attachment,
-            preview=summary.preview,
-        )
-
-    def to_list(self) -> list[object]:
-        return [
-            self.id,
-            self.digest,
-            self.thread_id,
-            [list(f) for f in self.files],
-            sorted(self.keywords),
-            self.size,
-            self.received,
-            self.subject,
-            self.sender,
-            self.to,
-            self.sent_at,
-            self.message_id,
-            self.has_attachment,
-            self.preview,
-            self.modseq,
-            self.created,
-        ]
-
-    @classmethod
-    def from_list(cls, row: list[object]) -> EmailRecord:
-        rec = cls(*row)  # type: ignore[arg-type]
-        rec.files = [file_ref(m, d, b + i) for m, d, b, i in rec.files]
-        rec.keywords = frozenset(rec.keywords)
-        return rec
-
-
-@dataclass(slots=True)
-class ThreadRecord:
-    id: str
-    email_ids: list[str] = field(default_factory=list)
-    modseq: int = 0
-    created: int = 0
-
-
-@dataclass
-class Change:
-    """What one reconcile or one JMAP write does to the index, before modseqs."""
-
-    mailboxes: dict[str, MailboxRecord] = field(default_factory=dict)  # upserts
-    mailboxes_gone: set[str] = field(default_factory=set)
-    emails: dict[str, EmailRecord] = field(default_factory=dict)  # upserts
-    emails_gone: set[str] = field(default_factory=set)
-    message_ids: list[tuple[str, str]] = field(default_factory=list)  # Message-ID -> thread
-    delivered: bool = False  # new mail arrived (EmailDelivery push, RFC 8621 §1.5)
-    unreadable: dict[str, str] = field(default_factory=dict)
-    """Message files a reconcile found but could not read: path -> why (not journaled)."""
-
-    def __bool__(self) -> bool:
-        return bool(self.mailboxes or self.mailboxes_gone or self.emails or self.emails_gone)
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    type: str
-    modseq: int
-    created: int
 
 
 class Index:
@@ -265,11 +119,11 @@ class Index:
 
     # -- applying changes -----------------------------------------------------------------
 
-    def stamp(self, change: Change) -> list[list[object]]:
+    def stamp(self, change: Change) -> list[Op]:
         """Give every record of ``change`` its modseq and return the journal ops that,
         applied in order (``apply_ops``), produce the new state. The index itself is
         not changed here."""
-        ops: list[list[object]] = []
+        ops: list[Op] = []
         counter = self.modseq
         touched_threads: set[str] = set()
         count_mailboxes: set[str] = set()
@@ -295,16 +149,16 @@ class Index:
             old_box = self.mailboxes.get(mailbox_id)
             box.modseq = box.props_modseq = next_modseq()
             box.created = old_box.created if old_box else box.modseq
-            ops.append(["M", *box.to_list()])
+            ops.append(PutMailbox(box))
         for mailbox_id in sorted(change.mailboxes_gone):
             gone_box = self.mailboxes.get(mailbox_id)
             if gone_box is not None:
-                ops.append(["m", mailbox_id, next_modseq(), gone_box.created])
+                ops.append(Drop(MAILBOX, mailbox_id, next_modseq(), gone_box.created))
         for email_id, rec in sorted(change.emails.items()):
             old = self.emails.get(email_id)
             rec.modseq = next_modseq()
             rec.created = old.created if old else self._first_created(email_id, rec.modseq)
-            ops.append(["E", *rec.to_list()])
+            ops.append(PutEmail(rec))
             count_mailboxes |= rec.mailbox_ids
             if old is None or old.thread_id != rec.thread_id:
                 touched_threads.add(rec.thread_id)
@@ -320,7 +174,7 @@ class Index:
             gone = self.emails.get(email_id)
             if gone is None:
                 continue
-            ops.append(["e", email_id, next_modseq(), gone.created])
+            ops.append(Drop(EMAIL, email_id, next_modseq(), gone.created))
             touched_threads.add(gone.thread_id)
             count_mailboxes |= gone.mailbox_ids | thread_mailboxes(gone.thread_id)
         joining: dict[str, set[str]] = {}
@@ -338,44 +192,40 @@ class Index:
             modseq = next_modseq()
             if members:
                 created = thread.created if thread else self._first_created(thread_id, modseq)
-                ops.append(["T", thread_id, modseq, created])
+                ops.append(TouchThread(thread_id, modseq, created))
             elif thread is not None:
-                ops.append(["t", thread_id, modseq, thread.created])
+                ops.append(Drop(THREAD, thread_id, modseq, thread.created))
         # Mailboxes whose counts may have moved (and that were not rewritten above).
         for mailbox_id in sorted(count_mailboxes - set(change.mailboxes) - change.mailboxes_gone):
             if mailbox_id in self.mailboxes:
-                ops.append(["C", mailbox_id, next_modseq()])
+                ops.append(TouchCounts(mailbox_id, next_modseq()))
         if change.message_ids:
-            ops.append(["R", [list(pair) for pair in change.message_ids]])
-        ops.append(["S", counter])
+            ops.append(RememberThreads(tuple(change.message_ids)))
+        ops.append(ModseqCounter(counter))
         return ops
 
-    def apply_ops(self, ops: list[list[object]]) -> None:
+    def apply_ops(self, ops: Iterable[Op]) -> None:
         """Apply journal ops (from ``stamp`` or from replay); idempotent."""
         for op in ops:
-            kind = op[0]
-            if kind == "M":
-                self._put_mailbox(MailboxRecord.from_list(op[1:]))
-            elif kind == "m":
-                self._drop(MAILBOX, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
-            elif kind == "E":
-                self._put_email(EmailRecord.from_list(op[1:]))
-            elif kind == "e":
-                self._drop(EMAIL, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
-            elif kind == "T":
-                self._touch_thread(str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
-            elif kind == "t":
-                self._drop(THREAD, str(op[1]), int(op[2]), int(op[3]))  # type: ignore[call-overload]
-            elif kind == "C":
-                mailbox = self.mailboxes.get(str(op[1]))
-                if mailbox is not None:
-                    mailbox.modseq = max(mailbox.modseq, int(op[2]))  # type: ignore[call-overload]
-                    self._bump(MAILBOX, mailbox.modseq)
-            elif kind == "R":
-                for message_id, thread_id in op[1]:  # type: ignore[attr-defined]
-                    self.by_message_id.setdefault(message_id, thread_id)
-            elif kind == "S":
-                self.modseq = max(self.modseq, int(op[1]))  # type: ignore[call-overload]
+            match op:
+                case PutMailbox(record):
+                    self._put_mailbox(record)
+                case PutEmail(record):
+                    self._put_email(record)
+                case Drop(type_name, record_id, modseq, created):
+                    self._drop(type_name, record_id, modseq, created)
+                case TouchThread(thread_id, modseq, created):
+                    self._touch_thread(thread_id, modseq, created)
+                case TouchCounts(mailbox_id, modseq):
+                    mailbox = self.mailboxes.get(mailbox_id)
+                    if mailbox is not None:
+                        mailbox.modseq = max(mailbox.modseq, modseq)
+                        self._bump(MAILBOX, mailbox.modseq)
+                case RememberThreads(pairs):
+                    for message_id, thread_id in pairs:
+                        self.by_message_id.setdefault(message_id, thread_id)
+                case ModseqCounter(modseq):
+                    self.modseq = max(self.modseq, modseq)
 
     def _bump(self, type_name: str, modseq: int) -> None:
         if modseq > self.type_modseq.get(type_name, 0):
@@ -502,20 +352,21 @@ class Index:
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, object]) -> Index:
+    def from_snapshot(cls, data: dict[str, Any]) -> Index:
+        """From ``to_snapshot``'s form, as msgpack gives it back."""
         if data.get("v") != 1:
             raise ValueError(f"unknown snapshot version {data.get('v')!r}")
         index = cls(str(data["epoch"]))
-        index.modseq = int(data["modseq"])  # type: ignore[call-overload]
-        index.floor = int(data["floor"])  # type: ignore[call-overload]
-        index.type_modseq = dict(data["types"])  # type: ignore[call-overload]
-        for row in data["mailboxes"]:  # type: ignore[attr-defined]
+        index.modseq = int(data["modseq"])
+        index.floor = int(data["floor"])
+        index.type_modseq = dict(data["types"])
+        for row in data["mailboxes"]:
             box = MailboxRecord.from_list(row)
             index.mailboxes[box.id] = box
             index.by_directory[box.directory] = box.id
-        for tid, modseq, created in data["threads"]:  # type: ignore[attr-defined]
+        for tid, modseq, created in data["threads"]:
             index.threads[tid] = ThreadRecord(tid, [], modseq, created)
-        for row in data["emails"]:  # type: ignore[attr-defined]
+        for row in data["emails"]:
             rec = EmailRecord.from_list(row)
             index._share(rec)
             index.emails[rec.id] = rec
@@ -525,7 +376,7 @@ class Index:
             thread.email_ids.append(rec.id)
         for thread in index.threads.values():
             index._sort_thread(thread)
-        for key, type_name, modseq, created in data["tombstones"]:  # type: ignore[attr-defined]
+        for key, type_name, modseq, created in data["tombstones"]:
             index.tombstones[key] = Tombstone(type_name, modseq, created)
-        index.by_message_id = dict(data["message_ids"])  # type: ignore[call-overload]
+        index.by_message_id = dict(data["message_ids"])
         return index

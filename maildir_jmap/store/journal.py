@@ -17,13 +17,15 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from maildir_jmap.durable import replace_file, write_all, write_file
+from maildir_jmap.store.records import EmailRecord, MailboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,123 @@ SNAPSHOT = "snapshot.msgpack"
 JOURNAL = "journal.msgpack"
 _HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
 MAX_RECORD = 1 << 30
+
+
+# -- the ops of a change set ---------------------------------------------------------
+# A committed change set is a list of ops that, applied in order, turn the index
+# before it into the index after it (store/index.py ``stamp`` and ``apply_ops``).
+# Each op is stored as a list whose first item is a letter; the letters are the
+# on-disk format and never change meaning.
+
+
+@dataclass(frozen=True, slots=True)
+class PutMailbox:
+    """A Mailbox created or changed, with its new modseq (M)."""
+
+    record: MailboxRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PutEmail:
+    """An Email created or changed, with its new modseq (E)."""
+
+    record: EmailRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A record destroyed: its tombstone (m, e, t for Mailbox, Email, Thread)."""
+
+    type: str
+    id: str
+    modseq: int
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class TouchThread:
+    """A Thread created or changed: its members follow from the Emails' (T)."""
+
+    id: str
+    modseq: int
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class TouchCounts:
+    """A Mailbox whose counts moved, nothing else (C)."""
+
+    mailbox_id: str
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RememberThreads:
+    """Message-IDs and the Thread each belongs to (R)."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModseqCounter:
+    """The modseq counter after the change set (S)."""
+
+    modseq: int
+
+
+Op = PutMailbox | PutEmail | Drop | TouchThread | TouchCounts | RememberThreads | ModseqCounter
+DROP_LETTERS = {"Mailbox": "m", "Email": "e", "Thread": "t"}
+DROP_TYPES = {letter: type_name for type_name, letter in DROP_LETTERS.items()}
+
+
+def encode_op(op: Op) -> list[object]:
+    match op:
+        case PutMailbox(record):
+            return ["M", *record.to_list()]
+        case PutEmail(record):
+            return ["E", *record.to_list()]
+        case Drop(type_name, record_id, modseq, created):
+            return [DROP_LETTERS[type_name], record_id, modseq, created]
+        case TouchThread(thread_id, modseq, created):
+            return ["T", thread_id, modseq, created]
+        case TouchCounts(mailbox_id, modseq):
+            return ["C", mailbox_id, modseq]
+        case RememberThreads(pairs):
+            return ["R", [list(pair) for pair in pairs]]
+        case ModseqCounter(modseq):
+            return ["S", modseq]
+
+
+def decode_op(row: Sequence[Any]) -> Op:
+    """An op from its stored list (ValueError for one this code does not know)."""
+    kind = row[0]
+    if kind == "M":
+        return PutMailbox(MailboxRecord.from_list(row[1:]))
+    if kind == "E":
+        return PutEmail(EmailRecord.from_list(row[1:]))
+    if kind in DROP_TYPES:
+        return Drop(DROP_TYPES[kind], str(row[1]), int(row[2]), int(row[3]))
+    if kind == "T":
+        return TouchThread(str(row[1]), int(row[2]), int(row[3]))
+    if kind == "C":
+        return TouchCounts(str(row[1]), int(row[2]))
+    if kind == "R":
+        return RememberThreads(tuple((str(m), str(t)) for m, t in row[1]))
+    if kind == "S":
+        return ModseqCounter(int(row[1]))
+    raise ValueError(f"unknown journal op {kind!r}")
+
+
+def encode_change_set(ops: Sequence[Op]) -> dict[str, object]:
+    """A journal record: the ops, and the modseq they reach (to skip on replay
+    what a snapshot already holds)."""
+    last = ops[-1]
+    assert isinstance(last, ModseqCounter)
+    return {"m": last.modseq, "ops": [encode_op(op) for op in ops]}
+
+
+def decode_change_set(record: Any) -> tuple[int, list[Op]]:
+    return int(record.get("m", 0)), [decode_op(row) for row in record["ops"]]
 
 
 class Journal:

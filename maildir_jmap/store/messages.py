@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from maildir_jmap.mime.summary import to_crlf
-from maildir_jmap.store.index import EmailRecord, Index
+from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import imap_names_needed, jmap_keyword, keywords_of, marks_for
 from maildir_jmap.store.maildir import (
     FileName,
@@ -25,6 +25,7 @@ from maildir_jmap.store.maildir import (
     read_keywords,
     rename_with,
 )
+from maildir_jmap.store.records import EmailRecord
 
 
 def folder_of(path: Path) -> Path:

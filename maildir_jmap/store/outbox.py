@@ -64,25 +64,6 @@ class Outcome:
     authentication required): forbiddenToSend, with its reply."""
 
 
-def record_outcome(record: dict[str, object], outcome: Outcome, *, final: bool) -> None:
-    """Update an EmailSubmission record (RFC 8621 §7) after a relay attempt:
-    per-recipient ``deliveryStatus``; ``undoStatus`` final once anything was
-    relayed or nothing is left to try."""
-    status = dict(record.get("deliveryStatus") or {})  # type: ignore[call-overload]
-    for recipient, reply in outcome.replies.items():
-        if recipient in outcome.accepted:
-            # Relayed: the smarthost has it, and we hear nothing more (no DSNs yet).
-            delivered = "unknown"
-        elif recipient in outcome.failed or final:
-            delivered = "no"
-        else:
-            delivered = "queued"  # still in our outbox, to be retried
-        status[recipient] = {"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}
-    record["deliveryStatus"] = status
-    if outcome.accepted or final:
-        record["undoStatus"] = "final"
-
-
 class Outbox:
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "outbox"

@@ -31,10 +31,11 @@ from pathlib import Path
 
 from maildir_jmap.mime.summary import Summary, Unreadable, email_id, summarize_file
 from maildir_jmap.store.folders import Folder, list_folders, read_subscriptions
-from maildir_jmap.store.index import Change, EmailRecord, Index, MailboxRecord, file_ref
+from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import keywords_of
 from maildir_jmap.store.maildir import FileName, read_keywords
 from maildir_jmap.store.names import Layout
+from maildir_jmap.store.records import Change, EmailRecord, MailboxRecord, file_ref
 from maildir_jmap.store.roles import role_for
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from typing import Any
 from maildir_jmap.core.capabilities import CORE
 from maildir_jmap.core.dispatch import Context, Method
 from maildir_jmap.core.errors import MethodError, SetError, invalid_properties
+from maildir_jmap.core.standard_set import apply_set, set_arguments
 from maildir_jmap.core.types import (
     ArgumentError,
     JSONObject,
     arg_id_list,
-    arg_object_map,
     arg_str_list,
     check_known,
     format_utc_date,
@@ -56,8 +56,8 @@ class PushAccess:
 
 
 def _access(ctx: Context) -> PushAccess:
-    access: PushAccess | None = ctx.push
-    if access is None or not ctx.credential:
+    access = ctx.push
+    if not isinstance(access, PushAccess) or not ctx.credential:
         raise MethodError("forbidden", "push subscriptions need an authenticated HTTP session")
     return access
 
@@ -196,52 +196,38 @@ def _update(access: PushAccess, sub: Subscription, patch: JSONObject) -> JSONObj
     return answer or None
 
 
+class PushRecords:
+    """The caller's own PushSubscriptions as /set operations (core/records.py
+    Operations): another credential's subscriptions are notFound."""
+
+    def __init__(self, access: PushAccess) -> None:
+        self.access = access
+
+    def _own(self, sub_id: str) -> Subscription:
+        sub = self.access.store.get(sub_id)
+        if sub is None or sub.credential != self.access.credential:
+            raise SetError("notFound")
+        return sub
+
+    def create(self, ctx: Context, creation_id: str, obj: JSONObject) -> JSONObject:
+        return _create(self.access, obj)
+
+    def update(self, ctx: Context, record_id: str, patch: JSONObject) -> JSONObject | None:
+        return _update(self.access, self._own(record_id), patch)
+
+    def destroy(self, ctx: Context, record_id: str, options: JSONObject) -> None:
+        self.access.store.destroy(self._own(record_id).id)
+
+    def commit(self) -> None:
+        """Each operation was stored as it happened."""
+
+
 def push_subscription_set(ctx: Context, args: JSONObject) -> JSONObject:
-    """§7.2.2: standard /set without accountId, ifInState, oldState or newState."""
+    """§7.2.2: the standard /set without accountId, ifInState, oldState or newState."""
     check_known(args, ("create", "update", "destroy"))
     access = _access(ctx)
-    create = arg_object_map(args, "create")
-    update = arg_object_map(args, "update", refs=True)
-    destroy = arg_id_list(args, "destroy", allow_refs=True) or []
-    if len(create) + len(update) + len(destroy) > ctx.limits.maxObjectsInSet:
-        raise MethodError("requestTooLarge", f"at most {ctx.limits.maxObjectsInSet} objects")
-    created: JSONObject = {}
-    not_created: JSONObject = {}
-    for creation_id, obj in create.items():
-        try:
-            created[creation_id] = _create(access, obj)
-            ctx.created_ids[creation_id] = created[creation_id]["id"]
-        except SetError as exc:
-            not_created[creation_id] = exc.to_json()
-    updated: JSONObject = {}
-    not_updated: JSONObject = {}
-    for key, patch in update.items():
-        sub_id = ctx.created_ids.get(key[1:]) if key.startswith("#") else key
-        sub = access.store.get(sub_id) if sub_id else None
-        try:
-            if sub is None or sub.credential != access.credential:
-                raise SetError("notFound")
-            updated[sub.id] = _update(access, sub, patch)
-        except SetError as exc:
-            not_updated[sub_id or key] = exc.to_json()
-    destroyed: list[str] = []
-    not_destroyed: JSONObject = {}
-    for key in destroy:
-        sub_id = ctx.created_ids.get(key[1:]) if key.startswith("#") else key
-        sub = access.store.get(sub_id) if sub_id else None
-        if sub is None or sub.credential != access.credential:
-            not_destroyed[sub_id or key] = SetError("notFound").to_json()
-            continue
-        access.store.destroy(sub.id)
-        destroyed.append(sub.id)
-    return {
-        "created": created or None,
-        "updated": updated or None,
-        "destroyed": destroyed or None,
-        "notCreated": not_created or None,
-        "notUpdated": not_updated or None,
-        "notDestroyed": not_destroyed or None,
-    }
+    create, update, destroy = set_arguments(ctx, args)
+    return apply_set(ctx, PushRecords(access), create, update, destroy, {})
 
 
 def methods() -> list[Method]:

@@ -84,6 +84,7 @@ class Watcher:
             target=self._run, name=f"watch-{account.account_id}", daemon=True
         )
         self._followed: dict[str, ObservedWatch] = {}  # folder -> its own watch
+        self._overflow = _OverflowWatch(self)
         self.batches = 0  # reconciles run (for tests and metrics)
         self.events = 0
 
@@ -192,13 +193,14 @@ class Watcher:
             if box.selectable:
                 self._keywords_changed(box.directory)  # what each folder's letters say now
         self._observer.schedule(_Handler(self), str(self.root), recursive=True)
+        _quiet_staging_races()
+        self._overflow.attach()
         self._observer.start()
         self._thread.start()
-        _OVERFLOW.add(self)
         return self
 
     def stop(self) -> None:
-        _OVERFLOW.discard(self)
+        self._overflow.detach()
         with self._wake:
             self._stop = True
             self._wake.notify()
@@ -259,34 +261,32 @@ class Watcher:
 
 class _OverflowWatch(logging.Handler):
     """watchdog recovers from an inotify queue overflow by itself but tells only
-    its log; events were lost, so every watcher rescans everything at once."""
+    its log; events were lost, so the watcher rescans everything at once. One per
+    watcher, on watchdog's loggers while the watcher runs."""
 
-    def __init__(self) -> None:
+    LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+    def __init__(self, watcher: Watcher) -> None:
         super().__init__(logging.WARNING)
-        self.watchers: set[Watcher] = set()
-        self._guard = threading.Lock()
-
-    def add(self, watcher: Watcher) -> None:
-        with self._guard:
-            self.watchers.add(watcher)
-
-    def discard(self, watcher: Watcher) -> None:
-        with self._guard:
-            self.watchers.discard(watcher)
+        self.watcher = watcher
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" not in record.getMessage().lower():
-            return
-        with self._guard:
-            watchers = list(self.watchers)
-        for watcher in watchers:
-            watcher.request_full_rescan()
+        if "overflow" in record.getMessage().lower():
+            self.watcher.request_full_rescan()
+
+    def attach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def detach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
 
 
-_OVERFLOW = _OverflowWatch()
-# watchdog warns when it races itself adding recursive watches for a directory
-# tree made and renamed within microseconds (our folder staging in tmp/): the
-# watch it keeps is the right one, so the warning is only noise.
-warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
-for _name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
-    logging.getLogger(_name).addHandler(_OVERFLOW)
+def _quiet_staging_races() -> None:
+    """watchdog warns when it races itself adding recursive watches for a directory
+    tree made and renamed within microseconds (our folder staging in tmp/): the
+    watch it keeps is the right one, so the warning is only noise."""
+    message = "Callback with id"
+    if not any(f[1] is not None and f[1].pattern == message for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=message, category=RuntimeWarning)

@@ -494,7 +494,7 @@ def test_query_changes_from_unknown_state_rfc8620_5_6() -> None:
 
 
 def test_creates_are_ordered_so_references_resolve_rfc8620_5_3() -> None:
-    from maildir_jmap.core.standard import creation_order
+    from maildir_jmap.core.standard_set import creation_order
 
     create = {
         "child": {"parentId": "#par"},

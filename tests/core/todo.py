@@ -9,11 +9,11 @@ from typing import Any
 
 from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import CoreLimits
-from maildir_jmap.core.dispatch import CORE_METHODS, AccountAccess, Context, Method, Registry
+from maildir_jmap.core.dispatch import CORE_METHODS, AccountAccess, Context, Registry
 from maildir_jmap.core.errors import MethodError, SetError, invalid_properties
 from maildir_jmap.core.patch import apply_patch
 from maildir_jmap.core.query import Comparator, collation_key
-from maildir_jmap.core.standard import Changes, TypeSpec, compute_changes
+from maildir_jmap.core.records import Changes, TypeSpec, compute_changes
 from maildir_jmap.core.types import ArgumentError, JSONObject
 
 TODO = "https://example.com/apis/todo"
@@ -22,6 +22,7 @@ PROPERTIES = ("id", "title", "done", "priority")
 
 @dataclass
 class TodoStore:
+    account_id: str = "todo"
     epoch: str = "e1"
     modseq: int = 0
     floor: int = 0  # oldest state /changes can still answer from
@@ -142,6 +143,9 @@ class TodoRecords:
                 found.sort(key=lambda r: r[key], reverse=not comparator.is_ascending)
         return [r["id"] for r in found]
 
+    def related_changes(self, since_state: str, options: JSONObject) -> set[str]:
+        return set()
+
     def copy(self, ctx: Context, source: Any, creation_id: str, obj: JSONObject) -> JSONObject:
         original = source.store.records.get(obj["id"])
         if original is None:
@@ -161,14 +165,14 @@ def check_condition(condition: JSONObject) -> None:
 
 
 def records_for(ctx: Context, access: AccountAccess) -> TodoRecords:
-    store: TodoStore = access.backend
+    store = access.backend
+    assert isinstance(store, TodoStore)
     return TodoRecords(store)
 
 
 SPEC = TypeSpec(
     name="Todo",
     capability=TODO,
-    records=records_for,  # type: ignore[arg-type]
     is_property=lambda p: p in PROPERTIES,
     default_properties=PROPERTIES,
     check_condition=check_condition,
@@ -181,12 +185,14 @@ def registry() -> Registry:
     return Registry(
         [
             *CORE_METHODS,
-            Method("Todo/get", TODO, lambda c, a: standard.get(c, a, SPEC)),
-            Method("Todo/changes", TODO, lambda c, a: standard.changes(c, a, SPEC)),
-            Method("Todo/set", TODO, lambda c, a: standard.set_(c, a, SPEC), writes=True),
-            Method("Todo/query", TODO, lambda c, a: standard.query(c, a, SPEC)),
-            Method("Todo/queryChanges", TODO, lambda c, a: standard.query_changes(c, a, SPEC)),
-            Method("Todo/copy", TODO, lambda c, a: standard.copy(c, a, SPEC), writes=True),
+            *standard.methods(
+                SPEC,
+                get=records_for,
+                changes=records_for,
+                set=records_for,
+                query=records_for,
+                copy=records_for,
+            ),
         ]
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from maildir_jmap.delivery.scheduler import Sender, SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
+from maildir_jmap.mail.submission import record_outcome
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.outbox import Job, Outbox
 from tests.smtp import SmtpServer
@@ -23,7 +24,7 @@ async def test_a_job_interrupted_mid_send_is_retried_at_start(
               due=time.time() - 5, created=time.time() - 60, attempts=1, sending=True)  # fmt: skip
     outbox.add(job, b"From: alice@example.org\r\nTo: b@example.net\r\n\r\nhi\r\n")
     settings = SendingSettings(smarthost=Smarthost(port=smtp_server.port, timeout=5))
-    sender = Sender(settings, lambda user: account if user == "alice" else None)
+    sender = Sender(settings, lambda user: account if user == "alice" else None, record_outcome)
     await sender.start(tmp_path / "state")
     try:
         deadline = time.monotonic() + 10

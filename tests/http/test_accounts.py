@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from maildir_jmap.config import Config
-from maildir_jmap.http.accounts import AccountPool
 from maildir_jmap.http.app import create_app
+from maildir_jmap.server.accounts import AccountPool
 from maildir_jmap.users import UserDirectory
 from tests.conftest import PASSWORDS, LiveServer
 
@@ -65,17 +65,17 @@ def test_one_slow_open_does_not_hold_up_another_user(
 def test_idle_accounts_close_and_reopen(tmp_path: Path, users: UserDirectory) -> None:
     config = Config(state_dir=tmp_path / "state", idle_close=0.5)
     app = create_app(config, users)
-    state = app.state.jmap
+    state = app.state.server
     with LiveServer(app) as server:
         assert httpx.get(server.url + "/jmap/session", auth=ALICE).status_code == 200
-        assert len(state.open_accounts()) == 1
+        assert len(state.pool.open_accounts()) == 1
         assert state.pool.watcher_count() == 1
         deadline = time.monotonic() + 10
-        while state.open_accounts() and time.monotonic() < deadline:
+        while state.pool.open_accounts() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert state.open_accounts() == []
+        assert state.pool.open_accounts() == []
         assert state.pool.watcher_count() == 0
         # The next request opens it again, with its state intact.
         session = httpx.get(server.url + "/jmap/session", auth=ALICE)
         assert session.status_code == 200
-        assert len(state.open_accounts()) == 1
+        assert len(state.pool.open_accounts()) == 1

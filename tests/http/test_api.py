@@ -194,7 +194,7 @@ async def test_client_gone_mid_body_is_quiet(
             await app(scope, receive, send)
     assert not [r for r in caplog.records if r.levelno >= 40]
     assert any("went away" in r.getMessage() for r in caplog.records)
-    state = app.state.jmap
+    state = app.state.server
     account = state.account(state.users.get("alice"))
     assert [p.name for p in account.blobs.directory.iterdir()] == ["tmp"]
     assert not list(account.blobs._tmp.iterdir())
@@ -234,7 +234,7 @@ async def test_server_unavailable_while_the_account_is_locked_rfc8620_3_6_2(
     async with client_for(app) as client:
         session = (await client.get("/jmap/session")).json()
         account_id = next(iter(session["accounts"]))
-        state = app.state.jmap
+        state = app.state.server
         account = state.account(state.users.get("alice"))
         body = {"using": [CORE], "methodCalls": [["X/touch", {"accountId": account_id}, "c"]]}
         with account.lock:  # a reconcile (say) holds the account
@@ -260,7 +260,7 @@ async def test_concurrent_request_limit_rfc8620_3_6_1(make_app: AppFactory, tmp_
     async with client_for(app) as client:
         first = [asyncio.create_task(post(client, body)) for _ in range(2)]
         for _ in range(500):  # until both are running (not a fixed sleep: CI may be slow)
-            if app.state.jmap.inflight.get("alice") == 2:
+            if app.state.server.requests.running("alice") == 2:
                 break
             await asyncio.sleep(0.01)
         third = await post(client, body)

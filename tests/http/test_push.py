@@ -44,7 +44,7 @@ def publish_soon(
 ) -> None:
     def go() -> None:
         time.sleep(delay)
-        server.app.state.jmap.hub.publish(account, states)
+        server.app.state.server.push.hub.publish(account, states)
 
     threading.Thread(target=go, daemon=True).start()
 
@@ -89,12 +89,12 @@ def test_listener_is_removed_when_the_client_goes(make_app: AppFactory) -> None:
         with httpx.stream("GET", url, auth=AUTH, timeout=10) as response:
             lines = response.iter_lines()
             read_events(lines, 1)
-            assert app.state.jmap.hub.count() == 1
+            assert app.state.server.push.hub.count() == 1
             read_events(lines, 1)
         deadline = time.monotonic() + 5
-        while app.state.jmap.hub.count() and time.monotonic() < deadline:
+        while app.state.server.push.hub.count() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert app.state.jmap.hub.count() == 0
+        assert app.state.server.push.hub.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_browser_token_opens_eventsource_without_a_header(make_app: AppFactory) 
 def test_bad_push_tokens_are_refused(make_app: AppFactory, mangle: str) -> None:
     app = make_app()
     with LiveServer(app) as server:
-        tokens = app.state.jmap.push_tokens
+        tokens = app.state.server.push.tokens
         if mangle == "expired":
             token, _ = tokens.issue("alice", [], lifetime=-1)
         elif mangle == "tamper":

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.http.app import create_app
-from maildir_jmap.http.state import WEBPUSH_VAPID
+from maildir_jmap.server.push import WEBPUSH_VAPID
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import UserDirectory
 from tests.conftest import PASSWORDS, AppFactory, LiveServer, client_for
@@ -312,7 +312,7 @@ def test_subscriptions_belong_to_their_credential_rfc8620_7_2(
         assert result["notDestroyed"][by_token["id"]]["type"] == "notFound"
         # §7.2: when the credential is revoked, its subscriptions are destroyed.
         tokens.revoke(info.id)
-        store = app.state.jmap.subscriptions
+        store = app.state.server.push.subscriptions
         assert store.prune(time.time()) == [by_token["id"]]
         assert listed(AUTH) == [by_password["id"]]
 

@@ -9,7 +9,7 @@ import httpx
 
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL, SUBMISSION, WEBSOCKET
-from maildir_jmap.http.state import WEBPUSH_VAPID
+from maildir_jmap.server.push import WEBPUSH_VAPID
 from tests.conftest import AppFactory, client_for
 
 

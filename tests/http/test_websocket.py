@@ -17,7 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL, WEBSOCKET
 from maildir_jmap.http.app import create_app
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.users import User, UserDirectory
 from tests.conftest import PASSWORDS, LiveServer
 

@@ -13,7 +13,7 @@ import pytest
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.http.app import create_app
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.users import User, UserDirectory
 from tests.conftest import PASSWORDS
 
@@ -35,7 +35,7 @@ class Jmap:
 
     @property
     def account(self) -> Any:
-        state = self.app.state.jmap
+        state = self.app.state.server
         return state.account(state.users.get("alice"))
 
     async def request(self, calls: list[list[Any]], **extra: Any) -> list[list[Any]]:

@@ -13,7 +13,7 @@ from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
 from maildir_jmap.core.dispatch import AccountAccess, Context, process
 from maildir_jmap.core.request import request_from_json
 from maildir_jmap.demo import create_demo_maildir
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 
 REGISTRY = build_registry()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from maildir_jmap.mail.email_query import base_subject
+from maildir_jmap.mail.email_filter import base_subject
 from maildir_jmap.store.maildir import deliver
 from tests.mail.conftest import Jmap
 

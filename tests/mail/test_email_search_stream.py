@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from maildir_jmap.core.query import Comparator, window
-from maildir_jmap.mail.email_query import run_query, streamable
 from maildir_jmap.mail.email_results import LazyIds
+from maildir_jmap.mail.query_cache import run_query, streamable
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.search import order_key
 from tests.store.helpers import maildir, message, put

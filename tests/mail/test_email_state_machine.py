@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from maildir_jmap.core.capabilities import CORE, MAIL, CoreLimits
 from maildir_jmap.core.dispatch import AccountAccess, Context, process
 from maildir_jmap.core.request import request_from_json
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import FileName, deliver, make_folder
 

@@ -420,7 +420,7 @@ def test_mailbox_changes_are_pushed_over_eventsource_rfc8620_7_3(
     from maildir_jmap.config import Config
     from maildir_jmap.core.capabilities import CORE, MAIL
     from maildir_jmap.http.app import create_app
-    from maildir_jmap.mail import build_registry
+    from maildir_jmap.server.registry import build_registry
     from maildir_jmap.users import User, UserDirectory
     from tests.conftest import PASSWORDS, LiveServer
     from tests.http.test_push import read_events

@@ -89,8 +89,8 @@ async def test_cached_results_carried_across_changes_equal_recomputed_ones(
     """A receivedAt-ordered result kept in the cache and re-placed after each change
     (OrderedResult.update) is what filtering and sorting afresh gives."""
     from maildir_jmap.core.query import Comparator
-    from maildir_jmap.mail.email_query import cached_query, run_query
     from maildir_jmap.mail.email_results import OrderedResult
+    from maildir_jmap.mail.query_cache import cached_query, run_query
 
     rng = random.Random(seed)
     inbox = (await jmap.mailboxes())["Inbox"]["id"]

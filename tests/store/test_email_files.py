@@ -10,8 +10,8 @@ import pytest
 from maildir_jmap.store import email_files, maildir, messages
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.email_files import KeywordEdit
-from maildir_jmap.store.index import Change
 from maildir_jmap.store.maildir import FileName, TooManyKeywords
+from maildir_jmap.store.records import Change
 from tests.store.helpers import maildir as make_maildir
 from tests.store.helpers import message, put
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maildir_jmap.core.standard import compute_changes
+from maildir_jmap.core.records import compute_changes
 from maildir_jmap.store import objects
 from maildir_jmap.store.objects import ObjectStore
 

@@ -17,8 +17,8 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.core.dispatch import Context
 from maildir_jmap.http.app import create_app
-from maildir_jmap.mail import build_registry
 from maildir_jmap.mail.email_set import EmailSetRecords
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX
 from maildir_jmap.store.maildir import deliver, make_folder
@@ -171,9 +171,7 @@ def test_queue_overflow_triggers_a_full_rescan(tmp_path: Path) -> None:
     account = Account.open("u", root, tmp_path / "s")
     watcher = Watcher(account, rescan_every=3600)
     watcher._thread.start()
-    from maildir_jmap.sync import watcher as module
-
-    module._OVERFLOW.add(watcher)
+    watcher._overflow.attach()  # what start() does, without inotify's own events
     try:
         deliver(root, b"Subject: lost event\n\nx\n", flags="S")
         logging.getLogger("watchdog.observers.inotify_c").warning(
@@ -308,7 +306,7 @@ def test_imap_store_is_pushed_over_eventsource_rfc8620_7_3(
                 threading.Timer(0.2, store).start()
                 events = read_events(response.iter_lines(), 1)
             latency = time.monotonic() - started - 0.2
-            account = app.state.jmap.account(users.get("alice"))
+            account = app.state.server.account(users.get("alice"))
             assert events[0][0] == "state"
             changed = events[0][1]["changed"][account_id]
             assert changed["Email"] == account.state(EMAIL)
