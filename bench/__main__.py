@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -28,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.generate import generate
+from bench.machine import commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,32 +73,6 @@ def probe(mode: str, maildir: Path, state: Path) -> dict[str, float]:
     )
     data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def measure(count: int, repeats: int, workdir: Path) -> dict[str, float]:
@@ -250,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import main as soak
 
         return soak(argv[1:])
+    if argv[:1] == ["dovecot-race"]:
+        from bench.dovecot_race import main as dovecot_race
+
+        return dovecot_race(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (CI)")
     parser.add_argument("--sizes", help="comma-separated message counts")

@@ -23,7 +23,7 @@ from pathlib import Path
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CoreLimits
 from maildir_jmap.http.app import create_app
-from maildir_jmap.mail import build_registry
+from maildir_jmap.server.registry import build_registry
 from maildir_jmap.users import User, UserDirectory, hash_password
 maildir, state, port, password = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 watch, concurrent = sys.argv[5] == "watch", int(sys.argv[6])

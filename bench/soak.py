@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.machine import commit, machine, write_marked
 from maildir_jmap.mime.headers import as_message_ids
 from maildir_jmap.mime.parse import split_head
 from maildir_jmap.store.account import Account
@@ -66,6 +67,11 @@ class Report:
     replay_errors: list[str] = field(default_factory=list)
     server_fails: list[str] = field(default_factory=list)
     dovecot_complaints: list[str] = field(default_factory=list)
+    save_races: list[str] = field(default_factory=list)
+    """Dovecot's errors for a save whose folder a JMAP rename or destroy moved away
+    between our look at tmp/ and the rename (``SAVE_RACE``). Dovecot logs the same
+    between two of its own sessions, far more often (``python -m bench
+    dovecot-race``): counted apart, not hidden."""
     lost: list[str] = field(default_factory=list)
     unpushed: list[str] = field(default_factory=list)
     actor_errors: list[str] = field(default_factory=list)
@@ -78,6 +84,14 @@ class Report:
             self.disagreements or self.missed or self.replay_errors or self.server_fails
             or self.dovecot_complaints or self.lost or self.unpushed or self.actor_errors
         )  # fmt: skip
+
+
+SAVE_RACE = re.compile(
+    r"Error: (Mailbox [^:]+: )?(unlink|rename|fdatasync_path)\([^)]*/(tmp|new)(/[^)]*)?"
+    r"(, [^)]*)?\) failed: No such file or directory"
+)
+"""The lines Dovecot logs when a folder is renamed or deleted under one of its
+saves: the file it wrote into tmp/ (or moved to new/) is no longer there."""
 
 
 def message(mid: str, subject: str) -> bytes:
@@ -220,12 +234,17 @@ class MdaActor:
         self.layout = account.layout
         self.rng = rng
         self.n = 0
+        self.folders: list[str] = []
 
     def step(self) -> None:
         self.n += 1
         rng = self.rng
-        folders = [f for f in list_folders(self.root, self.layout) if f.selectable]
-        folder = self.root / rng.choice(folders).directory
+        # Like a real MDA, it knows where it delivers and looks again now and then
+        # (the tree walk of a LAYOUT=fs tree with hundreds of folders costs 20 ms).
+        if not self.folders or self.n % 25 == 0:
+            found = list_folders(self.root, self.layout)
+            self.folders = [f.directory for f in found if f.selectable]
+        folder = self.root / rng.choice(self.folders)
         if rng.random() < 0.5:
             mid = f"mda-{self.n}-{rng.getrandbits(32):x}@soak"
             name = unique_name()
@@ -557,9 +576,9 @@ def check(
             )
     report.server_fails = list(jmap.server_fails)
     log = (dovecot.workdir / "dovecot.log").read_text(errors="replace")
-    report.dovecot_complaints = [
-        ln for ln in log.splitlines() if "Warning:" in ln or "Error:" in ln
-    ]
+    complaints = [ln for ln in log.splitlines() if "Warning:" in ln or "Error:" in ln]
+    report.save_races = [ln for ln in complaints if SAVE_RACE.search(ln)]
+    report.dovecot_complaints = [ln for ln in complaints if not SAVE_RACE.search(ln)]
     present = {mid for messages in disk.values() for mid in messages}
     report.lost = sorted(f"seed-{n}@soak" for n in range(30) if f"seed-{n}@soak" not in present
                          and f"seed-{n}@soak" not in shared.removed)  # fmt: skip
@@ -607,31 +626,23 @@ def summary_row(r: Report) -> str:
         f"| {r.layout} | {r.seed} | {r.ops} ({r.imap_ops} IMAP, {r.reconnects} re-logins) "
         f"| {r.seconds:.0f} s | {len(r.disagreements)} | "
         f"{r.missed} | {len(r.replay_errors)} | {len(r.server_fails)} | "
-        f"{len(r.dovecot_complaints)} | {len(r.lost)} | {len(r.unpushed)} |"
+        f"{len(r.dovecot_complaints)} | {len(r.save_races)} | {len(r.lost)} | {len(r.unpushed)} |"
     )
 
 
 def write_section(path: Path, reports: list[Report]) -> None:
-    begin, end = "<!-- soak -->", "<!-- /soak -->"
     header = (
         "| layout | seed | ops | time | disagreements | missed by the watcher | replay errors "
-        "| serverFail | Dovecot warnings | lost | unpushed |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| serverFail | Dovecot warnings | saves racing a folder rename | lost | unpushed |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    from bench.__main__ import commit, machine
-
     body = (
-        f"{begin}\n## Coexistence soak (`python -m bench soak`)\n\n"
+        "## Coexistence soak (`python -m bench soak`)\n\n"
         "Three actors at once on one Maildir per run: a Dovecot IMAP client, an MDA-like raw "
         "writer and JMAP writes (bench/soak.py says what each does and what is checked). "
         f"Machine: {machine()}; commit {commit()}; "
         f"{datetime.date.today().isoformat()}.\n\n"
         + header
         + "\n".join(summary_row(r) for r in reports)
-        + f"\n{end}\n"
     )
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text, encoding="utf-8")
+    write_marked(path, "soak", body)
