@@ -22,14 +22,9 @@ from typing import Any
 import httpx
 
 from bench.generate import generate
+from tests.ports import free_port
 
 PASSWORD = "bench-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -41,7 +36,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 def running_server(argv: list[str], user: str, env: dict[str, str] | None = None) -> Any:
     """Start a server process (``argv`` gets ``--port``-style placeholders filled
     by the caller), wait for its Session, stop it afterwards; yields its URL."""
-    port = _free_port()
+    port = free_port()
     args = [a.replace("{port}", str(port)) for a in argv]
     proc = subprocess.Popen(
         args,

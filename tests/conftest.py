@@ -13,6 +13,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.http.app import create_app
 from maildir_jmap.users import User, UserDirectory, hash_password
+from tests.ports import free_port
 
 # The loopback SMTP server fixture (aiosmtpd) for submission tests.
 pytest_plugins = ["tests.smtp"]
@@ -62,14 +63,6 @@ def client_for(app: Any, user: str | None = "alice") -> httpx.AsyncClient:
 async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(make_app()) as c:
         yield c
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:

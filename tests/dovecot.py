@@ -18,14 +18,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 MAIL_UID = MAIL_GID = 5000
 USER, PASSWORD = "alice", "secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def available() -> str | None:

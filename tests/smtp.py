@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from tests.ports import free_port
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 
 from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.users import User, hash_password, save_users_file
-from tests.conftest import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "maildir-jmap.service"

@@ -42,19 +42,24 @@ def order_key(received: int, email_id: str) -> int:
     return (max(received, 0) << _ID_BITS) | (int(email_id[1:6], 16) & ((1 << _ID_BITS) - 1))
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # letters and digits: unicode61 splits on "_"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # SQLite reads a query up to a NUL: never words
 
 Document = dict[str, str]
 """Column -> text for one Email."""
 
 
 def match_expression(text: str, columns: Iterable[str] | None = None) -> str | None:
-    """An FTS5 query matching every word of ``text`` as a prefix, in ``columns``
-    (all when None); None when ``text`` has no words (it matches everything)."""
-    words = _WORD.findall(text)
-    if not words:
+    """An FTS5 query matching every white-space separated part of ``text`` (in
+    ``columns``, all when None), its last word as a prefix; None when ``text`` has
+    no words (it matches everything). Each part goes to FTS5 as a quoted phrase, so
+    the tokenizer that split the documents splits the query too: Python's idea of a
+    word character is not unicode61's (newer combining marks, private use), and a
+    part like ``foo-bar`` or ``ann@example.org`` keeps its words in order."""
+    parts = [part for part in _CONTROL.sub(" ", text).split() if _WORD.search(part)]
+    if not parts:
         return None
-    terms = " AND ".join(f'"{word}"*' for word in words)
+    terms = " AND ".join('"' + part.replace('"', '""') + '"*' for part in parts)
     if columns is None:
         return terms
     return "{" + " ".join(columns) + "} : (" + terms + ")"

@@ -4,7 +4,6 @@ README's run command tried as a new user would (a real uvicorn on loopback)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,7 @@ import pytest
 from maildir_jmap.cli import main
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import load_users_file
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 def test_user_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from maildir_jmap.delivery.smtp import Smarthost, reply_text, transmit
-from tests.conftest import free_port
+from tests.ports import free_port
 from tests.smtp import SmtpHandler, SmtpServer
 from tests.tls import self_signed
 
