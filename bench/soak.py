@@ -43,7 +43,8 @@ from maildir_jmap.store.account import Account
 from maildir_jmap.store.folders import list_folders
 from maildir_jmap.store.index import EMAIL, MAILBOX
 from maildir_jmap.store.keywords import keywords_of
-from maildir_jmap.store.maildir import FileName, make_folder, read_keywords, unique_name
+from maildir_jmap.store.keywords_file import read_keywords
+from maildir_jmap.store.maildir import FileName, make_folder, unique_name
 from maildir_jmap.store.names import FS, MAILDIRPP
 from maildir_jmap.sync.watcher import Watcher
 from tests.jmap_calls import invoke

@@ -30,7 +30,7 @@ from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import email_files
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.keywords import is_keyword
-from maildir_jmap.store.maildir import TooManyKeywords
+from maildir_jmap.store.keywords_file import TooManyKeywords
 from maildir_jmap.store.records import Change, EmailRecord
 
 log = logging.getLogger(__name__)

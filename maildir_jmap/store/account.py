@@ -22,11 +22,11 @@ from pathlib import Path
 from maildir_jmap.mime.text import search_document
 from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
+from maildir_jmap.store.dotlock import break_dead_locks
 from maildir_jmap.store.envelopes import EnvelopeCache
 from maildir_jmap.store.folders import detect_layout, list_folders
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
-from maildir_jmap.store.maildir import break_dead_locks
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
 from maildir_jmap.store.reconcile import Names, Progress, reconcile

@@ -27,15 +27,8 @@ from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import messages
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import imap_names_needed, marks_for
-from maildir_jmap.store.maildir import (
-    MAX_KEYWORDS,
-    FileName,
-    TooManyKeywords,
-    deliver,
-    find_file,
-    read_keywords,
-    remove_file,
-)
+from maildir_jmap.store.keywords_file import TooManyKeywords, read_keywords
+from maildir_jmap.store.maildir import MAX_KEYWORDS, FileName, deliver, find_file, remove_file
 from maildir_jmap.store.records import EmailRecord, FileRef, file_ref
 
 log = logging.getLogger(__name__)

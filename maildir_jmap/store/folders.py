@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maildir_jmap.durable import write_file
-from maildir_jmap.store.maildir import LOCK_NAME, SUBDIRS, folder_lock, make_folder, unique_name
+from maildir_jmap.store.dotlock import LOCK_NAME, folder_lock
+from maildir_jmap.store.maildir import SUBDIRS, make_folder, unique_name
 from maildir_jmap.store.names import FS, MAILDIRPP, Layout, decode_mutf7, encode_mutf7
 
 log = logging.getLogger(__name__)

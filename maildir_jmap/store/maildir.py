@@ -1,9 +1,10 @@
 """The Maildir on disk, written the way Dovecot expects (shared/MAILDIR.md).
 
-Filenames (§2), flags and keyword letters, per-folder ``dovecot-keywords`` (§1),
-the ``dovecot-uidlist.lock`` dotlock Dovecot takes around every rename (§6),
-atomic delivery (tmp/ then rename), flag renames, moves and hard-link copies.
-Nothing here knows JMAP ids or the index; ``folders.py`` handles the tree.
+Filenames (§2) with their flags and keyword letters, ownership and modes, atomic
+delivery (tmp/ then rename), flag renames, moves and hard-link copies, each under
+the folder's dotlock (dotlock.py); the letters' names live in ``dovecot-keywords``
+(keywords_file.py). Nothing here knows JMAP ids or the index; ``folders.py``
+handles the tree.
 """
 
 from __future__ import annotations
@@ -16,35 +17,21 @@ import logging
 import os
 import re
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from maildir_jmap.durable import fsync_dir, write_all, write_file
+from maildir_jmap.durable import fsync_dir, write_file
+from maildir_jmap.store.dotlock import folder_lock
 
 log = logging.getLogger(__name__)
 
 SUBDIRS = ("cur", "new", "tmp")
 FLAG_ORDER = "DFPRST"  # MAILDIR.md §2: flags in ASCII order, then keyword letters
-LOCK_NAME = "dovecot-uidlist.lock"
 UIDLIST_NAME = "dovecot-uidlist"
-KEYWORDS_NAME = "dovecot-keywords"
-LOCK_STALE = 120.0  # Dovecot's own rule: a dotlock older than 2 minutes is stale
-LOCK_PID_CHECK = 2.0  # ...and one whose process is gone, once it is this old
-LOCK_WAIT = 30.0
-KEYWORDS_LOCK_STALE = 30.0  # a dovecot-keywords.lock untouched this long is debris (held for ms)
 MAX_KEYWORDS = 26  # letters a-z (MAILDIR.md §1, MAILDIR_MAX_KEYWORDS)
 _counter = itertools.count()
-
-
-class LockTimeout(OSError):
-    """Another writer held the folder's dotlock for longer than we wait."""
-
-
-class TooManyKeywords(ValueError):
-    """The folder's dovecot-keywords has no free letter left."""
 
 
 # -- filenames -----------------------------------------------------------------------
@@ -117,7 +104,7 @@ def crlf_size(lf_bytes: bytes) -> int:
 # -- ownership and modes (MAILDIR.md §6 rule 1, "What this means for us" §7) --------
 
 
-def _match_owner(path: Path, model: Path, *, directory: bool) -> None:
+def match_owner(path: Path, model: Path, *, directory: bool) -> None:
     """New files get the mode pattern of their folder (0644 under 0755, 0600 under
     0700), and when we run as root also its owner and group, or Dovecot (never
     root) cannot rename them."""
@@ -137,20 +124,20 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
         for sub in SUBDIRS:
             if not (path / sub).is_dir():
                 (path / sub).mkdir()
-                _match_owner(path / sub, path, directory=True)
+                match_owner(path / sub, path, directory=True)
         return
     parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = (staging or parent) / f".mj-{unique_name()}"
     staging.mkdir()
     try:
-        _match_owner(staging, parent, directory=True)
+        match_owner(staging, parent, directory=True)
         for sub in SUBDIRS:
             (staging / sub).mkdir()
-            _match_owner(staging / sub, staging, directory=True)
+            match_owner(staging / sub, staging, directory=True)
         if marker:
             (staging / "maildirfolder").touch()
-            _match_owner(staging / "maildirfolder", staging, directory=False)
+            match_owner(staging / "maildirfolder", staging, directory=False)
         os.rename(staging, path)
     except BaseException:
         for sub in SUBDIRS:
@@ -164,273 +151,12 @@ def make_folder(path: Path, *, marker: bool, staging: Path | None = None) -> Non
     fsync_dir(parent)
 
 
-# -- the dotlock ---------------------------------------------------------------------
-
-
-def break_dead_locks(folders: Iterable[Path]) -> list[Path]:
-    """Remove the dotlocks in ``folders`` whose process is gone (Dovecot's rule,
-    without its 2 s grace: at start-up a lock with a pid written is complete).
-    Run when an account opens, so locks a SIGKILL left behind (ours or another
-    writer's) do not wait for the next writer to find them."""
-    broken = []
-    for folder in folders:
-        lock = folder / LOCK_NAME
-        if lock.exists() and lock_owner_dead(lock, grace=0):
-            log.warning("removing the lock of a process that is gone: %s", lock)
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-            broken.append(lock)
-        # Staging files of locks a killed process of ours was making.
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(folder / "tmp"):
-                if entry.name.startswith(LOCK_STAGING) and _pid_gone(entry.name.split(".")[2]):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-    return broken
-
-
-def _pid_gone(text: str) -> bool:
-    if not text.isdigit() or int(text) <= 0 or int(text) == os.getpid():
-        return False
-    try:
-        os.kill(int(text), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def lock_owner_dead(lock: Path, *, grace: float = LOCK_PID_CHECK) -> bool:
-    """Whether ``lock`` names a process of this host that no longer exists: Dovecot's
-    dotlock rule (file-dotlock.c), which breaks such a lock at once rather than
-    after the stale timeout. The lock holds ``pid:hostname`` (Dovecot's format,
-    and ours); a lock younger than ``LOCK_PID_CHECK`` seconds is not checked (its
-    writer may not have written its pid yet), nor one of another host or in
-    another format. One of our own pid belongs to another thread of ours."""
-    try:
-        if time.time() - lock.stat().st_mtime < grace:
-            return False
-        text = lock.read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
-        return False
-    pid_text, sep, host = text.partition(":")
-    if not sep or host != socket.gethostname():
-        return False
-    if pid_text == str(os.getpid()):
-        try:
-            stat = lock.stat()
-        except FileNotFoundError:
-            return False
-        return (stat.st_dev, stat.st_ino) not in _HELD  # ours, but no longer held
-    return _pid_gone(pid_text)  # EPERM means it exists, as another user
-
-
-_LOCK_SERIAL = itertools.count()
-
-
-class _HeldLocks:
-    """The (device, inode) of every dotlock this process holds now. A lock file
-    with our pid that is not one of them was left behind: a folder renamed while
-    we held its lock carries the lock along, and our release unlinks the old
-    path. Without this, such a lock (our pid, so "alive") blocked the folder for
-    the two-minute stale timeout."""
-
-    def __init__(self) -> None:
-        self._held: set[tuple[int, int]] = set()
-        self._guard = threading.Lock()
-
-    def add(self, key: tuple[int, int]) -> None:
-        with self._guard:
-            self._held.add(key)
-
-    def discard(self, key: tuple[int, int]) -> None:
-        with self._guard:
-            self._held.discard(key)
-
-    def __contains__(self, key: object) -> bool:
-        with self._guard:
-            return key in self._held
-
-
-_HELD = _HeldLocks()
-LOCK_STAGING = ".mj-lock."  # + "<pid>.<n>" in the folder's tmp/
-
-
-def _lock_staging(folder: Path) -> Path:
-    """A file holding ``pid:hostname`` to hard-link as the lock: the lock then
-    appears whole or not at all (Dovecot's own method), so a SIGKILL can never
-    leave an empty lock nobody can judge."""
-    home = folder / "tmp" if (folder / "tmp").is_dir() else folder
-    staging = home / f"{LOCK_STAGING}{os.getpid()}.{next(_LOCK_SERIAL)}"
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, f"{os.getpid()}:{socket.gethostname()}".encode())
-    finally:
-        os.close(fd)
-    return staging
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, *, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """Hold ``dovecot-uidlist.lock`` in ``folder`` (MAILDIR.md §6): made by hard
-    link so it is never empty, waited for while another holder has it, broken when
-    its holder is dead (the pid in it, as Dovecot checks) or when older than 2
-    minutes. Ours says ``pid:hostname`` like Dovecot's, so a Dovecot breaks it at
-    once if we were killed holding it."""
-    lock = folder / LOCK_NAME
-    deadline = time.monotonic() + wait
-    delay = 0.002
-    staging = _lock_staging(folder)
-    try:
-        while True:
-            try:
-                os.link(staging, lock)
-                stat = os.stat(staging)
-                held = (stat.st_dev, stat.st_ino)
-                _HELD.add(held)
-                break
-            except FileExistsError:
-                pass
-            try:
-                age = time.time() - lock.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            dead = lock_owner_dead(lock)
-            if dead or age > LOCK_STALE:
-                reason = "its process is gone" if dead else f"{age:.0f} s old"
-                log.warning("breaking stale lock %s (%s)", lock, reason)
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                continue
-            if time.monotonic() > deadline:
-                raise LockTimeout(errno.EAGAIN, f"{lock} is held by another writer") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-    try:
-        yield
-    finally:
-        _HELD.discard(held)
-        with contextlib.suppress(FileNotFoundError):
-            if _same_file(lock, held):
-                lock.unlink()
-
-
-def _same_file(path: Path, key: tuple[int, int]) -> bool:
-    """Whether ``path`` is still the lock we made (a lock that a rename carried
-    away and another writer's new lock at the same path must not be unlinked)."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return False
-    return (stat.st_dev, stat.st_ino) == key
-
-
-# -- dovecot-keywords ------------------------------------------------------------------
-
-
-def read_keywords(folder: Path) -> dict[str, str]:
-    """letter -> IMAP keyword name from the folder's ``dovecot-keywords``."""
-    try:
-        text = (folder / KEYWORDS_NAME).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return {}
-    names: dict[str, str] = {}
-    for line in text.splitlines():
-        index, _, name = line.partition(" ")
-        if index.isdigit() and int(index) < MAX_KEYWORDS and name:
-            names[chr(ord("a") + int(index))] = name
-    return names
-
-
-def add_keywords(folder: Path, wanted: list[str]) -> dict[str, str]:
-    """Make sure each IMAP keyword in ``wanted`` has a letter in the folder; returns
-    the whole letter -> name map. Caller holds ``folder_lock``. MAILDIR.md "What this
-    means for us" §5: re-read under the lock, reuse a name whatever its case, append
-    at the next free index, replace via ``dovecot-keywords.lock`` + rename, mtime
-    strictly greater than before; a 27th keyword raises TooManyKeywords.
-    ``dovecot-keywords.lock`` is Dovecot's own dotlock for that file (it may hold
-    it while it syncs): while it exists we wait, then read the file afresh."""
-    staging = folder / (KEYWORDS_NAME + ".lock")
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            return _add_keywords(folder, wanted, staging)
-        except FileExistsError:
-            try:
-                age = time.time() - staging.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if age > KEYWORDS_LOCK_STALE or lock_owner_dead(staging):
-                log.warning("breaking stale lock %s", staging)
-                with contextlib.suppress(FileNotFoundError):
-                    staging.unlink()
-                continue
-            if time.monotonic() > deadline:
-                raise LockTimeout(errno.EAGAIN, f"{staging} is held by another writer") from None
-            time.sleep(0.01)
-
-
-def _missing(current: dict[str, str], wanted: list[str]) -> list[str]:
-    known = {name.lower() for name in current.values()}
-    return [k for k in dict.fromkeys(wanted) if k.lower() not in known]
-
-
-def _add_keywords(folder: Path, wanted: list[str], staging: Path) -> dict[str, str]:
-    current = read_keywords(folder)
-    if not _missing(current, wanted):
-        return current
-    # The lock first, then the file read again: read before the lock, Dovecot could
-    # install its own new file in between and ours would drop what it added.
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # EEXIST: Dovecot has it
-    try:
-        try:
-            current = read_keywords(folder)
-            missing = _missing(current, wanted)
-            free = [
-                chr(ord("a") + i) for i in range(MAX_KEYWORDS) if chr(ord("a") + i) not in current
-            ]
-            if len(missing) > len(free):
-                raise TooManyKeywords(f"{folder} has no letter left for {', '.join(missing)}")
-            updated = dict(current)
-            for name, letter in zip(missing, free, strict=False):
-                updated[letter] = name
-            body = "".join(
-                f"{ord(letter) - ord('a')} {name}\n" for letter, name in sorted(updated.items())
-            )
-            write_all(fd, body.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if not missing:  # Dovecot added them meanwhile
-            staging.unlink()
-            return current
-        target = folder / KEYWORDS_NAME
-        try:
-            old_mtime: int | None = int(target.stat().st_mtime)
-        except FileNotFoundError:
-            old_mtime = None
-        _match_owner(staging, folder, directory=False)
-        if old_mtime is not None and int(staging.stat().st_mtime) <= old_mtime:
-            # Dovecot re-reads the file only when its mtime (in seconds) changed.
-            os.utime(staging, (old_mtime + 1, old_mtime + 1))
-        os.rename(staging, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-        raise
-    return updated
-
-
 # -- message files -----------------------------------------------------------------------
 
 
 def _write_new(path: Path, data: bytes, model: Path) -> None:
     write_file(path, data)
-    _match_owner(path, model, directory=False)
+    match_owner(path, model, directory=False)
 
 
 def deliver(

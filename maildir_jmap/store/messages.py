@@ -13,18 +13,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from maildir_jmap.mime.summary import to_crlf
+from maildir_jmap.store.dotlock import folder_lock
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import imap_names_needed, jmap_keyword, keywords_of, marks_for
-from maildir_jmap.store.maildir import (
-    FileName,
-    add_keywords,
-    copy_file,
-    find_file,
-    folder_lock,
-    move_file,
-    read_keywords,
-    rename_with,
-)
+from maildir_jmap.store.keywords_file import add_keywords, read_keywords
+from maildir_jmap.store.maildir import FileName, copy_file, find_file, move_file, rename_with
 from maildir_jmap.store.records import EmailRecord
 
 

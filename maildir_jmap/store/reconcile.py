@@ -33,7 +33,8 @@ from maildir_jmap.mime.summary import Summary, Unreadable, email_id, summarize_f
 from maildir_jmap.store.folders import Folder, list_folders, read_subscriptions
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import keywords_of
-from maildir_jmap.store.maildir import FileName, read_keywords
+from maildir_jmap.store.keywords_file import read_keywords
+from maildir_jmap.store.maildir import FileName
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.records import Change, EmailRecord, MailboxRecord, file_ref
 from maildir_jmap.store.roles import role_for

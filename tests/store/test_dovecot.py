@@ -13,16 +13,11 @@ import pytest
 from maildir_jmap.core.dispatch import Context
 from maildir_jmap.mail.mailbox_set import MailboxSetRecords
 from maildir_jmap.store.account import Account
+from maildir_jmap.store.dotlock import folder_lock
 from maildir_jmap.store.folders import read_subscriptions
 from maildir_jmap.store.keywords import imap_names_needed, marks_for
-from maildir_jmap.store.maildir import (
-    FileName,
-    add_keywords,
-    folder_lock,
-    make_folder,
-    read_keywords,
-    rename_marks,
-)
+from maildir_jmap.store.keywords_file import add_keywords, read_keywords
+from maildir_jmap.store.maildir import FileName, make_folder, rename_marks
 from maildir_jmap.store.names import FS, MAILDIRPP, Layout
 from tests.dovecot import Dovecot, available
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from maildir_jmap.store import email_files, maildir, messages
+from maildir_jmap.store import email_files, keywords_file, messages
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.email_files import KeywordEdit
-from maildir_jmap.store.maildir import FileName, TooManyKeywords
+from maildir_jmap.store.keywords_file import TooManyKeywords
+from maildir_jmap.store.maildir import FileName
 from maildir_jmap.store.records import Change
 from tests.store.helpers import maildir as make_maildir
 from tests.store.helpers import message, put
@@ -121,5 +122,5 @@ def test_add_writes_flags_letters_and_mtime(account: Account) -> None:
     assert int(path.stat().st_mtime) == 1_600_000_000
     assert FileName.parse(path.name).flags == "S"
     assert FileName.parse(path.name).letters == "a"
-    assert maildir.read_keywords(root / ".Archive") == {"a": "label"}
+    assert keywords_file.read_keywords(root / ".Archive") == {"a": "label"}
     assert second[2] == first[2]  # the copy keeps the base name

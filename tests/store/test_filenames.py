@@ -13,16 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maildir_jmap.store import maildir
+from maildir_jmap.store import dotlock, keywords_file, maildir
+from maildir_jmap.store.dotlock import folder_lock
 from maildir_jmap.store.keywords import imap_names_needed, is_keyword, keywords_of, marks_for
-from maildir_jmap.store.maildir import (
-    FileName,
-    TooManyKeywords,
-    add_keywords,
-    folder_lock,
-    make_folder,
-    read_keywords,
-)
+from maildir_jmap.store.keywords_file import TooManyKeywords, add_keywords, read_keywords
+from maildir_jmap.store.maildir import FileName, make_folder
 
 
 @pytest.mark.parametrize(
@@ -184,7 +179,7 @@ def test_locks_that_may_be_alive_are_respected(tmp_path: Path, content: str) -> 
     lock = folder / "dovecot-uidlist.lock"
     lock.write_text(content.replace("LIVE", str(os.getppid())).replace("DEAD", str(dead_pid())))
     os.utime(lock, (time.time() - 3, time.time() - 3))
-    with pytest.raises(maildir.LockTimeout), folder_lock(folder, wait=0.2):
+    with pytest.raises(dotlock.LockTimeout), folder_lock(folder, wait=0.2):
         pass
     assert lock.exists()
 
@@ -193,7 +188,7 @@ def test_lock_timeout(tmp_path: Path) -> None:
     folder = tmp_path / "M"
     make_folder(folder, marker=False)
     (folder / "dovecot-uidlist.lock").write_text("busy")
-    with pytest.raises(maildir.LockTimeout), folder_lock(folder, wait=0.1):
+    with pytest.raises(dotlock.LockTimeout), folder_lock(folder, wait=0.1):
         pass
 
 
@@ -262,7 +257,7 @@ def test_a_keywords_file_dovecot_installs_just_before_our_lock_is_kept(
     folder = tmp_path / "M"
     make_folder(folder, marker=False)
     (folder / "dovecot-keywords").write_text("0 $Label1\n")
-    real = maildir.read_keywords
+    real = keywords_file.read_keywords
     calls = 0
 
     def racing_read(path: Path) -> dict[str, str]:
@@ -273,7 +268,7 @@ def test_a_keywords_file_dovecot_installs_just_before_our_lock_is_kept(
             (folder / "dovecot-keywords").write_text("0 $Label1\n1 $Dovecots\n")
         return names
 
-    monkeypatch.setattr(maildir, "read_keywords", racing_read)
+    monkeypatch.setattr(keywords_file, "read_keywords", racing_read)
     with folder_lock(folder):
         names = add_keywords(folder, ["$Ours"])
     assert names == {"a": "$Label1", "b": "$Dovecots", "c": "$Ours"}

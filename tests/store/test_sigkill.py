@@ -18,8 +18,9 @@ from pathlib import Path
 
 from maildir_jmap.mime.summary import email_id, summarize
 from maildir_jmap.store.account import Account
+from maildir_jmap.store.dotlock import LOCK_NAME
 from maildir_jmap.store.folders import list_folders
-from maildir_jmap.store.maildir import LOCK_NAME, deliver, make_folder
+from maildir_jmap.store.maildir import deliver, make_folder
 from maildir_jmap.store.names import MAILDIRPP
 from tests.store.helpers import message
 
