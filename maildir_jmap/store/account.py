@@ -29,8 +29,9 @@ from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
-from maildir_jmap.store.reconcile import Names, Progress, reconcile
+from maildir_jmap.store.reconcile import Progress, reconcile
 from maildir_jmap.store.records import Change, EmailRecord
+from maildir_jmap.store.scan import Names
 from maildir_jmap.store.search import SearchIndex
 from maildir_jmap.store.sieve import SieveLocation
 

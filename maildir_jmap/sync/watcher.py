@@ -32,7 +32,7 @@ from watchdog.observers.api import ObservedWatch
 from maildir_jmap.metrics import RECONCILE_SECONDS, WATCHER_EVENTS
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.keywords_file import KEYWORDS_NAME, read_keywords
-from maildir_jmap.store.reconcile import Names
+from maildir_jmap.store.scan import Names
 
 log = logging.getLogger(__name__)
 
