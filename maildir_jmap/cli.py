@@ -15,9 +15,18 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from maildir_jmap.config import Config, default_state_dir
+from maildir_jmap.admin import (
+    PASSWORD_ENV,
+    cmd_token_create,
+    cmd_token_list,
+    cmd_token_revoke,
+    cmd_user_add,
+    cmd_user_list,
+    cmd_user_remove,
+)
+from maildir_jmap.config import Config
+from maildir_jmap.console import CliError, first_line, say, state_dir_of
 from maildir_jmap.delivery.scheduler import SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
 from maildir_jmap.users import (
@@ -26,31 +35,11 @@ from maildir_jmap.users import (
     UsersFileError,
     hash_password,
     load_users_file,
-    save_users_file,
     valid_username,
     write_private_file,
 )
 
-if TYPE_CHECKING:
-    from maildir_jmap.tokens import TokenStore
-
 log = logging.getLogger(__name__)
-PASSWORD_ENV = "MAILDIR_JMAP_PASSWORD"
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback, exit status 2."""
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    path = Path(args.state_dir).expanduser() if args.state_dir else default_state_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path.resolve()
 
 
 def _owner_name(path: Path) -> str:
@@ -61,31 +50,20 @@ def _owner_name(path: Path) -> str:
         return str(uid)
 
 
-def _first_line(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read password file {path}: {exc.strerror}") from None
-    line = text.splitlines()[0] if text else ""
-    if not line:
-        raise CliError(f"password file {path} is empty")
-    return line
-
-
 def _embedded_password(args: argparse.Namespace, state_dir: Path, user: str) -> str:
     """--password-file, else $MAILDIR_JMAP_PASSWORD, else one generated on the first
     start, kept in the state directory (mode 0600) and printed that once."""
     if args.password_file:
-        return _first_line(Path(args.password_file).expanduser())
+        return first_line(Path(args.password_file).expanduser())
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
     saved = state_dir / "password"
     if saved.exists():
         log.info("using the generated password kept in %s", saved)
-        return _first_line(saved)
+        return first_line(saved)
     password = secrets.token_urlsafe(12)
     write_private_file(saved, (password + "\n").encode())
-    _say(f"maildir-jmap: log in as {user!r} with password {password!r} (kept in {saved})")
+    say(f"maildir-jmap: log in as {user!r} with password {password!r} (kept in {saved})")
     return password
 
 
@@ -103,9 +81,9 @@ def _embedded_maildir(args: argparse.Namespace, state_dir: Path) -> Path:
     demo = state_dir / "demo-Maildir"
     if not demo.exists():
         create_demo_maildir(demo, user=getpass.getuser())
-        _say(f"maildir-jmap: no Maildir given and no ~/Maildir; created a demo at {demo}")
+        say(f"maildir-jmap: no Maildir given and no ~/Maildir; created a demo at {demo}")
     else:
-        _say(f"maildir-jmap: no Maildir given and no ~/Maildir; serving the demo at {demo}")
+        say(f"maildir-jmap: no Maildir given and no ~/Maildir; serving the demo at {demo}")
     return demo
 
 
@@ -154,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         users = serve.users_for(config, lambda: _directory(args, config.state_dir))
     else:
-        state_dir = _state_dir(args)
+        state_dir = state_dir_of(args)
         users = _directory(args, state_dir)
         config = Config(
             state_dir=state_dir,
@@ -172,7 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         assert user is not None
         log.info("serving %s from %s", name, user.maildir)
     scheme = "https" if config.tls_cert else "http"
-    _say(f"maildir-jmap: JMAP session at {scheme}://{config.host}:{config.port}/.well-known/jmap")
+    say(f"maildir-jmap: JMAP session at {scheme}://{config.host}:{config.port}/.well-known/jmap")
     serve.run(config, users, args.log_level)
     return 0
 
@@ -192,9 +170,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load_config(args.config) if args.config else Config()
     problems = 0
     for ok, message in check(config, args.user):
-        _say(("ok       " if ok else "PROBLEM  ") + message)
+        say(("ok       " if ok else "PROBLEM  ") + message)
         problems += not ok
-    _say(f"{problems} problem(s)" if problems else "all checks passed")
+    say(f"{problems} problem(s)" if problems else "all checks passed")
     return 1 if problems else 0
 
 
@@ -237,7 +215,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not maildir.is_dir():
         raise CliError(f"{maildir} is not a directory")
     maildir = maildir.resolve()
-    state_dir = _state_dir(args)
+    state_dir = state_dir_of(args)
     user = args.user or _owner_name(maildir)
     bar = ProgressBar()
     started = time.monotonic()
@@ -256,109 +234,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = account.index
     messages = len(index.emails)
     rate = messages / elapsed if elapsed > 0 else 0.0
-    _say(
+    say(
         f"indexed {maildir} for {user}: {messages} messages, {len(index.mailboxes)} folders, "
         f"{len(index.threads)} threads in {elapsed:.1f} s ({rate:.0f} messages/s); "
         f"index at {account.journal.directory}"
     )
     account.close()
-    return 0
-
-
-def _users_path(args: argparse.Namespace) -> Path:
-    if args.users:
-        return Path(args.users).expanduser()
-    return _state_dir(args) / "users.toml"
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_file:
-        return _first_line(Path(args.password_file).expanduser())
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
-    if not sys.stdin.isatty():
-        raise CliError(f"give --password-file or set {PASSWORD_ENV} (no terminal to ask on)")
-    first = getpass.getpass("Password: ")
-    if first != getpass.getpass("Again: "):
-        raise CliError("the passwords differ")
-    if not first:
-        raise CliError("the password is empty")
-    return first
-
-
-def _load_or_empty(path: Path) -> dict[str, User]:
-    if not path.exists():
-        return {}
-    try:
-        return load_users_file(path)
-    except UsersFileError as exc:
-        raise CliError(str(exc)) from None
-
-
-def cmd_user_add(args: argparse.Namespace) -> int:
-    if not valid_username(args.name):
-        raise CliError(f"invalid user name {args.name!r}")
-    maildir = Path(args.maildir).expanduser()
-    if not maildir.is_dir():
-        raise CliError(f"{maildir} is not a directory")
-    path = _users_path(args)
-    users = _load_or_empty(path)
-    verb = "updated" if args.name in users else "added"
-    bad = [a for a in args.address if "@" not in a or any(c.isspace() for c in a)]
-    if bad:
-        raise CliError(f"not an address: {bad[0]!r}")
-    users[args.name] = User(
-        args.name, maildir.resolve(), hash_password(_read_password(args)), tuple(args.address)
-    )
-    save_users_file(path, users)
-    _say(f"{verb} {args.name} in {path}; serve with: maildir-jmap serve --users {path}")
-    return 0
-
-
-def cmd_user_list(args: argparse.Namespace) -> int:
-    for name, user in sorted(_load_or_empty(_users_path(args)).items()):
-        _say(f"{name}\t{user.maildir}")
-    return 0
-
-
-def cmd_user_remove(args: argparse.Namespace) -> int:
-    path = _users_path(args)
-    users = _load_or_empty(path)
-    if users.pop(args.name, None) is None:
-        raise CliError(f"no user {args.name!r} in {path}")
-    save_users_file(path, users)
-    _say(f"removed {args.name} from {path}")
-    return 0
-
-
-def _tokens(args: argparse.Namespace) -> TokenStore:
-    from maildir_jmap.tokens import TokenStore
-
-    return TokenStore(_state_dir(args) / "tokens.json")
-
-
-def cmd_token_create(args: argparse.Namespace) -> int:
-    if not valid_username(args.user):
-        raise CliError(f"invalid user name {args.user!r}")
-    info, token = _tokens(args).create(args.user, args.label)
-    _say(token)
-    sys.stderr.write(f"token {info.id} for {args.user}; it is shown only now\n")
-    return 0
-
-
-def cmd_token_list(args: argparse.Namespace) -> int:
-    import time
-
-    for info in _tokens(args).list(args.user):
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
-        _say(f"{info.id}\t{info.user}\t{created}\t{info.label}")
-    return 0
-
-
-def cmd_token_revoke(args: argparse.Namespace) -> int:
-    if not _tokens(args).revoke(args.id):
-        raise CliError(f"no token {args.id!r}")
-    _say(f"revoked {args.id}")
     return 0
 
 

@@ -1,0 +1,36 @@
+"""What the command line says and where it keeps things: ``CliError`` (a problem
+the user can fix, printed without a traceback), ``say``, the state directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from maildir_jmap.config import default_state_dir
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback, exit status 2."""
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def state_dir_of(args: argparse.Namespace) -> Path:
+    path = Path(args.state_dir).expanduser() if args.state_dir else default_state_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path.resolve()
+
+
+def first_line(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read password file {path}: {exc.strerror}") from None
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        raise CliError(f"password file {path} is empty")
+    return line
