@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.machine import ROOT, commit, machine, write_marked
-from bench.soak import SAVE_RACE, message
+from bench.soak import SAVE_RACE
+from bench.soak_actors import message
 
 FOLDERS = ("F0", "F1", "F2", "F3")
 

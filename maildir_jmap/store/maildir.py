@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import itertools
 import logging
 import os
@@ -238,51 +237,23 @@ def rename_with(folder: Path, base: str, marks: Callable[[FileName], tuple[str, 
     raise FileNotFoundError(errno.ENOENT, f"{base} kept moving in {folder}")
 
 
-def remembers(folder: Path, base: str) -> bool:
-    """Whether the folder's ``dovecot-uidlist`` still lists ``base``. Dovecot drops
-    a record only when it rewrites the file, so a name that left the folder may
-    still be there with its old UID (MAILDIR.md §1, "new records are appended").
-    A substring test on the cached bytes: a 45,000-line uidlist costs a millisecond
-    per move, not a parse."""
-    path = folder / UIDLIST_NAME
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return False
-    data = _uidlist_bytes(str(path), stat.st_mtime_ns, stat.st_size)
-    record = f" :{base}".encode()
-    return record + b"\n" in data or data.endswith(record)
-
-
-@functools.lru_cache(maxsize=8)
-def _uidlist_bytes(path: str, _mtime_ns: int, _size: int) -> bytes:
-    """The file's bytes for one (mtime, size): a rewrite or an append is a new key."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return b""
-
-
-def arriving_name(parsed: FileName, target_folder: Path) -> FileName:
-    """The name a message takes in ``target_folder``: its own base, unless the
-    folder's uidlist still remembers that base from an earlier stay. Dovecot then
-    takes the file for an expunged message that came back ("Expunged message
-    reappeared", or a duplicate uidlist entry), so it arrives under a new unique
-    part instead, as an IMAP COPY of the content would (sizes kept, exact)."""
-    if not remembers(target_folder, parsed.base):
-        return parsed
+def arriving_name(parsed: FileName) -> FileName:
+    """The name a message takes when we put it into another folder: a new unique
+    base (sizes kept, exact), as APPEND would, never the one it had. Dovecot keeps
+    the base on its own COPY and MOVE; a base we carried along could meet Dovecot's
+    hard-link COPY of the same message arriving in the same folder (two files, one
+    base: Dovecot shows one, or "fixes" a duplicate), or a base the target's
+    uidlist still remembers from an earlier stay ("Expunged message reappeared")."""
     sizes = "".join(f",{kind}={value}" for kind, value in _SIZE_FIELD.findall(parsed.base))
     fresh = FileName(unique_name() + sizes, parsed.flags, parsed.letters, parsed.info)
     return replace(fresh, size=parsed.size, vsize=parsed.vsize)
 
 
 def move_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
-    """Move a message to another folder keeping its base name (MAILDIR.md §6 rule 6)
-    unless the target still remembers it (``arriving_name``). ``letters`` must
-    already be the target folder's letters."""
+    """Move a message to another folder: one rename (the same inode) to a new base
+    name (``arriving_name``). ``letters`` must already be the target folder's."""
     with folder_lock(source.parent.parent), folder_lock(target_folder):
-        parsed = arriving_name(FileName.parse(source.name), target_folder)
+        parsed = arriving_name(FileName.parse(source.name))
         target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
         os.rename(source, target)
     return target
@@ -290,8 +261,7 @@ def move_file(source: Path, target_folder: Path, flags: str, letters: str) -> Pa
 
 def copy_file(source: Path, target_folder: Path, flags: str, letters: str) -> Path:
     """Copy a message: a hard link into the target's tmp/ then a rename into cur/
-    with the same base name (unless the target remembers it), as IMAP COPY does;
-    a byte copy where links fail."""
+    under a new base name (``arriving_name``); a byte copy where links fail."""
     staging = target_folder / "tmp" / unique_name()
     try:
         os.link(source, staging)
@@ -301,7 +271,7 @@ def copy_file(source: Path, target_folder: Path, flags: str, letters: str) -> Pa
         os.utime(staging, (stat.st_atime, stat.st_mtime))
     try:
         with folder_lock(target_folder):
-            parsed = arriving_name(FileName.parse(source.name), target_folder)
+            parsed = arriving_name(FileName.parse(source.name))
             target = target_folder / "cur" / parsed.with_marks(flags, letters).name()
             os.rename(staging, target)
     except BaseException:

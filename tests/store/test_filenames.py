@@ -204,11 +204,14 @@ def test_rename_marks_move_copy_remove(tmp_path: Path) -> None:
     assert flagged.name == f"{base}:2,FSa"
     assert os.stat(flagged).st_ino == os.stat(flagged).st_ino
     copy = maildir.copy_file(flagged, archive, "S", "")
-    assert copy.name == f"{base}:2,S"
+    copied = FileName.parse(copy.name)
+    assert (copied.flags, copied.size) == ("S", FileName.parse(flagged.name).size)
+    assert copied.base != base  # a base of its own in the new folder (arriving_name)
     assert os.stat(copy).st_ino == os.stat(flagged).st_ino  # a hard link, as IMAP COPY
     moved = maildir.move_file(flagged, trash, "F", "")
     assert not flagged.exists()
-    assert moved.name == f"{base}:2,F"  # a move keeps the base name (MAILDIR.md §6 rule 6)
+    assert FileName.parse(moved.name).flags == "F"
+    assert FileName.parse(moved.name).base not in (base, copied.base)
     assert moved.parent == trash / "cur"
     maildir.remove_file(moved)
     assert not moved.exists()
@@ -274,3 +277,25 @@ def test_a_keywords_file_dovecot_installs_just_before_our_lock_is_kept(
     assert names == {"a": "$Label1", "b": "$Dovecots", "c": "$Ours"}
     assert real(folder) == names
     assert not (folder / "dovecot-keywords.lock").exists()
+
+
+def test_our_copy_never_shares_a_base_with_dovecots_copy_in_flight(tmp_path: Path) -> None:
+    """The soak found one message twice in a folder under one base name: Dovecot's
+    IMAP COPY had hard-linked it into the folder's tmp/ (MAILDIR.md §4: it keeps the
+    base) while our copy of the same message landed in cur/ with that base; Dovecot
+    then renamed its link into new/. Ours arrives under a base of its own."""
+    source_folder, target = tmp_path / "INBOX", tmp_path / ".Archive"
+    make_folder(source_folder, marker=False)
+    make_folder(target, marker=True)
+    source = maildir.deliver(source_folder, b"Subject: twice\n\nx\n", flags="S")
+    base = FileName.parse(source.name).base
+    in_flight = target / "tmp" / "dovecot-copy"
+    os.link(source, in_flight)  # Dovecot's COPY, step 1 (no lock taken yet)
+    ours = maildir.copy_file(source, target, "S", "")
+    os.rename(in_flight, target / "new" / base)  # Dovecot's COPY, step 2
+    bases = [
+        FileName.parse(p.name).base for sub in ("cur", "new") for p in (target / sub).iterdir()
+    ]
+    assert len(bases) == len(set(bases)) == 2
+    assert FileName.parse(ours.name).base != base
+    assert ours.stat().st_ino == source.stat().st_ino  # still a hard link
