@@ -92,7 +92,7 @@ class Report:
 
 
 SAVE_RACE = re.compile(
-    r"Error: (Mailbox [^:]+: )?(unlink|rename|fdatasync_path)\([^)]*/(tmp|new)(/[^)]*)?"
+    r"Error: (Mailbox [^:]+: )?(open|unlink|rename|fdatasync_path)\([^)]*/(tmp|new)(/[^)]*)?"
     r"(, [^)]*)?\) failed: No such file or directory"
 )
 """The lines Dovecot logs when a folder is renamed or deleted under one of its
