@@ -89,7 +89,8 @@ SETTINGS = (
             "Domain for logins that are not addresses (alice -> alice@domain). Empty: host name."),
     Setting("mail", "sieve_dir", "str?", "",
             "Offer VacationResponse, written as a Pigeonhole script into this directory "
-            "({home} = the Maildir's parent, {user} = login), e.g. \"{home}/sieve\"."),
+            "({home} = the userdb's home, else the Maildir's parent; {user} = login), "
+            "e.g. \"{home}/sieve\"."),
     Setting("mail", "sieve_active", "str", "{home}/.dovecot.sieve",
             "Pigeonhole's active-script link (its active= setting)."),
     Setting("submission", "smarthost", "str", "127.0.0.1:25",

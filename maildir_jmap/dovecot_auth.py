@@ -229,7 +229,10 @@ class DovecotUsers:
             if maildir is None:
                 log.warning("userdb gives %s no Maildir location; set mail_location", name)
             else:
-                user = User(fields.get("user", name), maildir, "")
+                home = Path(fields["home"]) if fields.get("home") else None
+                if home is None:
+                    log.warning("userdb gives %s no home; {home} is the Maildir's parent", name)
+                user = User(fields.get("user", name), maildir, "", home=home)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -49,6 +49,12 @@ class User:
     addresses: tuple[str, ...] = ()
     """Addresses the user may send from (``*@domain`` for a whole domain); empty:
     the login itself when it is an address (RFC 8621 §6, Identity)."""
+    home: Path | None = None
+    """The user's home as Dovecot's userdb gives it (where Pigeonhole looks for
+    their Sieve scripts); None when nobody said: the Maildir's parent stands in."""
+
+    def home_dir(self) -> Path:
+        return self.home if self.home is not None else self.maildir.parent
 
 
 def hash_password(password: str) -> str:

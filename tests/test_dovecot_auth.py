@@ -100,6 +100,15 @@ def test_a_dovecot_user_logs_in_and_gets_the_userdb_maildir(
         assert {n for n in listed if n != "INBOX"} <= names | {n.split(".")[-1] for n in names}
 
 
+def test_the_home_is_the_userdbs_not_the_maildirs_parent(tmp_path: Path, dovecot: Dovecot) -> None:
+    """Issue 15: {home} in the Sieve settings is Dovecot's home for the user (here
+    the userdb's home= differs from the Maildir's parent, as with virtual users)."""
+    user = users_of(dovecot_config(tmp_path, dovecot)).get(USER)
+    assert user is not None
+    assert user.home == dovecot.workdir / "home"
+    assert user.home_dir() != user.maildir.parent
+
+
 def test_wrong_passwords_fail_and_repeated_failures_are_throttled(
     tmp_path: Path, dovecot: Dovecot
 ) -> None:

@@ -25,7 +25,9 @@ def sending_addresses(config: Config, user: User) -> tuple[str, ...]:
 def sieve_location(config: Config, user: User) -> SieveLocation | None:
     if config.sieve_dir is None:
         return None
-    values = {"home": str(user.maildir.parent), "user": user.name}
+    # The userdb's home, never a guess from the Maildir when Dovecot gave one: two
+    # virtual users with Maildirs side by side (/var/vmail/%d/%n) share a parent.
+    values = {"home": str(user.home_dir()), "user": user.name}
     return SieveLocation(
         Path(config.sieve_dir.format(**values)).expanduser(),
         Path(config.sieve_active.format(**values)).expanduser(),

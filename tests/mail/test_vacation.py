@@ -103,3 +103,40 @@ async def test_not_offered_without_a_sieve_location(make_app: AppFactory) -> Non
         response = await client.post("/jmap/api/", json=body)
         assert response.status_code == 400
         assert response.json()["type"] == "urn:ietf:params:jmap:error:unknownCapability"
+
+
+async def test_two_virtual_users_of_one_domain_keep_their_own_scripts(tmp_path: Path) -> None:
+    """Issue 15: with mail_location = maildir:/var/vmail/%d/%n, alice@ and bob@ have
+    Maildirs side by side; taking the Maildir's parent as {home} made both write
+    one sieve directory, bob's script replacing alice's. {home} is the userdb's."""
+    from maildir_jmap.http.app import create_app
+    from maildir_jmap.store.maildir import make_folder
+    from maildir_jmap.users import User, UserDirectory, hash_password
+
+    domain = tmp_path / "vmail" / "example.org"
+    users = {}
+    for name in ("alice", "bob"):
+        make_folder(domain / name, marker=False)
+        users[f"{name}@example.org"] = User(
+            f"{name}@example.org",
+            domain / name,
+            hash_password("pw"),
+            home=tmp_path / "homes" / name,  # what Dovecot's userdb answers
+        )
+    app = create_app(
+        Config(state_dir=tmp_path / "state", watch=False, sieve_dir="{home}/sieve"),
+        UserDirectory(users),
+    )
+    for name in ("alice", "bob"):
+        transport = httpx.ASGITransport(app=app)
+        auth = (f"{name}@example.org", "pw")
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", auth=auth) as client:
+            patch = {"isEnabled": True, "subject": f"{name} is away", "textBody": "Later."}
+            _, result, _ = await call(
+                client, "VacationResponse/set", {"update": {"singleton": patch}}
+            )
+            assert result["updated"] == {"singleton": None}
+    for name in ("alice", "bob"):
+        script = tmp_path / "homes" / name / "sieve" / "jmap-vacation.sieve"
+        assert f':subject "{name} is away"' in script.read_text()
+    assert not (domain / "sieve").exists()  # nothing in the shared parent
