@@ -143,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             push_allow_http=args.push_allow_private,
             push_subject=args.push_contact,
             sieve_dir=args.sieve_dir,
+            layout=args.layout,
             sending=sending_settings(args),
         )
     for name in users.names():

@@ -156,6 +156,31 @@ def test_serve_password_from_environment(tmp_path: Path, maildir: Path) -> None:
     assert not (tmp_path / "st" / "password").exists()
 
 
+def test_serve_layout_fs_is_honoured(tmp_path: Path) -> None:
+    """Issue 15: ``serve --layout fs`` was dropped on the way to the config, so a
+    Maildir with no folders yet (which detection takes for Maildir++) got .Work."""
+    from maildir_jmap.store.maildir import make_folder
+
+    root = tmp_path / "Maildir"
+    make_folder(root, marker=False)
+    port = free_port()
+    args = ["serve", str(root), "--port", str(port), "--user", "erin", "--layout", "fs"]
+    proc = _serve([*args, "--state-dir", str(tmp_path / "st")], {"MAILDIR_JMAP_PASSWORD": "pw"})
+    try:
+        session = _wait_for(f"http://127.0.0.1:{port}/jmap/session", ("erin", "pw"), proc).json()
+        account = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        create = ["Mailbox/set", {"accountId": account, "create": {"w": {"name": "Work"}}}, "c"]
+        body = {"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]}
+        response = httpx.post(session["apiUrl"], auth=("erin", "pw"), json=body | {
+            "methodCalls": [create]})  # fmt: skip
+        assert "w" in response.json()["methodResponses"][0][1]["created"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert (root / "Work" / "cur").is_dir()
+    assert not (root / ".Work").exists()
+
+
 def test_serve_users_file_serves_each_user(tmp_path: Path, maildir: Path) -> None:
     users = tmp_path / "users.toml"
     for name, pw in (("erin", "e-pw"), ("frank", "f-pw")):
