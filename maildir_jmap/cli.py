@@ -204,6 +204,28 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
+def _become_owner(state_dir: Path | None, maildir: Path) -> None:
+    """Run as root, ``index`` would leave root-owned files in the state directory and
+    the service user would then get 503 (issue 15). Root becomes the owner of the
+    state directory (when it exists, else of the Maildir) first, as doveadm becomes
+    the mail user; a root-owned one stays root's."""
+    if os.geteuid() != 0:
+        return
+    model = state_dir if state_dir is not None and state_dir.exists() else maildir
+    st = model.stat()
+    if st.st_uid == 0:
+        return
+    try:
+        name = pwd.getpwuid(st.st_uid).pw_name
+        os.initgroups(name, st.st_gid)
+    except KeyError:
+        name = str(st.st_uid)
+        os.setgroups([])
+    os.setgid(st.st_gid)
+    os.setuid(st.st_uid)
+    log.info("running as %s, the owner of %s", name, model)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """Build or refresh the index of one Maildir, the way the server would."""
     import time
@@ -216,6 +238,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not maildir.is_dir():
         raise CliError(f"{maildir} is not a directory")
     maildir = maildir.resolve()
+    _become_owner(Path(args.state_dir).expanduser() if args.state_dir else None, maildir)
     state_dir = state_dir_of(args)
     user = args.user or _owner_name(maildir)
     bar = ProgressBar()

@@ -15,6 +15,7 @@ import pytest
 from maildir_jmap.cli import main
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import load_users_file
+from tests.dovecot import open_ancestors
 from tests.ports import free_port
 
 
@@ -215,6 +216,30 @@ def test_serve_users_file_serves_each_user(tmp_path: Path, maildir: Path) -> Non
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as an admin running index")
+def test_index_as_root_leaves_nothing_the_service_user_cannot_write(
+    tmp_path: Path, maildir: Path
+) -> None:
+    """Issue 15: ``index`` run as root left root-owned files in the service user's
+    state directory (503 for every request afterwards). It runs as the owner."""
+    service = (5000, 5000)  # the vmail user of a Dovecot deployment
+    state = tmp_path / "st"
+    state.mkdir()
+    for path in (state, maildir, *maildir.rglob("*")):
+        os.chown(path, *service)
+    open_ancestors(state)  # the service user must reach it through pytest's temp dirs
+    done = subprocess.run(
+        [sys.executable, "-m", "maildir_jmap", "index", str(maildir), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    written = [state, *state.rglob("*")]
+    assert len(written) > 3
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in written} == {service}
 
 
 def test_index_command_builds_and_refreshes(
