@@ -144,6 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             push_subject=args.push_contact,
             sieve_dir=args.sieve_dir,
             layout=args.layout,
+            dovecot_config=_path(args.dovecot_config),
             sending=sending_settings(args),
         )
     for name in users.names():
@@ -226,6 +227,13 @@ def _become_owner(state_dir: Path | None, maildir: Path) -> None:
     log.info("running as %s, the owner of %s", name, model)
 
 
+DOVECOT_CONFIG_HELP = "Dovecot's dovecot.conf, for special_use roles (default: doveconf's)"
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """Build or refresh the index of one Maildir, the way the server would."""
     import time
@@ -248,7 +256,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         maildir,
         state_dir,
         layout=LAYOUTS.get(args.layout),
-        roles=read_dovecot_roles() or None,
+        roles=read_dovecot_roles(_path(args.dovecot_config)),
         progress=bar,
     )
     account.compact()
@@ -269,7 +277,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 SERVE_FLAGS = ("maildir", "user", "password_file", "users", "public_url", "layout", "state_dir",
                "push_allow_private", "push_contact", "sieve_dir", "smarthost",
-               "smarthost_tls", "smarthost_user", "host", "port")  # fmt: skip
+               "smarthost_tls", "smarthost_user", "host", "port", "dovecot_config")  # fmt: skip
 SERVE_DEFAULTS: dict[str, object] = {
     "layout": "auto",
     "push_allow_private": False,
@@ -314,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--sieve-dir",
         help="offer VacationResponse, written as a Pigeonhole script into this directory "
-        "({home} = the Maildir's parent, {user} = the login; e.g. '{home}/sieve')",
+        "({home} = the userdb's home, else the Maildir's parent; {user} = the login; "
+        "e.g. '{home}/sieve')",
     )
     serve.add_argument(
         "--smarthost",
@@ -325,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--smarthost-user", help="SMTP AUTH user (password: $MAILDIR_JMAP_SMTP_PASSWORD)"
     )
+    serve.add_argument("--dovecot-config", help=DOVECOT_CONFIG_HELP)
     serve.add_argument(
         "--config", help="TOML config file (see config.example.toml); replaces the flags"
     )
@@ -342,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("maildir")
     index.add_argument("--user", help="the account's login name (default: the Maildir owner)")
     index.add_argument("--layout", choices=["auto", "maildir++", "fs"], default="auto")
+    index.add_argument("--dovecot-config", help=DOVECOT_CONFIG_HELP)
     index.set_defaults(func=cmd_index)
 
     user = sub.add_parser("user", help="manage the users file").add_subparsers(

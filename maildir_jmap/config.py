@@ -59,8 +59,10 @@ class Config:
     sieve_active: str = "{home}/.dovecot.sieve"
     """The active-script link Pigeonhole runs (its ``active=`` setting)."""
     mailbox_roles: dict[str, str] | None = None
-    """Top-level folder name -> role, from Dovecot's special_use config when it
-    could be read at start-up; None: the well-known names."""
+    """Top-level folder name -> role; None: from Dovecot's special_use config
+    (``doveconf -n``) when it can be read at start-up, else the well-known names."""
+    dovecot_config: Path | None = None
+    """Dovecot's dovecot.conf for ``doveconf``; None: doveconf's own default."""
     tls_cert: Path | None = None
     """Serve HTTPS directly with this certificate chain (PEM) and ``tls_key``."""
     tls_key: Path | None = None

@@ -78,6 +78,9 @@ SETTINGS = (
             "Failed logins per client address in 15 minutes before 429."),
     Setting("mail", "layout", "choice:auto|maildir++|fs", "auto",
             "Maildir layout; auto detects it per Maildir."),
+    Setting("mail", "dovecot_config", "path?", "",
+            "Dovecot's dovecot.conf, read with doveconf -n for special_use roles "
+            "(empty: doveconf's default, /etc/dovecot/dovecot.conf)."),
     Setting("mail", "watch", "bool", True, "Follow Dovecot's changes as they happen (inotify)."),
     Setting("mail", "rescan_interval", "float", 300.0,
             "Seconds between full rescans that catch anything the watcher missed."),
@@ -248,6 +251,7 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         max_failures_per_address=v("auth", "max_failures_per_address"),
         layout=v("mail", "layout"),
         watch=v("mail", "watch"),
+        dovecot_config=v("mail", "dovecot_config"),
         rescan_interval=v("mail", "rescan_interval"),
         upload_expiry=v("mail", "upload_expiry"),
         idle_close=v("mail", "idle_close"),

@@ -21,6 +21,20 @@ pytest_plugins = ["tests.smtp"]
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
 
 
+@pytest.fixture(autouse=True)
+def no_system_dovecot_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server reads special_use roles from the machine's Dovecot config when it
+    is given none (Dovecot is the source of truth); tests are not to depend on what
+    /etc/dovecot says. A test that names a dovecot.conf gets it read for real."""
+    from maildir_jmap.server import server as server_module
+    from maildir_jmap.store import roles
+
+    def read(config: Path | None = None) -> dict[str, str] | None:
+        return roles.read_dovecot_roles(config) if config is not None else None
+
+    monkeypatch.setattr(server_module, "read_dovecot_roles", read)
+
+
 @pytest.fixture(scope="session")
 def password_hashes() -> dict[str, str]:
     return {name: hash_password(pw) for name, pw in PASSWORDS.items()}

@@ -34,6 +34,8 @@ class AccountPool:
     config: Config
     prepare: Callable[[User, Account], None]
     """Wires a freshly opened account into the app (listeners, addresses, ...)."""
+    roles: dict[str, str] | None = None
+    """Top-level folder -> role for folders first seen (None: the well-known names)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _accounts: dict[str, Account] = field(default_factory=dict)
     _watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -69,7 +71,7 @@ class AccountPool:
                 user.maildir,
                 self.config.state_dir,
                 layout=LAYOUTS.get(self.config.layout),
-                roles=self.config.mailbox_roles,
+                roles=self.roles,
                 upload_expiry=self.config.upload_expiry,
             )
         except Exception as exc:

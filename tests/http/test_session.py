@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from maildir_jmap.cli import main
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL, SUBMISSION, WEBSOCKET
+from maildir_jmap.http.app import create_app
 from maildir_jmap.server.push import WEBPUSH_VAPID
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.maildir import make_folder
+from maildir_jmap.users import UserDirectory
 from tests.conftest import AppFactory, client_for
 
 
@@ -107,3 +114,52 @@ async def test_forwarded_headers_only_from_trusted_proxies(
     async with client_for(make_app(config=untrusted)) as client:
         session = (await client.get("/jmap/session", headers=forwarded)).json()
         assert session["apiUrl"] == "http://jmap.test/jmap/api/"
+
+
+def roles_seen(app: Any) -> dict[str, str | None]:
+    server = app.state.server
+    account = server.account(server.users.get("alice"))
+    try:
+        return {
+            m.levels[-1] if m.levels else "INBOX": m.role for m in account.index.mailboxes.values()
+        }
+    finally:
+        server.pool.close_all()
+
+
+def test_roles_come_from_dovecots_special_use_for_serve_as_for_index(
+    tmp_path: Path, users: UserDirectory
+) -> None:
+    """Issue 15: ``index`` took roles from doveconf and ``serve`` from folder names,
+    so one Maildir got different roles depending on which ran first. Both read
+    Dovecot's special_use (here a dovecot.conf of the test's own, through the real
+    doveconf): Spam is Junk because Dovecot says so, Archive has no role because
+    Dovecot gives it none, whatever the folders are called."""
+    import shutil
+
+    if shutil.which("doveconf") is None:
+        pytest.skip("doveconf is not installed")
+    conf = tmp_path / "dovecot.conf"
+    conf.write_text(
+        "namespace inbox {\n  inbox = yes\n"
+        "  mailbox Spam {\n    special_use = \\Junk\n  }\n"
+        "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n}\n"
+    )
+    alice = users.get("alice")
+    assert alice is not None
+    maildir = alice.maildir
+    make_folder(maildir / ".Spam", marker=True)
+    config = Config(state_dir=tmp_path / "state", watch=False, dovecot_config=conf)
+    roles = roles_seen(create_app(config, users))
+    assert roles["Spam"] == "junk"
+    assert roles["Drafts"] == "drafts"
+    assert roles["Archive"] is None
+    state = ["--state-dir", str(tmp_path / "index-state"), "--dovecot-config", str(conf)]
+    assert main(["index", str(maildir), "--user", "alice", *state]) == 0
+    again = Account.open("alice", maildir, tmp_path / "index-state", scan=False)
+    by_name = {
+        m.levels[-1] if m.levels else "INBOX": m.role for m in again.index.mailboxes.values()
+    }
+    again.close()
+    assert by_name["Spam"] == "junk"
+    assert by_name["Archive"] is None
