@@ -29,10 +29,10 @@ def no_system_dovecot_roles(monkeypatch: pytest.MonkeyPatch) -> None:
     from maildir_jmap.server import server as server_module
     from maildir_jmap.store import roles
 
-    def read(config: Path | None = None) -> dict[str, str] | None:
-        return roles.read_dovecot_roles(config) if config is not None else None
+    def read(config: Path | None = None) -> roles.DovecotMailboxes:
+        return roles.read_dovecot_mailboxes(config) if config else roles.DovecotMailboxes()
 
-    monkeypatch.setattr(server_module, "read_dovecot_roles", read)
+    monkeypatch.setattr(server_module, "read_dovecot_mailboxes", read)
 
 
 @pytest.fixture(scope="session")

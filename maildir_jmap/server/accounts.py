@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maildir_jmap.config import Config
+from maildir_jmap.store import folders
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
 from maildir_jmap.sync.watcher import Watcher
@@ -36,6 +37,8 @@ class AccountPool:
     """Wires a freshly opened account into the app (listeners, addresses, ...)."""
     roles: dict[str, str] | None = None
     """Top-level folder -> role for folders first seen (None: the well-known names)."""
+    autocreate: dict[str, bool] = field(default_factory=dict)
+    """Folders Dovecot's config creates by itself -> subscribed too."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _accounts: dict[str, Account] = field(default_factory=dict)
     _watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -77,6 +80,11 @@ class AccountPool:
         except Exception as exc:
             log.exception("cannot open the account of %s at %s", user.name, user.maildir)
             raise AccountUnavailable(f"the mailbox of {user.name} cannot be opened") from exc
+        try:
+            if folders.autocreate(account.maildir, account.layout, self.autocreate):
+                account.rescan()
+        except OSError as exc:  # the account still opens; Dovecot creates them anyway
+            log.warning("cannot create Dovecot's autocreate folders for %s: %s", user.name, exc)
         self.prepare(user, account)
         if self.config.watch:
             self._watchers[user.name] = Watcher(

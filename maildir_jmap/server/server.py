@@ -36,7 +36,7 @@ from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
-from maildir_jmap.store.roles import read_dovecot_roles
+from maildir_jmap.store.roles import read_dovecot_mailboxes
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -61,11 +61,11 @@ class Server:
             Throttle(config.max_failures_per_user, config.max_failures_per_address),
         )
         self.push = PushService(config, self.login.alive)
-        # One Maildir gets the same roles whoever indexes it (serve, index, check).
-        roles = config.mailbox_roles
-        if roles is None:
-            roles = read_dovecot_roles(config.dovecot_config)
-        self.pool = AccountPool(config, self._wire, roles)
+        # One Maildir gets the same roles whoever indexes it (serve, index, check),
+        # and the folders Dovecot autocreates are there for JMAP as for IMAP.
+        dovecot = read_dovecot_mailboxes(config.dovecot_config)
+        roles = config.mailbox_roles if config.mailbox_roles is not None else dovecot.roles
+        self.pool = AccountPool(config, self._wire, roles, dovecot.autocreate)
         self.requests = Slots()
         """Requests running per user (RFC 8620 §2 maxConcurrentRequests)."""
         self.uploads = Slots()

@@ -19,7 +19,15 @@ from pathlib import Path
 from maildir_jmap.durable import write_file
 from maildir_jmap.store.dotlock import LOCK_NAME, folder_lock
 from maildir_jmap.store.maildir import SUBDIRS, make_folder, unique_name
-from maildir_jmap.store.names import FS, MAILDIRPP, Layout, decode_mutf7, encode_mutf7
+from maildir_jmap.store.names import (
+    FS,
+    MAILDIRPP,
+    BadName,
+    Layout,
+    check_name,
+    decode_mutf7,
+    encode_mutf7,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +174,29 @@ def create_folder(root: Path, layout: Layout, levels: tuple[str, ...]) -> Folder
         make_folder(root, marker=False)
     make_folder(root / directory, marker=layout.marker, staging=root / "tmp")
     return Folder(directory, levels, True)
+
+
+def autocreate(root: Path, layout: Layout, wanted: dict[str, bool]) -> list[str]:
+    """Create the top-level folders Dovecot's config creates by itself (name ->
+    subscribed too, ``auto = create|subscribe``) that are not there yet, as Dovecot
+    would at the user's next login; returns the names created."""
+    present = {folder.levels for folder in list_folders(root, layout)}
+    made: list[str] = []
+    for name, subscribe in wanted.items():
+        if name.upper() == "INBOX" or (name,) in present:
+            continue
+        try:
+            check_name(name, layout)
+        except BadName as exc:
+            log.warning("not creating Dovecot's autocreate mailbox %r: %s", name, exc)
+            continue
+        create_folder(root, layout, (name,))
+        if subscribe:
+            subscribed = read_subscriptions(root)
+            if (name,) not in subscribed:
+                write_subscriptions(root, subscribed | {(name,)})
+        made.append(name)
+    return made
 
 
 def rename_folder(

@@ -11,6 +11,8 @@ import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,22 @@ _MAILBOX = re.compile(r'^\s*mailbox\s+("(?:[^"\\]|\\.)*"|\S+)\s*\{', re.M)
 _SPECIAL = re.compile(r"^\s*special_use\s*=\s*(.+)$", re.M)
 
 
+_AUTO = re.compile(r"^\s*auto\s*=\s*(\S+)\s*$", re.M)
+
+
+def _mailbox_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(mailbox name, the settings of its block) in ``doveconf -n`` output."""
+    for match in _MAILBOX.finditer(text):
+        raw = match.group(1)
+        name = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw.startswith('"') else raw
+        yield name, text[match.end() : text.find("}", match.end())]
+
+
 def parse_doveconf(text: str) -> dict[str, str]:
     """Top-level folder name -> role from ``doveconf -n`` output (mailbox blocks of
     the namespaces; the first role claimed wins, as JMAP allows one per role)."""
     roles: dict[str, str] = {}
-    for match in _MAILBOX.finditer(text):
-        raw = match.group(1)
-        name = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw.startswith('"') else raw
-        block = text[match.end() : text.find("}", match.end())]
+    for name, block in _mailbox_blocks(text):
         special = _SPECIAL.search(block)
         if not special:
             continue
@@ -64,8 +74,41 @@ def parse_doveconf(text: str) -> dict[str, str]:
     return roles
 
 
+def parse_autocreate(text: str) -> dict[str, bool]:
+    """Mailbox name -> whether it is subscribed too, for the mailboxes Dovecot
+    creates by itself (``auto = create`` or ``auto = subscribe``)."""
+    wanted: dict[str, bool] = {}
+    for name, block in _mailbox_blocks(text):
+        auto = _AUTO.search(block)
+        if auto and auto.group(1) in ("create", "subscribe"):
+            wanted[name] = auto.group(1) == "subscribe"
+    return wanted
+
+
+@dataclass(frozen=True)
+class DovecotMailboxes:
+    """What Dovecot's config says about mailboxes: roles and autocreated ones."""
+
+    roles: dict[str, str] | None = None
+    """None: the config could not be read (the well-known names stand in)."""
+    autocreate: dict[str, bool] = field(default_factory=dict)
+
+
+def read_dovecot_mailboxes(config: Path | None = None) -> DovecotMailboxes:
+    text = _doveconf(config)
+    if text is None:
+        return DovecotMailboxes()
+    return DovecotMailboxes(parse_doveconf(text), parse_autocreate(text))
+
+
 def read_dovecot_roles(config: Path | None = None) -> dict[str, str] | None:
     """Roles from the running Dovecot's config, or None when it cannot be read."""
+    text = _doveconf(config)
+    return parse_doveconf(text) if text is not None else None
+
+
+def _doveconf(config: Path | None) -> str | None:
+    """``doveconf -n`` (of ``config``, else doveconf's default), or None."""
     doveconf = shutil.which("doveconf")
     if doveconf is None:
         return None
@@ -77,7 +120,7 @@ def read_dovecot_roles(config: Path | None = None) -> dict[str, str] | None:
     except (OSError, subprocess.SubprocessError) as exc:
         log.info("cannot read Dovecot's config for mailbox roles (%s); using names", exc)
         return None
-    return parse_doveconf(result.stdout)
+    return result.stdout
 
 
 def role_for(levels: tuple[str, ...], configured: dict[str, str] | None) -> str | None:

@@ -143,7 +143,9 @@ def test_roles_come_from_dovecots_special_use_for_serve_as_for_index(
     conf.write_text(
         "namespace inbox {\n  inbox = yes\n"
         "  mailbox Spam {\n    special_use = \\Junk\n  }\n"
-        "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n}\n"
+        "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n"
+        "  mailbox Receipts {\n    auto = subscribe\n  }\n"
+        "  mailbox Later {\n    auto = create\n  }\n}\n"
     )
     alice = users.get("alice")
     assert alice is not None
@@ -154,6 +156,14 @@ def test_roles_come_from_dovecots_special_use_for_serve_as_for_index(
     assert roles["Spam"] == "junk"
     assert roles["Drafts"] == "drafts"
     assert roles["Archive"] is None
+    # Issue 15: what Dovecot autocreates is in JMAP too, on disk as Dovecot makes it.
+    assert "Receipts" in roles
+    assert "Later" in roles
+    assert (maildir / ".Receipts" / "cur").is_dir()
+    assert (maildir / ".Later" / "maildirfolder").exists()
+    subscriptions = (maildir / "subscriptions").read_text()
+    assert "Receipts\n" in subscriptions
+    assert "Later\n" not in subscriptions
     state = ["--state-dir", str(tmp_path / "index-state"), "--dovecot-config", str(conf)]
     assert main(["index", str(maildir), "--user", "alice", *state]) == 0
     again = Account.open("alice", maildir, tmp_path / "index-state", scan=False)

@@ -60,3 +60,17 @@ def test_roles_read_from_a_real_dovecot_config(tmp_path: Path) -> None:
     dovecot._write_config()
     roles = read_dovecot_roles(dovecot.conf)
     assert roles == {"Drafts": "drafts", "Junk": "junk", "Trash": "trash", "Sent": "sent"}
+
+
+def test_autocreate_mailboxes_from_doveconf_output() -> None:
+    """Dovecot's ``auto`` setting of namespace mailbox blocks (create, subscribe;
+    no is the default and means nothing)."""
+    from maildir_jmap.store.roles import parse_autocreate
+
+    text = (
+        "namespace inbox {\n  inbox = yes\n"
+        '  mailbox "Sent Items" {\n    auto = subscribe\n    special_use = \\Sent\n  }\n'
+        "  mailbox Junk {\n    auto = create\n  }\n"
+        "  mailbox Trash {\n    auto = no\n  }\n}\n"
+    )
+    assert parse_autocreate(text) == {"Sent Items": True, "Junk": False}
