@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from maildir_jmap.config import Config
-from maildir_jmap.dovecot_auth import AuthUnavailable, Passdb, Userdb, maildir_from
+from maildir_jmap.dovecot_auth import (
+    AuthUnavailable,
+    Passdb,
+    UnsupportedLocation,
+    Userdb,
+    layout_from,
+    maildir_from,
+)
 from maildir_jmap.users import User, UsersFileError, load_users_file
 
 Result = tuple[bool, str]
@@ -63,10 +70,17 @@ def _dovecot(config: Config, user: str | None) -> Iterator[Result]:
     if fields is None:
         yield False, f"Dovecot's userdb does not know {user}"
         return
-    maildir = maildir_from(fields, config.mail_location)
+    try:
+        maildir = maildir_from(fields, config.mail_location)
+        layout = layout_from(fields, config.mail_location)
+    except UnsupportedLocation as exc:
+        yield False, f"{user}: the mail location cannot be served: {exc}"
+        return
     if maildir is None:
         yield False, f"{user}: the userdb gives no maildir location; set auth.mail_location"
         return
+    home = fields.get("home") or "(none)"
+    yield True, f"{user}: Maildir {maildir}, layout {layout or 'detected'}, home {home}"
     yield from _maildir(User(fields.get("user", user), maildir, ""))
 
 

@@ -173,17 +173,62 @@ class Userdb:
             connection.close()
 
 
+class UnsupportedLocation(ValueError):
+    """A mail location this server cannot serve next to Dovecot (the reason says why)."""
+
+
+# mail_location keys (doc.dovecot.org, Mail Location Settings) and what they mean here.
+IGNORED_KEYS = {"INDEX", "INDEXPVT", "ITERINDEX", "VOLATILEDIR", "NO-NOSELECT"}
+"""Where Dovecot keeps its own index, list-index and volatile files: never ours."""
+REFUSED_KEYS = {
+    "CONTROL": "Dovecot keeps dovecot-uidlist, dovecot-keywords and their locks elsewhere",
+    "INBOX": "INBOX is not the Maildir's root",
+    "UTF-8": "folder names are stored as UTF-8, not modified UTF-7",
+    "DIRNAME": "messages live in a subdirectory of each folder",
+    "FULLDIRNAME": "messages live in a subdirectory of each folder",
+}
+
+
+@dataclass(frozen=True)
+class MailLocation:
+    path: str
+    """The Maildir path template (``%u``, ``%n``, ``%d``, ``%h``, ``~``)."""
+    layout: str | None = None
+    """"fs" or "maildir++" when the location says (LAYOUT=), else None: detect."""
+
+
+def parse_mail_location(location: str) -> MailLocation:
+    """``maildir:PATH[:KEY=VALUE...]``: the keys this server honours (LAYOUT), the
+    ones that only move Dovecot's own files (INDEX and the like), and the ones it
+    refuses (UnsupportedLocation with the reason: never silently dropped)."""
+    kind, _, rest = location.partition(":")
+    if kind != "maildir" or not rest:
+        raise UnsupportedLocation(f"{location!r} is not a Maildir location (maildir:PATH)")
+    path, *options = rest.split(":")
+    layout = None
+    for option in options:
+        key, _, value = option.partition("=")
+        key = key.upper()
+        if key == "LAYOUT":
+            if value.lower() not in ("fs", "maildir++"):
+                raise UnsupportedLocation(f"{location!r}: LAYOUT={value} is not served")
+            layout = value.lower()
+        elif key in REFUSED_KEYS:
+            raise UnsupportedLocation(f"{location!r}: {key}= ({REFUSED_KEYS[key]})")
+        elif key not in IGNORED_KEYS:
+            raise UnsupportedLocation(f"{location!r}: unknown key {key}")
+    return MailLocation(path, layout)
+
+
 def maildir_from(fields: dict[str, str], fallback: str | None) -> Path | None:
     """The Maildir path from a userdb reply's ``mail`` (``maildir:~/Maildir:...``),
     else the config's template (``%u`` user, ``%n`` local part, ``%d`` domain,
-    ``%h`` or ``~`` home)."""
+    ``%h`` or ``~`` home); None when there is none or it is not a Maildir.
+    UnsupportedLocation for a Maildir location with keys this server refuses."""
     location = fields.get("mail") or fallback
-    if not location:
+    if not location or not location.startswith("maildir:") or location == "maildir:":
         return None
-    kind, _, rest = location.partition(":")
-    if kind != "maildir" or not rest:
-        return None
-    path = rest.split(":", 1)[0]
+    path = parse_mail_location(location).path
     user = fields.get("user", "")
     local, _, domain = user.partition("@")
     home = fields.get("home", "")
@@ -194,6 +239,11 @@ def maildir_from(fields: dict[str, str], fallback: str | None) -> Path | None:
             return None
         path = home + path[1:]
     return Path(path)
+
+
+def layout_from(fields: dict[str, str], fallback: str | None) -> str | None:
+    location = fields.get("mail") or fallback
+    return parse_mail_location(location).layout if location else None
 
 
 class DovecotUsers:
@@ -223,21 +273,29 @@ class DovecotUsers:
             if cached is not None and cached[0] > now:
                 return cached[1]
         fields = self.userdb.lookup(name)
-        user = None
-        if fields is not None:
-            maildir = maildir_from(fields, self.mail_location)
-            if maildir is None:
-                log.warning("userdb gives %s no Maildir location; set mail_location", name)
-            else:
-                home = Path(fields["home"]) if fields.get("home") else None
-                if home is None:
-                    log.warning("userdb gives %s no home; {home} is the Maildir's parent", name)
-                user = User(fields.get("user", name), maildir, "", home=home)
+        user = self._user(name, fields) if fields is not None else None
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[name] = (now + USERDB_CACHE_SECONDS, user)
         return user
+
+    def _user(self, name: str, fields: dict[str, str]) -> User | None:
+        login = fields.get("user", name)
+        home = Path(fields["home"]) if fields.get("home") else None
+        try:
+            maildir = maildir_from(fields, self.mail_location)
+            layout = layout_from(fields, self.mail_location)
+        except UnsupportedLocation as exc:
+            # They log in, and their requests get 503 with the reason (never a guess).
+            log.error("the mail location of %s cannot be served: %s", name, exc)
+            return User(login, home or Path("/nonexistent"), "", unusable=str(exc))
+        if maildir is None:
+            log.warning("userdb gives %s no Maildir location; set mail_location", name)
+            return None
+        if home is None:
+            log.warning("userdb gives %s no home; {home} is the Maildir's parent", name)
+        return User(login, maildir, "", home=home, layout=layout)
 
     def verify(
         self, name: str, password: str, remote: str | None = None, secured: bool = False

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import uvicorn
 
 from maildir_jmap.config import Config
-from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb
+from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, parse_mail_location
 from maildir_jmap.users import UserDirectory, Users, load_users_file
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ def sd_notify(message: str) -> bool:
 def users_for(config: Config, embedded: Callable[[], Users]) -> Users:
     """The configured user directory; ``embedded`` makes the one-user default."""
     if config.auth_backend == "dovecot":
+        if config.mail_location:
+            parse_mail_location(config.mail_location)  # refused keys stop the start
         return DovecotUsers(
             Passdb(config.dovecot_auth_socket, config.dovecot_service),
             Userdb(config.dovecot_userdb_socket, config.dovecot_service),

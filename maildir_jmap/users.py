@@ -53,6 +53,11 @@ class User:
     """The user's home as Dovecot's userdb gives it (where Pigeonhole looks for
     their Sieve scripts); None when nobody said: the Maildir's parent stands in."""
 
+    layout: str | None = None
+    """The layout Dovecot's mail location names for this user (LAYOUT=), if any."""
+    unusable: str | None = None
+    """Why this user's mail cannot be served (a mail location we refuse), if so."""
+
     def home_dir(self) -> Path:
         return self.home if self.home is not None else self.maildir.parent
 

@@ -15,10 +15,22 @@ from hypothesis import strategies as st
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.demo import create_demo_maildir
-from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, escape, maildir_from, unescape
+from maildir_jmap.dovecot_auth import (
+    DovecotUsers,
+    Passdb,
+    UnsupportedLocation,
+    Userdb,
+    escape,
+    maildir_from,
+    parse_mail_location,
+    unescape,
+)
 from maildir_jmap.http.app import create_app
+from maildir_jmap.server.accounts import AccountPool, AccountUnavailable
+from maildir_jmap.store.maildir import make_folder
 from tests.conftest import LiveServer
 from tests.dovecot import PASSWORD, USER, Dovecot, available
+from tests.jmap_calls import invoke
 
 
 @given(st.text())
@@ -98,6 +110,74 @@ def test_a_dovecot_user_logs_in_and_gets_the_userdb_maildir(
         imap.logout()
         assert "Inbox" in names
         assert {n for n in listed if n != "INBOX"} <= names | {n.split(".")[-1] for n in names}
+
+
+@pytest.mark.parametrize(
+    ("location", "layout", "refused"),
+    [
+        ("maildir:~/Maildir", None, None),
+        ("maildir:/var/vmail/%d/%n:LAYOUT=fs", "fs", None),
+        ("maildir:~/Maildir:INDEX=/var/index/%u:LAYOUT=maildir++", "maildir++", None),
+        ("maildir:~/Maildir:VOLATILEDIR=/tmp/%u", None, None),
+        ("maildir:~/Maildir:CONTROL=~/control", None, "dovecot-uidlist"),
+        ("maildir:~/Maildir:UTF-8", None, "UTF-8"),
+        ("maildir:~/Maildir:INBOX=/var/mail/%u", None, "INBOX"),
+        ("maildir:~/Maildir:LAYOUT=index", None, "LAYOUT=index"),
+        ("maildir:~/Maildir:SOMETHING=1", None, "unknown key"),
+    ],
+)
+def test_mail_location_keys_are_honoured_or_refused_never_dropped(
+    location: str, layout: str | None, refused: str | None
+) -> None:
+    """Issue 15: every key of a Dovecot mail location is understood: LAYOUT is
+    followed, INDEX-like keys only move Dovecot's own files, and the rest (CONTROL
+    above all: Dovecot's uidlist, keywords and their lock elsewhere) is refused."""
+    if refused is None:
+        assert parse_mail_location(location).layout == layout
+    else:
+        with pytest.raises(UnsupportedLocation, match=refused):
+            parse_mail_location(location)
+
+
+def test_a_refused_location_is_a_503_with_the_reason_not_a_wrong_password(
+    tmp_path: Path,
+) -> None:
+    users = DovecotUsers(Passdb(tmp_path / "x"), Userdb(tmp_path / "y"))
+    fields = {"user": "ann", "home": str(tmp_path), "mail": "maildir:~/M:CONTROL=~/c"}
+    user = users._user("ann", fields)
+    assert user is not None
+    assert user.unusable is not None
+    assert "CONTROL" in user.unusable
+    pool = AccountPool(Config(state_dir=tmp_path / "state", watch=False), lambda u, a: None)
+    with pytest.raises(AccountUnavailable, match="CONTROL"):
+        pool.get(user)
+
+
+def test_layout_fs_from_the_userdb_is_followed(tmp_path: Path) -> None:
+    """With a real Dovecot whose userdb says maildir:...:LAYOUT=fs, a Maildir with no
+    folders yet (detection would say Maildir++) gets fs folders from JMAP, and
+    Dovecot lists them."""
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path / "Maildir"
+    make_folder(root, marker=False)
+    dovecot = Dovecot(root, tmp_path / "dovecot", layout="fs").start()
+    try:
+        user = users_of(dovecot_config(tmp_path, dovecot)).get(USER)
+        assert user is not None
+        assert user.layout == "fs"
+        pool = AccountPool(Config(state_dir=tmp_path / "state", watch=False), lambda u, a: None)
+        account = pool.get(user)
+        invoke(account, "Mailbox/set", create={"w": {"name": "Work"}})
+        pool.close_all()
+        assert (root / "Work" / "cur").is_dir()
+        imap = dovecot.imap()
+        listed = [line.decode() for line in imap.list()[1]]
+        imap.logout()
+        assert any(line.endswith(" Work") or line.endswith('"Work"') for line in listed)
+    finally:
+        dovecot.stop()
 
 
 def test_the_home_is_the_userdbs_not_the_maildirs_parent(tmp_path: Path, dovecot: Dovecot) -> None:

@@ -68,12 +68,16 @@ class AccountPool:
             return account
 
     def _open(self, user: User) -> Account:
+        if user.unusable is not None:
+            raise AccountUnavailable(
+                f"the mailbox of {user.name} cannot be served: {user.unusable}"
+            )
         try:
             account = Account.open(
                 user.name,
                 user.maildir,
                 self.config.state_dir,
-                layout=LAYOUTS.get(self.config.layout),
+                layout=LAYOUTS.get(user.layout or self.config.layout),
                 roles=self.roles,
                 upload_expiry=self.config.upload_expiry,
             )
