@@ -37,7 +37,7 @@ from maildir_jmap.store.maildir import FileName
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.records import Change, EmailRecord, MailboxRecord, file_ref
 from maildir_jmap.store.roles import role_for
-from maildir_jmap.store.scan import DiskFile, Names, ScanResult, scan
+from maildir_jmap.store.scan import DiskFile, Names, ScanResult, relook, scan
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,9 @@ def reconcile(
             directory = change.mailboxes[mailbox_id].directory
         on_disk = result.files.get(directory, {}) if directory is not None else {}
         relisted = mailbox_id in scanned
+        missing = {b for b in bases if b not in on_disk}
+        if missing and directory is not None and directory in result.files:
+            on_disk = {**on_disk, **relook(root / directory if directory else root, missing)}
         for base, (eid, _) in bases.items():
             disk = on_disk.get(base)
             if disk is None:

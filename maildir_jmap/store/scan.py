@@ -80,6 +80,28 @@ def scan_folder(path: Path) -> dict[str, DiskFile]:
     return found
 
 
+def relook(path: Path, bases: set[str]) -> dict[str, DiskFile]:
+    """A second look for messages a scan did not find: every entry of new/ and cur/
+    whose base is one of ``bases``. Reported names go stale as Dovecot renames a
+    file twice in a row (new/ to cur/, then a flag), and a readdir can miss a file
+    renamed while it runs; only what this look misses too is gone."""
+    found: dict[str, DiskFile] = {}
+    for subdir in ("new", "cur"):
+        try:
+            entries = os.scandir(path / subdir)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                name = entry.name
+                base = name.partition(":")[0]
+                if base in bases and not name.startswith("."):
+                    parsed = FileName.parse(name)
+                    if "T" not in parsed.flags:
+                        found[base] = DiskFile(subdir, name, parsed)
+    return found
+
+
 def scan(
     root: Path,
     layout: Layout,

@@ -304,3 +304,29 @@ def test_an_unreadable_file_is_skipped_and_the_rest_indexed(tmp_path: Path) -> N
         "readable two",
     ]
     assert account.unreadable == {}
+
+
+def test_a_file_renamed_again_after_its_events_were_read_is_not_taken_for_gone(
+    tmp_path: Path,
+) -> None:
+    """CI caught an Email vanishing from the index for a moment: Dovecot moved a
+    message new/ -> cur/ and at once renamed it for a flag; the watcher's batch
+    named only the first two names, none of which existed any more, and the Email
+    was destroyed (to come back as created with the next batch). What the names
+    miss gets a second look in the folder before anything is taken for gone."""
+    root = maildir(tmp_path / "M")
+    path = deliver(root, message("two"), flags="", seen=False)  # new/
+    account = Account.open("u", root, tmp_path / "s")
+    (eid,) = account.index.emails
+    base = FileName.parse(path.name).base
+    os.rename(path, root / "cur" / f"{base}:2,")  # Dovecot's SELECT
+    os.rename(root / "cur" / f"{base}:2,", root / "cur" / f"{base}:2,F")  # and a STORE
+    stale = {"": {("new", base), ("cur", f"{base}:2,")}}  # the events read so far
+    change = account.rescan(set(), names=stale)
+    assert eid in account.index.emails
+    assert eid not in change.emails_gone
+    assert account.index.emails[eid].keywords == {"$flagged"}
+    # A real expunge is still one.
+    (root / "cur" / f"{base}:2,F").unlink()
+    account.rescan(set(), names={"": {("cur", f"{base}:2,F")}})
+    assert eid not in account.index.emails
