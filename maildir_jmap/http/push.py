@@ -78,7 +78,7 @@ async def _stream(
 
 @router.post("/jmap/push-token")
 async def push_token(request: Request) -> Response:
-    """Issue a short-lived EventSource token for browsers (see http/pushtoken.py)."""
+    """Issue a short-lived EventSource token for browsers (see server/pushtoken.py)."""
     server = server_of(request)
     user = await current_user(request)
     if isinstance(user, Response):
