@@ -60,8 +60,10 @@ def scan_names(
     return found
 
 
-def scan_folder(path: Path) -> dict[str, DiskFile]:
-    """base -> file for the visible messages of one folder (new/ and cur/)."""
+def scan_folder(path: Path, only: set[str] | None = None) -> dict[str, DiskFile]:
+    """base -> file for the visible messages of one folder (new/ and cur/); with
+    ``only``, just the entries whose base is one of those (names are not parsed
+    for the others)."""
     found: dict[str, DiskFile] = {}
     for subdir in ("new", "cur"):
         try:
@@ -71,7 +73,9 @@ def scan_folder(path: Path) -> dict[str, DiskFile]:
         with entries:
             for entry in entries:
                 name = entry.name
-                if name.startswith("."):
+                if name.startswith(".") or (
+                    only is not None and name.partition(":")[0] not in only
+                ):
                     continue
                 parsed = FileName.parse(name)
                 if "T" in parsed.flags:
@@ -81,25 +85,10 @@ def scan_folder(path: Path) -> dict[str, DiskFile]:
 
 
 def relook(path: Path, bases: set[str]) -> dict[str, DiskFile]:
-    """A second look for messages a scan did not find: every entry of new/ and cur/
-    whose base is one of ``bases``. Reported names go stale as Dovecot renames a
-    file twice in a row (new/ to cur/, then a flag), and a readdir can miss a file
-    renamed while it runs; only what this look misses too is gone."""
-    found: dict[str, DiskFile] = {}
-    for subdir in ("new", "cur"):
-        try:
-            entries = os.scandir(path / subdir)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with entries:
-            for entry in entries:
-                name = entry.name
-                base = name.partition(":")[0]
-                if base in bases and not name.startswith("."):
-                    parsed = FileName.parse(name)
-                    if "T" not in parsed.flags:
-                        found[base] = DiskFile(subdir, name, parsed)
-    return found
+    """A second look for messages a scan did not find. Reported names go stale as
+    Dovecot renames a file twice in a row (new/ to cur/, then a flag), and a readdir
+    can miss a file renamed while it runs; only what this look misses too is gone."""
+    return scan_folder(path, only=bases)
 
 
 def scan(
