@@ -9,15 +9,10 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+from maildir_jmap import dovecot_config
 from maildir_jmap.config import Config
-from maildir_jmap.dovecot_auth import (
-    AuthUnavailable,
-    Passdb,
-    UnsupportedLocation,
-    Userdb,
-    layout_from,
-    maildir_from,
-)
+from maildir_jmap.dovecot_auth import AuthUnavailable, Passdb, Userdb, auth_sockets
+from maildir_jmap.dovecot_config import DovecotConfig, UserMail
 from maildir_jmap.users import User, UsersFileError, load_users_file
 
 Result = tuple[bool, str]
@@ -47,8 +42,33 @@ def _state_dir(config: Config) -> Result:
     return True, f"state directory {path}"
 
 
-def _dovecot(config: Config, user: str | None) -> Iterator[Result]:
-    for path in (config.dovecot_auth_socket, config.dovecot_userdb_socket):
+def _dovecot_config(config: Config) -> Iterator[Result | DovecotConfig]:
+    try:
+        dovecot = dovecot_config.read(config.dovecot_config)
+    except dovecot_config.DovecotConfigError as exc:
+        yield False, str(exc)
+        return
+    where = config.dovecot_config or "doveconf's default"
+    if dovecot is None:
+        yield True, "Dovecot's config: not readable here (doveconf not installed)"
+        return
+    namespace = dovecot.namespace
+    plugins = sorted(dovecot.plugins & {"quota", "listescape"})
+    yield (
+        True,
+        (
+            f"Dovecot's config ({where}): mail_location {dovecot.mail_location or '(none)'}, "
+            f"INBOX namespace prefix {namespace.prefix!r} "
+            f"separator {namespace.separator or 'default'!r}, "
+            f"plugins {', '.join(plugins) or 'none of quota, listescape'}"
+        ),
+    )
+    yield dovecot
+
+
+def _dovecot(config: Config, user: str | None, dovecot: DovecotConfig | None) -> Iterator[Result]:
+    client, userdb = auth_sockets(config, dovecot)
+    for path in (client, userdb):
         if not path.exists():
             yield False, f"Dovecot socket {path} does not exist (is Dovecot running?)"
             return
@@ -56,32 +76,57 @@ def _dovecot(config: Config, user: str | None) -> Iterator[Result]:
             yield False, f"Dovecot socket {path} is not accessible to uid {os.geteuid()}"
             return
     try:
-        Passdb(config.dovecot_auth_socket).authenticate("\x01check", "")
-        yield True, f"Dovecot auth at {config.dovecot_auth_socket} answers"
+        Passdb(client).authenticate("\x01check", "")
+        yield True, f"Dovecot auth at {client} answers"
     except AuthUnavailable as exc:
-        yield False, f"Dovecot auth at {config.dovecot_auth_socket}: {exc}"
+        yield False, f"Dovecot auth at {client}: {exc}"
     if user is None:
         return
     try:
-        fields = Userdb(config.dovecot_userdb_socket, config.dovecot_service).lookup(user)
+        fields = Userdb(userdb, config.dovecot_service).lookup(user)
     except AuthUnavailable as exc:
-        yield False, f"Dovecot userdb at {config.dovecot_userdb_socket}: {exc}"
+        yield False, f"Dovecot userdb at {userdb}: {exc}"
         return
     if fields is None:
         yield False, f"Dovecot's userdb does not know {user}"
         return
-    try:
-        maildir = maildir_from(fields, config.mail_location)
-        layout = layout_from(fields, config.mail_location)
-    except UnsupportedLocation as exc:
-        yield False, f"{user}: the mail location cannot be served: {exc}"
+    mail = (dovecot or DovecotConfig()).for_user({"user": user, **fields}, config.mail_location)
+    yield from _derived(user, mail)
+
+
+def _derived(user: str, mail: UserMail) -> Iterator[Result]:
+    """What the server derives for one user, said in one line per part."""
+    if mail.unusable is not None:
+        yield False, f"{user}: cannot be served: {mail.unusable}"
         return
-    if maildir is None:
-        yield False, f"{user}: the userdb gives no maildir location; set auth.mail_location"
+    if mail.maildir is None:
+        yield False, f"{user}: no Maildir location (neither userdb mail= nor mail_location)"
         return
-    home = fields.get("home") or "(none)"
-    yield True, f"{user}: Maildir {maildir}, layout {layout or 'detected'}, home {home}"
-    yield from _maildir(User(fields.get("user", user), maildir, ""))
+    yield (
+        True,
+        (
+            f"{user}: Maildir {mail.maildir}, layout {mail.layout or 'detected'}, "
+            f"home {mail.home or '(none: the Maildir parent)'}"
+        ),
+    )
+    if mail.sieve is not None:
+        yield True, f"{user}: Sieve scripts in {mail.sieve.directory}, active {mail.sieve.active}"
+    else:
+        yield True, f"{user}: no Sieve location (VacationResponse off unless sieve_dir is set)"
+    quota = mail.quota
+    if quota is not None:
+        limits = [
+            f"{quota.bytes} octets" if quota.bytes else "",
+            f"{quota.messages} messages" if quota.messages else "",
+        ]
+        shown = " and ".join(x for x in limits if x) or "unlimited"
+        yield True, f"{user}: quota {quota.name!r} ({quota.backend} backend): {shown}"
+    if mail.escape is not None:
+        yield True, f"{user}: folder names escaped with {mail.escape!r} (listescape)"
+    if mail.maildir.exists():
+        yield from _maildir(User(mail.login or user, mail.maildir, ""))
+    else:
+        yield True, f"{user}: Maildir {mail.maildir} does not exist yet: created at first login"
 
 
 def _tls(config: Config) -> Result | None:
@@ -111,8 +156,14 @@ def check(config: Config, user: str | None = None) -> Iterator[Result]:
         yield tls
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         yield False, f"server.public_url {config.public_url!r} is not an http(s) URL"
+    dovecot: DovecotConfig | None = None
+    for result in _dovecot_config(config):
+        if isinstance(result, DovecotConfig):
+            dovecot = result
+        else:
+            yield result
     if config.auth_backend == "dovecot":
-        yield from _dovecot(config, user)
+        yield from _dovecot(config, user, dovecot)
     elif config.users_file is not None:
         try:
             users = load_users_file(config.users_file)

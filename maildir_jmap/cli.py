@@ -227,7 +227,10 @@ def _become_owner(state_dir: Path | None, maildir: Path) -> None:
     log.info("running as %s, the owner of %s", name, model)
 
 
-DOVECOT_CONFIG_HELP = "Dovecot's dovecot.conf, for special_use roles (default: doveconf's)"
+DOVECOT_CONFIG_HELP = (
+    "Dovecot's dovecot.conf: mail location, roles, quota, Sieve, listescape "
+    "(default: doveconf's, /etc/dovecot/dovecot.conf)"
+)
 
 
 def _path(value: str | None) -> Path | None:
@@ -238,9 +241,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Build or refresh the index of one Maildir, the way the server would."""
     import time
 
+    from maildir_jmap import dovecot_config
     from maildir_jmap.store.account import Account
     from maildir_jmap.store.names import LAYOUTS
-    from maildir_jmap.store.roles import read_dovecot_roles
 
     maildir = Path(args.maildir).expanduser()
     if not maildir.is_dir():
@@ -249,6 +252,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     _become_owner(Path(args.state_dir).expanduser() if args.state_dir else None, maildir)
     state_dir = state_dir_of(args)
     user = args.user or _owner_name(maildir)
+    try:
+        dovecot = dovecot_config.read(_path(args.dovecot_config))
+    except dovecot_config.DovecotConfigError as exc:
+        raise CliError(str(exc)) from None
+    mail = dovecot.for_user({"user": user, "home": str(maildir.parent)}) if dovecot else None
     bar = ProgressBar()
     started = time.monotonic()
     account = Account.open(
@@ -256,8 +264,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         maildir,
         state_dir,
         layout=LAYOUTS.get(args.layout),
-        roles=read_dovecot_roles(_path(args.dovecot_config)),
+        roles=dovecot.namespace.mailboxes.roles if dovecot else None,
         progress=bar,
+        escape=mail.escape if mail else None,
     )
     account.compact()
     account.sync_search()

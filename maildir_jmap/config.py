@@ -62,7 +62,9 @@ class Config:
     """Top-level folder name -> role; None: from Dovecot's special_use config
     (``doveconf -n``) when it can be read at start-up, else the well-known names."""
     dovecot_config: Path | None = None
-    """Dovecot's dovecot.conf for ``doveconf``; None: doveconf's own default."""
+    """Dovecot's dovecot.conf for ``doveconf``; None: doveconf's own default
+    (/etc/dovecot/dovecot.conf). Roles, autocreated mailboxes, quota, the Sieve
+    location, listescape and the auth sockets come from it."""
     tls_cert: Path | None = None
     """Serve HTTPS directly with this certificate chain (PEM) and ``tls_key``."""
     tls_key: Path | None = None
@@ -73,13 +75,15 @@ class Config:
     auth_backend: str = "users-file"
     """"users-file" (our own argon2 file) or "dovecot" (Dovecot's auth sockets)."""
     users_file: Path | None = None
-    dovecot_auth_socket: Path = Path("/run/dovecot/auth-client")
-    dovecot_userdb_socket: Path = Path("/run/dovecot/auth-userdb")
+    dovecot_auth_socket: Path | None = None
+    dovecot_userdb_socket: Path | None = None
+    """Dovecot's auth-client and auth-userdb sockets; None: in Dovecot's base_dir
+    (``doveconf``), /run/dovecot when there is no config to read."""
     dovecot_service: str = "jmap"
     """The service name Dovecot's passdb/userdb see (for per-service rules)."""
     mail_location: str | None = None
-    """Fallback when the userdb gives no ``mail``: a Dovecot-style location such as
-    ``maildir:~/Maildir`` or ``maildir:/var/vmail/%d/%n``."""
+    """Fallback when neither the userdb (``mail``) nor Dovecot's config
+    (``mail_location``) gives one: a location such as ``maildir:~/Maildir``."""
     max_failures_per_user: int = 5
     max_failures_per_address: int = 20
     """Failed logins allowed in 15 minutes before answering 429."""

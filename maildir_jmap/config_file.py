@@ -64,14 +64,17 @@ SETTINGS = (
     Setting("auth", "users_file", "path?", "",
             'The users file for backend = "users-file". Empty: one user, the owner of '
             "~/Maildir (or of a demo Maildir), as `maildir-jmap serve` does."),
-    Setting("auth", "dovecot_auth_socket", "path", "/run/dovecot/auth-client",
-            "Dovecot's auth-client socket (the server's user must be able to connect)."),
-    Setting("auth", "dovecot_userdb_socket", "path", "/run/dovecot/auth-userdb",
-            "Dovecot's auth-userdb socket, for home and mail location lookups."),
+    Setting("auth", "dovecot_auth_socket", "path?", "",
+            "Dovecot's auth-client socket (the server's user must be able to connect); "
+            "empty: auth-client in Dovecot's base_dir (doveconf), /run/dovecot by default."),
+    Setting("auth", "dovecot_userdb_socket", "path?", "",
+            "Dovecot's auth-userdb socket, for home and mail location lookups; "
+            "empty: auth-userdb in Dovecot's base_dir."),
     Setting("auth", "service", "str", "jmap", "Service name Dovecot's passdb and userdb see."),
     Setting("auth", "mail_location", "str?", "",
-            "When the userdb gives no mail=: a location like maildir:~/Maildir or "
-            "maildir:/var/vmail/%d/%n (%u user, %n local part, %d domain, %h or ~ home)."),
+            "Only when neither the userdb (mail=) nor Dovecot's config (mail_location) "
+            "gives one: a location like maildir:~/Maildir (%u user, %n local part, "
+            "%d domain, %h or ~ home)."),
     Setting("auth", "max_failures_per_user", "int", 5,
             "Failed logins per user name in 15 minutes before 429."),
     Setting("auth", "max_failures_per_address", "int", 20,
@@ -79,8 +82,9 @@ SETTINGS = (
     Setting("mail", "layout", "choice:auto|maildir++|fs", "auto",
             "Maildir layout; auto detects it per Maildir."),
     Setting("mail", "dovecot_config", "path?", "",
-            "Dovecot's dovecot.conf, read with doveconf -n for special_use roles "
-            "(empty: doveconf's default, /etc/dovecot/dovecot.conf)."),
+            "Dovecot's dovecot.conf, read with doveconf -n: mail location, homes, "
+            "special_use roles, autocreated mailboxes, quota, the Sieve location, "
+            "listescape and the auth sockets (empty: /etc/dovecot/dovecot.conf)."),
     Setting("mail", "watch", "bool", True, "Follow Dovecot's changes as they happen (inotify)."),
     Setting("mail", "rescan_interval", "float", 300.0,
             "Seconds between full rescans that catch anything the watcher missed."),

@@ -20,8 +20,10 @@ answers with 503: a Dovecot restart must not look like a wrong password.
 from __future__ import annotations
 
 import base64
+import grp
 import logging
 import os
+import pwd
 import re
 import socket
 import threading
@@ -29,7 +31,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from maildir_jmap.config import Config
+from maildir_jmap.dovecot_config import (
+    DovecotConfig,
+    UnsupportedLocation,
+    expand,
+    parse_mail_location,
+)
 from maildir_jmap.users import LoginCache, User, valid_username
+
+__all__ = ["AuthUnavailable", "DovecotUsers", "Passdb", "UnsupportedLocation", "Userdb"]
 
 log = logging.getLogger(__name__)
 
@@ -173,86 +184,33 @@ class Userdb:
             connection.close()
 
 
-class UnsupportedLocation(ValueError):
-    """A mail location this server cannot serve next to Dovecot (the reason says why)."""
-
-
-# mail_location keys (doc.dovecot.org, Mail Location Settings) and what they mean here.
-IGNORED_KEYS = {"INDEX", "INDEXPVT", "ITERINDEX", "VOLATILEDIR", "NO-NOSELECT"}
-"""Where Dovecot keeps its own index, list-index and volatile files: never ours."""
-REFUSED_KEYS = {
-    "CONTROL": "Dovecot keeps dovecot-uidlist, dovecot-keywords and their locks elsewhere",
-    "INBOX": "INBOX is not the Maildir's root",
-    "UTF-8": "folder names are stored as UTF-8, not modified UTF-7",
-    "DIRNAME": "messages live in a subdirectory of each folder",
-    "FULLDIRNAME": "messages live in a subdirectory of each folder",
-}
-
-
-@dataclass(frozen=True)
-class MailLocation:
-    path: str
-    """The Maildir path template (``%u``, ``%n``, ``%d``, ``%h``, ``~``)."""
-    layout: str | None = None
-    """"fs" or "maildir++" when the location says (LAYOUT=), else None: detect."""
-
-
-def parse_mail_location(location: str) -> MailLocation:
-    """``maildir:PATH[:KEY=VALUE...]``: the keys this server honours (LAYOUT), the
-    ones that only move Dovecot's own files (INDEX and the like), and the ones it
-    refuses (UnsupportedLocation with the reason: never silently dropped)."""
-    kind, _, rest = location.partition(":")
-    if kind != "maildir" or not rest:
-        raise UnsupportedLocation(f"{location!r} is not a Maildir location (maildir:PATH)")
-    path, *options = rest.split(":")
-    layout = None
-    for option in options:
-        key, _, value = option.partition("=")
-        key = key.upper()
-        if key == "LAYOUT":
-            if value.lower() not in ("fs", "maildir++"):
-                raise UnsupportedLocation(f"{location!r}: LAYOUT={value} is not served")
-            layout = value.lower()
-        elif key in REFUSED_KEYS:
-            raise UnsupportedLocation(f"{location!r}: {key}= ({REFUSED_KEYS[key]})")
-        elif key not in IGNORED_KEYS:
-            raise UnsupportedLocation(f"{location!r}: unknown key {key}")
-    return MailLocation(path, layout)
-
-
 def maildir_from(fields: dict[str, str], fallback: str | None) -> Path | None:
     """The Maildir path from a userdb reply's ``mail`` (``maildir:~/Maildir:...``),
-    else the config's template (``%u`` user, ``%n`` local part, ``%d`` domain,
+    else the fallback location (``%u`` user, ``%n`` local part, ``%d`` domain,
     ``%h`` or ``~`` home); None when there is none or it is not a Maildir.
     UnsupportedLocation for a Maildir location with keys this server refuses."""
     location = fields.get("mail") or fallback
     if not location or not location.startswith("maildir:") or location == "maildir:":
         return None
-    path = parse_mail_location(location).path
-    user = fields.get("user", "")
-    local, _, domain = user.partition("@")
-    home = fields.get("home", "")
-    for key, value in (("%u", user), ("%n", local), ("%d", domain), ("%h", home)):
-        path = path.replace(key, value)
-    if path.startswith("~"):
-        if not home:
-            return None
-        path = home + path[1:]
-    return Path(path)
-
-
-def layout_from(fields: dict[str, str], fallback: str | None) -> str | None:
-    location = fields.get("mail") or fallback
-    return parse_mail_location(location).layout if location else None
+    path = expand(parse_mail_location(location).path, fields.get("user", ""), fields.get("home"))
+    return Path(path) if path else None
 
 
 class DovecotUsers:
     """A user directory backed by Dovecot (the same interface as UserDirectory)."""
 
-    def __init__(self, passdb: Passdb, userdb: Userdb, mail_location: str | None = None) -> None:
+    def __init__(
+        self,
+        passdb: Passdb,
+        userdb: Userdb,
+        mail_location: str | None = None,
+        dovecot: DovecotConfig | None = None,
+    ) -> None:
         self.passdb = passdb
         self.userdb = userdb
         self.mail_location = mail_location
+        """Our own config's fallback when neither the userdb nor Dovecot's config has one."""
+        self.dovecot = dovecot or DovecotConfig()
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, User | None]] = {}
         self._logins = LoginCache()
@@ -281,21 +239,22 @@ class DovecotUsers:
         return user
 
     def _user(self, name: str, fields: dict[str, str]) -> User | None:
-        login = fields.get("user", name)
-        home = Path(fields["home"]) if fields.get("home") else None
-        try:
-            maildir = maildir_from(fields, self.mail_location)
-            layout = layout_from(fields, self.mail_location)
-        except UnsupportedLocation as exc:
+        mail = self.dovecot.for_user({"user": name, **fields}, self.mail_location)
+        login = mail.login or name
+        uid, gid = _number(fields.get("uid")), _number(fields.get("gid"))
+        if mail.unusable is not None:
             # They log in, and their requests get 503 with the reason (never a guess).
-            log.error("the mail location of %s cannot be served: %s", name, exc)
-            return User(login, home or Path("/nonexistent"), "", unusable=str(exc))
-        if maildir is None:
-            log.warning("userdb gives %s no Maildir location; set mail_location", name)
+            log.error("the mail of %s cannot be served: %s", name, mail.unusable)
+            return User(login, mail.maildir or Path("/nonexistent"), "", unusable=mail.unusable)
+        if mail.maildir is None:
+            log.warning("userdb gives %s no Maildir location; set Dovecot's mail_location", name)
             return None
-        if home is None:
+        if mail.home is None:
             log.warning("userdb gives %s no home; {home} is the Maildir's parent", name)
-        return User(login, maildir, "", home=home, layout=layout)
+        return User(
+            login, mail.maildir, "", home=mail.home, layout=mail.layout, dovecot=mail,
+            uid=uid, gid=gid,
+        )  # fmt: skip
 
     def verify(
         self, name: str, password: str, remote: str | None = None, secured: bool = False
@@ -309,3 +268,28 @@ class DovecotUsers:
         if user is not None and canonical == name:
             self._logins.remember(name, password)
         return user
+
+
+def _number(value: str | None) -> int | None:
+    """A userdb uid or gid: a number, or a name the system knows."""
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return pwd.getpwnam(value).pw_uid
+    except KeyError:
+        try:
+            return grp.getgrnam(value).gr_gid
+        except KeyError:
+            return None
+
+
+def auth_sockets(config: Config, dovecot: DovecotConfig | None) -> tuple[Path, Path]:
+    """Dovecot's auth-client and auth-userdb sockets: ours if the config names
+    them, else under Dovecot's own ``base_dir``."""
+    base = dovecot.base_dir if dovecot is not None else DovecotConfig().base_dir
+    return (
+        config.dovecot_auth_socket or base / "auth-client",
+        config.dovecot_userdb_socket or base / "auth-userdb",
+    )

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import uvicorn
 
 from maildir_jmap.config import Config
-from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, parse_mail_location
+from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, auth_sockets
+from maildir_jmap.dovecot_config import DovecotConfig, parse_mail_location
 from maildir_jmap.users import UserDirectory, Users, load_users_file
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,22 @@ def sd_notify(message: str) -> bool:
     return True
 
 
-def users_for(config: Config, embedded: Callable[[], Users]) -> Users:
-    """The configured user directory; ``embedded`` makes the one-user default."""
+def users_for(
+    config: Config, embedded: Callable[[], Users], dovecot: DovecotConfig | None = None
+) -> Users:
+    """The configured user directory; ``embedded`` makes the one-user default.
+    With Dovecot's auth, its sockets, mail location and per-user settings come
+    from ``dovecot`` (its effective config) unless our config names them."""
     if config.auth_backend == "dovecot":
-        if config.mail_location:
-            parse_mail_location(config.mail_location)  # refused keys stop the start
+        for location in (config.mail_location, dovecot.mail_location if dovecot else ""):
+            if location:
+                parse_mail_location(location)  # refused keys stop the start
+        client, userdb = auth_sockets(config, dovecot)
         return DovecotUsers(
-            Passdb(config.dovecot_auth_socket, config.dovecot_service),
-            Userdb(config.dovecot_userdb_socket, config.dovecot_service),
+            Passdb(client, config.dovecot_service),
+            Userdb(userdb, config.dovecot_service),
             config.mail_location,
+            dovecot,
         )
     if config.users_file is not None:
         return UserDirectory(load_users_file(config.users_file))

@@ -29,6 +29,7 @@ from typing import Protocol
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from maildir_jmap.dovecot_config import UserMail
 from maildir_jmap.durable import replace_file
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ class User:
     """The layout Dovecot's mail location names for this user (LAYOUT=), if any."""
     unusable: str | None = None
     """Why this user's mail cannot be served (a mail location we refuse), if so."""
+    dovecot: UserMail | None = None
+    """What Dovecot's config and userdb say for this user: Sieve location, quota,
+    listescape (dovecot_config.py); None for users Dovecot did not describe."""
+    uid: int | None = None
+    gid: int | None = None
+    """The userdb's uid and gid (who owns the Maildir Dovecot creates)."""
 
     def home_dir(self) -> Path:
         return self.home if self.home is not None else self.maildir.parent

@@ -26,13 +26,13 @@ def no_system_dovecot_roles(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server reads special_use roles from the machine's Dovecot config when it
     is given none (Dovecot is the source of truth); tests are not to depend on what
     /etc/dovecot says. A test that names a dovecot.conf gets it read for real."""
+    from maildir_jmap import dovecot_config
     from maildir_jmap.server import server as server_module
-    from maildir_jmap.store import roles
 
-    def read(config: Path | None = None) -> roles.DovecotMailboxes:
-        return roles.read_dovecot_mailboxes(config) if config else roles.DovecotMailboxes()
+    def read(config: Path | None = None) -> dovecot_config.DovecotConfig | None:
+        return dovecot_config.read(config) if config else None
 
-    monkeypatch.setattr(server_module, "read_dovecot_mailboxes", read)
+    monkeypatch.setattr(server_module, "read_dovecot", read)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from maildir_jmap.store.roles import parse_doveconf, read_dovecot_roles, role_for
+from maildir_jmap import dovecot_config
+from maildir_jmap.store.roles import role_for
 from tests.dovecot import Dovecot, available
 
 DOVECONF = r"""
@@ -34,8 +35,12 @@ namespace inbox {
 """
 
 
+def roles_in(text: str) -> dict[str, str] | None:
+    return dovecot_config.DovecotConfig.from_text(text).namespace.mailboxes.roles
+
+
 def test_parse_doveconf_first_claim_wins() -> None:
-    assert parse_doveconf(DOVECONF) == {
+    assert roles_in(DOVECONF) == {
         "Drafts": "drafts",
         "Sent Messages": "sent",
         "Papierkorb": "trash",
@@ -58,19 +63,20 @@ def test_roles_read_from_a_real_dovecot_config(tmp_path: Path) -> None:
     dovecot = Dovecot(tmp_path / "Maildir", tmp_path / "dc")
     dovecot.maildir.mkdir()
     dovecot._write_config()
-    roles = read_dovecot_roles(dovecot.conf)
+    config = dovecot_config.read(dovecot.conf)
+    assert config is not None
+    roles = config.namespace.mailboxes.roles
     assert roles == {"Drafts": "drafts", "Junk": "junk", "Trash": "trash", "Sent": "sent"}
 
 
 def test_autocreate_mailboxes_from_doveconf_output() -> None:
     """Dovecot's ``auto`` setting of namespace mailbox blocks (create, subscribe;
     no is the default and means nothing)."""
-    from maildir_jmap.store.roles import parse_autocreate
-
     text = (
         "namespace inbox {\n  inbox = yes\n"
         '  mailbox "Sent Items" {\n    auto = subscribe\n    special_use = \\Sent\n  }\n'
         "  mailbox Junk {\n    auto = create\n  }\n"
         "  mailbox Trash {\n    auto = no\n  }\n}\n"
     )
-    assert parse_autocreate(text) == {"Sent Items": True, "Junk": False}
+    mailboxes = dovecot_config.DovecotConfig.from_text(text).namespace.mailboxes
+    assert mailboxes.autocreate == {"Sent Items": True, "Junk": False}
