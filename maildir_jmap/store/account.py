@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from maildir_jmap.mime.text import search_document
@@ -29,6 +29,7 @@ from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
+from maildir_jmap.store.quota import Quota
 from maildir_jmap.store.reconcile import Progress, reconcile
 from maildir_jmap.store.records import Change, EmailRecord
 from maildir_jmap.store.scan import Names
@@ -65,6 +66,8 @@ class Account:
     """Addresses the user may send from (the app sets these from its config)."""
     sieve: SieveLocation | None = None
     """Where Pigeonhole reads this user's scripts, if vacation is configured."""
+    quota: Quota | None = None
+    """Dovecot's quota for this user, if it has one (store/quota.py)."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     caches: dict[str, object] = field(default_factory=dict, repr=False)
@@ -89,7 +92,11 @@ class Account:
         scan: bool = True,
         progress: Progress | None = None,
         upload_expiry: float = DEFAULT_EXPIRY,
+        escape: str | None = None,
     ) -> Account:
+        layout = layout or detect_layout(maildir)
+        if escape is not None:
+            layout = replace(layout, escape=escape)
         account_id = account_id_for(username)
         state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -103,7 +110,7 @@ class Account:
             maildir,
             state_dir,
             blobs,
-            layout or detect_layout(maildir),
+            layout,
             index,
             journal,
             roles,

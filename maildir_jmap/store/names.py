@@ -4,6 +4,13 @@ Dovecot keeps folder names on disk in modified UTF-7 (MAILDIR.md §1). A JMAP
 Mailbox name is one hierarchy level in Unicode; the folder's directory joins the
 encoded levels with the layout's separator: ``.A.B`` in Maildir++ (the root is
 INBOX), ``A/B`` with ``LAYOUT=fs``.
+
+With Dovecot's listescape plugin (2.3: ``mail_plugins = listescape``, the escape
+character ``listescape_char``, ``\\`` by default) a name may hold what the disk
+cannot: the storage separator, ``/``, the escape character itself, a leading
+``~`` and a level that is ``.`` or ``..`` are written as the escape character and
+two lowercase hex digits (``a.b`` is ``.a\2eb`` in Maildir++), as Dovecot's
+mailbox_list_escape_name_params does.
 """
 
 from __future__ import annotations
@@ -90,6 +97,8 @@ class Layout:
 
     name: str  # "maildir++" or "fs"
     separator: str  # between encoded levels on disk
+    escape: str | None = None
+    """Dovecot's listescape character, when names are escaped on disk."""
 
     @property
     def marker(self) -> bool:
@@ -100,7 +109,7 @@ class Layout:
         """The folder's directory relative to the root ("" for INBOX)."""
         if not levels:
             return ""
-        encoded = [encode_mutf7(level) for level in levels]
+        encoded = [encode_mutf7(self._escape(level, i == 0)) for i, level in enumerate(levels)]
         if self.name == "maildir++":
             return "." + ".".join(encoded)
         return "/".join(encoded)
@@ -117,7 +126,26 @@ class Layout:
             parts = directory.split("/")
         if any(p == "" for p in parts):
             raise ValueError(f"empty hierarchy level in {directory!r}")
-        return tuple(decode_mutf7(p) for p in parts)
+        return tuple(self._unescape(decode_mutf7(p)) for p in parts)
+
+    def _escape(self, level: str, first: bool) -> str:
+        char = self.escape
+        if char is None:
+            return level
+        special = {self.separator, char, "/"}
+        out = [f"{char}{ord(c):02x}" if c in special else c for c in level]
+        if first and level.startswith("~"):
+            out[0] = f"{char}{ord('~'):02x}"
+        if level in (".", "..") and out[0] == ".":
+            out[0] = f"{char}2e"
+        return "".join(out)
+
+    def _unescape(self, level: str) -> str:
+        char = self.escape
+        if char is None or char not in level:
+            return level
+        pattern = re.escape(char) + "([0-9a-fA-F]{2})"
+        return re.sub(pattern, lambda m: chr(int(m.group(1), 16)), level)
 
 
 MAILDIRPP = Layout("maildir++", ".")
@@ -138,9 +166,14 @@ def check_name(name: object, layout: Layout, *, top_level: bool = False) -> str:
     name = unicodedata.normalize("NFC", name)
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
         raise BadName("a name must not contain control or format characters")
-    if "/" in name or layout.separator in name:
-        raise BadName(f"a name must not contain '/' or {layout.separator!r}")
-    if name.startswith(".") or name.strip() != name:
+    if layout.escape is None and ("/" in name or layout.separator in name):
+        raise BadName(
+            f"a name must not contain '/' or {layout.separator!r} "
+            "(Dovecot's listescape plugin allows them)"
+        )
+    if layout.escape is not None and "/" in name:
+        raise BadName("a name must not contain '/' (the IMAP hierarchy separator)")
+    if (name.startswith(".") and layout.escape is None) or name.strip() != name:
         raise BadName("a name must not start with '.' or with or end in spaces")
     lowered = name.lower()
     if lowered in RESERVED or lowered.startswith("dovecot") or (top_level and lowered == "inbox"):
