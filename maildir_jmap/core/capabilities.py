@@ -12,6 +12,7 @@ CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 SUBMISSION = "urn:ietf:params:jmap:submission"
 VACATION = "urn:ietf:params:jmap:vacationresponse"
+QUOTA = "urn:ietf:params:jmap:quota"
 WEBSOCKET = "urn:ietf:params:jmap:websocket"
 
 # RFC 4790 collations implemented by core/query.py.

@@ -31,6 +31,8 @@ from maildir_jmap.store import email_files
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.keywords import is_keyword
 from maildir_jmap.store.keywords_file import TooManyKeywords
+from maildir_jmap.store.maildir import to_lf
+from maildir_jmap.store.quota import OverQuota
 from maildir_jmap.store.records import Change, EmailRecord
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,10 @@ def add_email(
     existing = email_id(summary.digest)
     if existing in account.index.emails:
         raise SetError("alreadyExists", "the account has this message", existingId=existing)
+    if account.quota is not None:
+        # As IMAP APPEND is refused [OVERQUOTA] by Dovecot's quota plugin.
+        size = account.quota.copy_size(summary.size, len(to_lf(raw)))
+        quota_check(account, size, set(), boxes)
     try:
         added = email_files.add(
             account.maildir, account.index, raw, boxes, keywords, received, summary
@@ -116,10 +122,21 @@ def add_email(
     rec = added.record
     account.commit(Change(emails={rec.id: rec}, message_ids=added.message_ids))
     rec = account.index.emails[rec.id]
+    if account.quota is not None:
+        account.quota.charge(account.index, [None], [rec])
     return {"id": rec.id, "blobId": "G" + rec.digest, "threadId": rec.thread_id, "size": rec.size}
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def quota_check(account: Account, size: int, before: set[str], after: set[str]) -> None:
+    """SetError overQuota (RFC 8620 §5.3) when Dovecot's quota would refuse this."""
+    assert account.quota is not None
+    try:
+        account.quota.check(account.index, size, before, after)
+    except OverQuota as exc:
+        raise SetError("overQuota", str(exc)) from None
 
 
 def gone_folders(account: Account, boxes: set[str]) -> list[str]:
@@ -220,6 +237,14 @@ class EmailSetRecords(EmailRecords):
             vanished = sorted(m for m in boxes if m not in self.index.mailboxes)
             if vanished:  # a catch-up found the folder removed by IMAP meanwhile
                 raise folders_gone_error(vanished)
+            quota = self.account.quota
+            if quota is not None and rec.files:
+                quota_check(
+                    self.account,
+                    quota.size_of(self.index, rec, rec.files[0]),
+                    rec.mailbox_ids,
+                    boxes,
+                )
             try:
                 new = email_files.place(self.account.maildir, self.index, rec, boxes, edit)
             except email_files.EmailGone:
@@ -247,6 +272,8 @@ class EmailSetRecords(EmailRecords):
                 continue
             if new.files != rec.files or new.keywords != rec.keywords:
                 self.pending.emails[record_id] = new
+            if quota is not None:
+                quota.charge(self.index, [rec], [new])
             return None
         return None
 
@@ -294,6 +321,8 @@ class EmailSetRecords(EmailRecords):
         if rec is None:
             raise SetError("notFound")
         email_files.remove(self.account.maildir, self.index, rec)
+        if self.account.quota is not None:
+            self.account.quota.charge(self.index, [rec], [None])
         self.pending.emails.pop(record_id, None)
         self.pending.emails_gone.add(record_id)
 

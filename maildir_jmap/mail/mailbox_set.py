@@ -298,10 +298,13 @@ class MailboxSetRecords(MailboxRecords):
                     with contextlib.suppress(FileNotFoundError):
                         remove_file(folder_path / subdir / (base + info))
             remaining = [f for f in email.files if f[0] != record_id]
-            if remaining:
-                change.emails[email.id] = dataclasses.replace(email, files=remaining)
+            kept = dataclasses.replace(email, files=remaining) if remaining else None
+            if kept is not None:
+                change.emails[email.id] = kept
             else:
                 change.emails_gone.add(email.id)
+            if self.account.quota is not None:  # maildirsize, as Dovecot's DELETE keeps it
+                self.account.quota.charge(self.index, [email], [kept])
         if folder_path.exists() and rec.selectable:
             try:
                 folders.delete_folder(root, self.account.layout, rec.levels)

@@ -4,7 +4,8 @@ implemented is registered: ``urn:ietf:params:jmap:mail`` covers Mailbox, Thread,
 Email and SearchSnippet, reads and writes alike; ``urn:ietf:params:jmap:submission``
 covers Identity and EmailSubmission; PushSubscription (RFC 8620 §7.2) is core;
 VacationResponse (RFC 8621 §8) only takes effect through Pigeonhole, so it is
-offered only when a Sieve location is configured.
+offered only when a Sieve location is configured; Quota (RFC 9425) only when
+Dovecot's quota plugin is on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from maildir_jmap.mail import (
     email_set,
     identity,
     mailbox_set,
+    quota,
     snippet,
     submission,
     vacation,
@@ -25,7 +27,7 @@ from maildir_jmap.mail import (
 from maildir_jmap.sync import push_subscription
 
 
-def build_registry(*, vacation_response: bool = False) -> Registry:
+def build_registry(*, vacation_response: bool = False, quotas: bool = False) -> Registry:
     registry = Registry(CORE_METHODS)
     methods: list[Method] = [
         *mailbox_set.methods(),
@@ -41,6 +43,8 @@ def build_registry(*, vacation_response: bool = False) -> Registry:
     ]
     if vacation_response:
         methods += vacation.methods()
+    if quotas:
+        methods += quota.methods()
     for method in methods:
         registry.add(method)
     return registry

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import anyio.to_thread
 
-from maildir_jmap import mail
+from maildir_jmap import dovecot_config, mail
 from maildir_jmap.config import Config
-from maildir_jmap.core.capabilities import CORE, WEBSOCKET
+from maildir_jmap.core.capabilities import CORE, QUOTA, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Context, Registry
 from maildir_jmap.core.request import Request
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.delivery.scheduler import Sender
 from maildir_jmap.mail import submission
 from maildir_jmap.mail.identity import IDENTITY
+from maildir_jmap.mail.quota import QUOTA_TYPE, state_of
 from maildir_jmap.mail.vacation import VACATION_TYPE
 from maildir_jmap.metrics import observe_call
 from maildir_jmap.server import policy
@@ -36,7 +38,8 @@ from maildir_jmap.server.registry import build_registry
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
-from maildir_jmap.store.roles import read_dovecot_mailboxes
+from maildir_jmap.store.quota import Quota
+from maildir_jmap.store.roles import DovecotMailboxes
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -54,7 +57,12 @@ class Server:
     ) -> None:
         self.config = config
         self.users = users
-        self.registry = registry or build_registry(vacation_response=config.sieve_dir is not None)
+        # Dovecot is the source of truth: its effective config, read once.
+        self.dovecot = read_dovecot(config.dovecot_config)
+        self.registry = registry or build_registry(
+            vacation_response=config.sieve_dir is not None or self._dovecot_runs_sieve(),
+            quotas=self.dovecot is not None and "quota" in self.dovecot.plugins,
+        )
         self.login = Login(
             users,
             tokens or TokenStore(config.state_dir / "tokens.json"),
@@ -63,9 +71,9 @@ class Server:
         self.push = PushService(config, self.login.alive)
         # One Maildir gets the same roles whoever indexes it (serve, index, check),
         # and the folders Dovecot autocreates are there for JMAP as for IMAP.
-        dovecot = read_dovecot_mailboxes(config.dovecot_config)
-        roles = config.mailbox_roles if config.mailbox_roles is not None else dovecot.roles
-        self.pool = AccountPool(config, self._wire, roles, dovecot.autocreate)
+        boxes = self.dovecot.namespace.mailboxes if self.dovecot else DovecotMailboxes()
+        roles = config.mailbox_roles if config.mailbox_roles is not None else boxes.roles
+        self.pool = AccountPool(config, self._wire, roles, boxes.autocreate, self.mail_of)
         self.requests = Slots()
         """Requests running per user (RFC 8620 §2 maxConcurrentRequests)."""
         self.uploads = Slots()
@@ -77,13 +85,33 @@ class Server:
 
     # -- accounts ------------------------------------------------------------------
 
+    def _dovecot_runs_sieve(self) -> bool:
+        """Pigeonhole runs at delivery with a personal script location."""
+        dovecot = self.dovecot
+        return bool(dovecot and "sieve" in dovecot.delivery_plugins and dovecot.plugin.get("sieve"))
+
+    def mail_of(self, user: User) -> dovecot_config.UserMail | None:
+        """What Dovecot says about this user: from its userdb (Dovecot's auth), else
+        its config applied to the user's name and home (a users file next to it)."""
+        if user.dovecot is not None:
+            return user.dovecot
+        if self.dovecot is None:
+            return None
+        return self.dovecot.for_user({"user": user.name, "home": str(user.home_dir())})
+
     def _wire(self, user: User, account: Account) -> None:
         # Every committed change set reaches push listeners (DESIGN: the store
         # announces changes through listeners and never imports the hub).
         hub = self.push.hub
         account.listeners.append(lambda acct, changed: hub.publish(acct.account_id, changed))
         account.addresses = policy.sending_addresses(self.config, user)
+        mail = self.mail_of(user)
         account.sieve = policy.sieve_location(self.config, user)
+        if account.sieve is None and mail is not None and self._dovecot_runs_sieve():
+            account.sieve = mail.sieve
+        if mail is not None and mail.quota is not None and QUOTA in self.registry.capabilities():
+            separator = mail.separator or account.layout.separator
+            account.quota = Quota(mail.quota, account.maildir, separator)
         self._owners[account.account_id] = user.name
 
     def account(self, user: User) -> Account:
@@ -133,6 +161,8 @@ class Server:
             states |= {
                 t: account.objects.state(t) for t in (IDENTITY, SUBMISSION_TYPE, VACATION_TYPE)
             }
+            if account.quota is not None:
+                states[QUOTA_TYPE] = state_of(account)
             out[account_id] = states
         return out
 
@@ -217,3 +247,8 @@ class Server:
                 await anyio.to_thread.run_sync(self.pool.close_idle, self.busy)
             except Exception:
                 log.exception("closing idle accounts failed")
+
+
+def read_dovecot(path: Path | None) -> dovecot_config.DovecotConfig | None:
+    """Dovecot's effective config (tests replace this to ignore the machine's)."""
+    return dovecot_config.read(path)
