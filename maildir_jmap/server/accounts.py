@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maildir_jmap.config import Config
+from maildir_jmap.dovecot_config import UserMail
 from maildir_jmap.store import folders
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
@@ -39,6 +40,8 @@ class AccountPool:
     """Top-level folder -> role for folders first seen (None: the well-known names)."""
     autocreate: dict[str, bool] = field(default_factory=dict)
     """Folders Dovecot's config creates by itself -> subscribed too."""
+    mail_of: Callable[[User], UserMail | None] = lambda user: None
+    """What Dovecot says about a user (listescape, ...), if anything."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _accounts: dict[str, Account] = field(default_factory=dict)
     _watchers: dict[str, Watcher] = field(default_factory=dict)
@@ -72,6 +75,17 @@ class AccountPool:
             raise AccountUnavailable(
                 f"the mailbox of {user.name} cannot be served: {user.unusable}"
             )
+        mail = self.mail_of(user)
+        if user.dovecot is not None and not user.maildir.exists():
+            # Never logged in over IMAP, nothing delivered yet: Dovecot would make
+            # the Maildir now, with its autocreated folders (below).
+            try:
+                folders.create_root(user.maildir, user.uid, user.gid)
+                log.info("created the Maildir of %s at %s", user.name, user.maildir)
+            except OSError as exc:
+                raise AccountUnavailable(
+                    f"the Maildir of {user.name} does not exist and cannot be created: {exc}"
+                ) from exc
         try:
             account = Account.open(
                 user.name,
@@ -80,6 +94,7 @@ class AccountPool:
                 layout=LAYOUTS.get(user.layout or self.config.layout),
                 roles=self.roles,
                 upload_expiry=self.config.upload_expiry,
+                escape=mail.escape if mail is not None else None,
             )
         except Exception as exc:
             log.exception("cannot open the account of %s at %s", user.name, user.maildir)

@@ -168,6 +168,18 @@ def _list_fs(
 # -- changing the tree ----------------------------------------------------------------
 
 
+def create_root(root: Path, uid: int | None, gid: int | None) -> None:
+    """A user's Maildir as Dovecot makes it at first login: missing directories
+    on the way (0700, as the mail user creates them), then cur/new/tmp. Run as
+    root, they belong to the userdb's uid and gid."""
+    missing = [p for p in [root, *root.parents] if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700)
+        if os.geteuid() == 0 and uid is not None:
+            os.chown(path, uid, gid if gid is not None else -1)
+    make_folder(root, marker=False)
+
+
 def create_folder(root: Path, layout: Layout, levels: tuple[str, ...]) -> Folder:
     directory = layout.directory(levels)
     if not (root / "tmp").is_dir():

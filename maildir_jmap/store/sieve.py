@@ -14,6 +14,7 @@ atomically; the active symlink is swapped with a rename.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -165,13 +166,33 @@ def wrapper_script(previous: str | None) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+def _owned(path: Path, home: Path) -> None:
+    """Run as root, what we write belongs to the home's owner: Pigeonhole runs as
+    the mail user and could not read a root-owned 0600 script."""
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        info = home.stat()
+        if (info.st_uid, info.st_gid) != (0, 0):
+            os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)
+
+
 def install(location: SieveLocation, vacation: Vacation) -> None:
     """Write the rule, the wrapper, and make the wrapper the active script."""
+    home = location.active.parent
+    created = not location.directory.exists()
     location.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    replace_file(location.directory / f"{RULE}.sieve", vacation_script(vacation).encode("utf-8"))
+    if created:
+        _owned(location.directory, home)
+    rule = location.directory / f"{RULE}.sieve"
+    replace_file(rule, vacation_script(vacation).encode("utf-8"))
+    _owned(rule, home)
     previous = _previous(location)
+    if previous is not None:
+        _owned(location.directory / f"{previous}.sieve", home)
     wrapper = location.directory / f"{WRAPPER}.sieve"
     replace_file(wrapper, wrapper_script(previous).encode("utf-8"))
+    _owned(wrapper, home)
     target = os.path.relpath(wrapper, location.active.parent)
     if location.active.is_symlink() and os.readlink(location.active) == target:
         return
@@ -179,5 +200,6 @@ def install(location: SieveLocation, vacation: Vacation) -> None:
     if temporary.is_symlink() or temporary.exists():
         temporary.unlink()
     temporary.symlink_to(target)
+    _owned(temporary, home)
     os.replace(temporary, location.active)
     fsync_dir(location.active.parent)
