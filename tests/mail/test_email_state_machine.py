@@ -169,7 +169,10 @@ class EmailMachine(RuleBasedStateMachine):
         base = parsed.base
         while base in taken:
             base += "x"
-        name = base + path.name[len(parsed.base) :]
+        # Dovecot remaps keyword letters into the target's dovecot-keywords; a bare
+        # rename carrying them would give them whatever meaning the target assigns
+        # them later (as it would for Dovecot), so this model's moves drop them.
+        name = FileName(base, parsed.flags, "", parsed.info).name()
         os.rename(path, target_folder / "cur" / name)
         self.reconcile(path, target_folder / "cur" / name)
 
