@@ -29,6 +29,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.console import CliError, first_line, say, state_dir_of
 from maildir_jmap.delivery.scheduler import SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
+from maildir_jmap.runas import become_owner, serve_as_owner
 from maildir_jmap.users import (
     User,
     UserDirectory,
@@ -121,7 +122,7 @@ def sending_settings(args: argparse.Namespace) -> SendingSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from maildir_jmap import serve
+    from maildir_jmap import dovecot_config, serve
 
     if args.config:
         given = [f for f in SERVE_FLAGS if getattr(args, f) != SERVE_DEFAULTS.get(f)]
@@ -130,7 +131,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CliError(f"--config replaces {flag}: set it in the file (or the environment)")
         config = _load_config(args.config)
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        users = serve.users_for(config, lambda: _directory(args, config.state_dir))
+        try:
+            dovecot = dovecot_config.read(config.dovecot_config)
+        except dovecot_config.DovecotConfigError as exc:
+            raise CliError(str(exc)) from None
+        users = serve.users_for(config, lambda: _directory(args, config.state_dir), dovecot)
     else:
         state_dir = state_dir_of(args)
         users = _directory(args, state_dir)
@@ -147,6 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dovecot_config=_path(args.dovecot_config),
             sending=sending_settings(args),
         )
+    serve_as_owner(config, users)
     for name in users.names():
         user = users.get(name)
         assert user is not None
@@ -205,28 +211,6 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
-def _become_owner(state_dir: Path | None, maildir: Path) -> None:
-    """Run as root, ``index`` would leave root-owned files in the state directory and
-    the service user would then get 503 (issue 15). Root becomes the owner of the
-    state directory (when it exists, else of the Maildir) first, as doveadm becomes
-    the mail user; a root-owned one stays root's."""
-    if os.geteuid() != 0:
-        return
-    model = state_dir if state_dir is not None and state_dir.exists() else maildir
-    st = model.stat()
-    if st.st_uid == 0:
-        return
-    try:
-        name = pwd.getpwuid(st.st_uid).pw_name
-        os.initgroups(name, st.st_gid)
-    except KeyError:
-        name = str(st.st_uid)
-        os.setgroups([])
-    os.setgid(st.st_gid)
-    os.setuid(st.st_uid)
-    log.info("running as %s, the owner of %s", name, model)
-
-
 DOVECOT_CONFIG_HELP = (
     "Dovecot's dovecot.conf: mail location, roles, quota, Sieve, listescape "
     "(default: doveconf's, /etc/dovecot/dovecot.conf)"
@@ -249,7 +233,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not maildir.is_dir():
         raise CliError(f"{maildir} is not a directory")
     maildir = maildir.resolve()
-    _become_owner(Path(args.state_dir).expanduser() if args.state_dir else None, maildir)
+    become_owner(Path(args.state_dir).expanduser() if args.state_dir else None, maildir)
     state_dir = state_dir_of(args)
     user = args.user or _owner_name(maildir)
     try:

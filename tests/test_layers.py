@@ -23,7 +23,7 @@ FORBIDDEN = {
     "delivery": {"mail", "sync", "server", "http", "top"},
     "server": {"http", "top"},
 }
-TOP_LEVEL_COMMANDS = {"cli", "admin", "console", "serve", "__main__", "check", "demo"}
+TOP_LEVEL_COMMANDS = {"cli", "admin", "console", "runas", "serve", "__main__", "check", "demo"}
 HTTP_LIBRARIES = ("fastapi", "starlette", "uvicorn")
 
 

@@ -103,7 +103,18 @@ class Server:
         # Every committed change set reaches push listeners (DESIGN: the store
         # announces changes through listeners and never imports the hub).
         hub = self.push.hub
-        account.listeners.append(lambda acct, changed: hub.publish(acct.account_id, changed))
+        quota_seen: dict[str, str] = {}
+
+        def publish(acct: Account, changed: dict[str, str]) -> None:
+            # RFC 9425 §6: Quota is pushed like any type, when its usage moved.
+            if acct.quota is not None and EMAIL in changed:
+                state = state_of(acct)
+                if quota_seen.get("state") != state:
+                    quota_seen["state"] = state
+                    changed = {**changed, QUOTA_TYPE: state}
+            hub.publish(acct.account_id, changed)
+
+        account.listeners.append(publish)
         account.addresses = policy.sending_addresses(self.config, user)
         mail = self.mail_of(user)
         account.sieve = policy.sieve_location(self.config, user)

@@ -76,6 +76,7 @@ class Quota:
     """The INBOX namespace's hierarchy separator: mailbox names in rules use it."""
     _counted: dict[str, bool] = field(default_factory=dict, repr=False)
     _physical: dict[str, int] = field(default_factory=dict, repr=False)
+    _cached: tuple[tuple[str, int], Usage] | None = field(default=None, repr=False)
 
     # -- what counts -----------------------------------------------------------
 
@@ -127,14 +128,19 @@ class Quota:
     # -- usage -------------------------------------------------------------------
 
     def usage(self, index: Index) -> Usage:
+        """Counted from the index (once per index state), or read from maildirsize."""
         if self.settings.backend == "maildir":
             return self._maildirsize(index)
+        key = (index.epoch, index.modseq)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
         size = count = 0
         for rec in index.emails.values():
             used = self.footprint(index, rec)
             size += used.bytes
             count += used.messages
-        return Usage(size, count)
+        self._cached = (key, Usage(size, count))
+        return self._cached[1]
 
     def limits(self) -> tuple[int, int]:
         return self.settings.bytes, self.settings.messages

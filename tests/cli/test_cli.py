@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from maildir_jmap.cli import main
+from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import load_users_file
 from tests.dovecot import open_ancestors
@@ -253,3 +254,31 @@ def test_index_command_builds_and_refreshes(
     assert main(["index", str(maildir), "--user", "zed", *state]) == 0  # a refresh
     assert "6 messages" in capsys.readouterr().out
     assert main(["index", str(tmp_path / "missing"), *state]) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop it")
+def test_serve_as_root_becomes_the_maildirs_owner_and_gives_it_the_state(tmp_path: Path) -> None:
+    """Issue 15: files a root-run server creates belong to the Maildirs' owner."""
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    for top, dirs, files in os.walk(maildir):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(top, name), 5000, 5000)
+    os.chown(maildir, 5000, 5000)
+    os.chmod(tmp_path, 0o755)
+    state = tmp_path / "state"
+    (state / "accounts").mkdir(parents=True)  # left by an earlier run as root
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from maildir_jmap.config import Config\n"
+        "from maildir_jmap.runas import serve_as_owner\n"
+        "from maildir_jmap.users import User, UserDirectory\n"
+        f"users = UserDirectory({{'alice': User('alice', Path({str(maildir)!r}), '')}})\n"
+        f"serve_as_owner(Config(state_dir=Path({str(state)!r})), users)\n"
+        "print(os.getuid(), os.getgid())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["5000", "5000"]
+    assert (state / "accounts").stat().st_uid == 5000
