@@ -10,6 +10,7 @@ server; our server runs in a real uvicorn and is driven over HTTP.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -330,3 +331,57 @@ def test_dotted_names_round_trip_with_listescape(escaping_site: Site) -> None:
         client.logout()
     wait_for(lambda: "release.notes" in site.mailbox_ids(login))
     assert os.path.isdir(site.dovecot.maildir(login) / ".release\\2enotes")
+
+
+def test_check_prints_what_it_derived_from_dovecot(site: Site) -> None:
+    from maildir_jmap.check import check
+
+    lines = [m for ok, m in check(site.config, "carol@example.net") if ok]
+    text = "\n".join(lines)
+    assert f"Maildir {site.dovecot.maildir('carol@example.net')}" in text
+    assert f"home {site.dovecot.home('carol@example.net')}" in text
+    assert f"Sieve scripts in {site.dovecot.home('carol@example.net')}/sieve" in text
+    assert f"quota 'User_quota' (maildir backend): {80 * 1024} octets" in text
+
+
+def test_quota_usage_is_pushed_over_eventsource(site: Site) -> None:
+    """RFC 9425 §6: a StateChange for Quota when usage moves."""
+    login = "alice@example.org"
+    session = site.session(login)
+    account = session["primaryAccounts"][MAIL]
+    before = site.call(login, "Quota/get", ids=None)["state"]
+    url = session["eventSourceUrl"].replace("{types}", "Quota").replace("{closeafter}", "no")
+    url = url.replace("{ping}", "0")
+    pushed: list[str] = []
+    client = httpx.Client(timeout=10)
+    with client, client.stream("GET", url, auth=site.auth(login)) as stream:
+        site.import_message(login, message("pushed", 2_000))
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            changed = json.loads(line[5:]).get("changed", {}).get(account, {})
+            if changed.get("Quota", before) != before:
+                pushed.append(changed["Quota"])
+                break
+    assert pushed == [site.call(login, "Quota/get", ids=None)["state"]]
+
+
+def test_bad_quota_arguments_are_the_rfc_errors(site: Site) -> None:
+    login = "alice@example.org"
+    account = site.session(login)["primaryAccounts"][MAIL]
+    calls = [
+        ["Quota/query", {"accountId": account, "filter": {"size": 1}}, "a"],
+        ["Quota/query", {"accountId": account, "filter": {"name": 7}}, "b"],
+        ["Quota/query", {"accountId": account, "sort": [{"property": "hardLimit"}]}, "c"],
+        ["Quota/changes", {"accountId": account, "sinceState": "../x"}, "d"],
+        ["Quota/get", {"accountId": account, "ids": ["nope"]}, "e"],
+    ]
+    body = {"using": USING, "methodCalls": calls}
+    response = httpx.post(site.server.url + "/jmap/api/", json=body, auth=site.auth(login))
+    assert response.status_code == 200
+    answers = {tag: (name, args) for name, args, tag in response.json()["methodResponses"]}
+    assert answers["a"][1]["type"] == "unsupportedFilter"
+    assert answers["b"][1]["type"] == "invalidArguments"
+    assert answers["c"][1]["type"] == "unsupportedSort"
+    assert answers["d"][1]["type"] == "cannotCalculateChanges"
+    assert answers["e"][1]["notFound"] == ["nope"]
