@@ -22,14 +22,11 @@ import contextlib
 import imaplib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.dovecot import MAIL_GID, MAIL_UID, open_ancestors
+from tests.dovecot import MAIL_GID, MAIL_UID, launch, open_ancestors, terminate
 from tests.ports import free_port
 
 
@@ -221,35 +218,12 @@ service auth {{
             os.chown(home, MAIL_UID, MAIL_GID)
         open_ancestors(self.root)
         os.chmod(self.root, 0o755)
-        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(4).startswith(b"* OK"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Dovecot did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)
-        self.pid = int((self.run / "master.pid").read_text())
+        self.pid = launch(self.conf, self.port, self.run, self.root / "dovecot.log")
         return self
 
     def stop(self) -> None:
-        if self.pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(self.pid, signal.SIGKILL)
+        if self.pid is not None:
+            terminate(self.pid)
         self.pid = None
 
     def log(self) -> str:

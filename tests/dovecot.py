@@ -49,6 +49,38 @@ def chown_tree(root: Path) -> None:
     os.chown(root, MAIL_UID, MAIL_GID)
 
 
+def launch(conf: Path, port: int, run: Path, log: Path) -> int:
+    """Start Dovecot's master with ``conf``; its pid once IMAP greets on ``port``."""
+    subprocess.run(["dovecot", "-c", str(conf)], check=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4).startswith(b"* OK"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(f"Dovecot did not start:\n{text[-2000:]}")
+        time.sleep(0.05)
+    return int((run / "master.pid").read_text())
+
+
+def terminate(pid: int) -> None:
+    """SIGTERM the master, SIGKILL after ten seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
 class Dovecot:
     def __init__(self, maildir: Path, workdir: Path, layout: str = "maildir++") -> None:
         self.maildir = maildir
@@ -124,36 +156,12 @@ service imap-login {{
         self._write_config()
         open_ancestors(self.maildir)
         open_ancestors(self.workdir)
-        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(4).startswith(b"* OK"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                log = (self.workdir / "dovecot.log").read_text(errors="replace")
-                raise RuntimeError(f"Dovecot did not start:\n{log[-2000:]}")
-            time.sleep(0.05)
-        self.pid = int((self.workdir / "run" / "master.pid").read_text())
+        self.pid = launch(self.conf, self.port, self.workdir / "run", self.workdir / "dovecot.log")
         return self
 
     def stop(self) -> None:
-        if self.pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(self.pid, signal.SIGKILL)
+        if self.pid is not None:
+            terminate(self.pid)
         self.pid = None
 
     def imap(self) -> imaplib.IMAP4:
