@@ -25,7 +25,7 @@ from maildir_jmap.admin import (
     cmd_user_list,
     cmd_user_remove,
 )
-from maildir_jmap.config import Config
+from maildir_jmap.config import Config, problems
 from maildir_jmap.console import CliError, first_line, say, state_dir_of
 from maildir_jmap.delivery.scheduler import SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
@@ -152,6 +152,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dovecot_config=_path(args.dovecot_config),
             sending=sending_settings(args),
         )
+        wrong = problems(config)
+        if wrong:
+            flags = {"server.port": "--port", "server.public_url": "--public-url"}
+            text = "; ".join(wrong)
+            for key, flag in flags.items():
+                text = text.replace(key, flag)
+            raise CliError(text)
     serve_as_owner(config, users)
     for name in users.names():
         user = users.get(name)

@@ -90,3 +90,44 @@ class Config:
     idle_close: float = 1800.0
     """Seconds without requests after which an account (its watcher, index and
     caches) is closed; it reopens on the next request. 0: never."""
+
+
+def problems(config: Config) -> list[str]:
+    """What is wrong with a Config, each named by its setting (the TOML key), for
+    the command line and the config file alike (issue 17: one schema)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    found: list[str] = []
+    if not 1 <= config.port <= 65535:
+        found.append(f"server.port {config.port} is not a port (1-65535)")
+    if config.public_url is not None:
+        parts = urlsplit(config.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            found.append(f"server.public_url {config.public_url!r} must be http(s)://HOST[:PORT]")
+        elif config.public_url.endswith("/"):
+            found.append(f"server.public_url {config.public_url!r} must not end in '/'")
+    for key, networks in (
+        ("server.metrics_from", config.metrics_from),
+        ("server.trusted_proxies", config.trusted_proxies),
+    ):
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                found.append(f"{key}: {network!r} is not an address or network (CIDR)")
+    positive = {
+        "mail.rescan_interval": config.rescan_interval,
+        "mail.upload_expiry": config.upload_expiry,
+        "push.max_lifetime": config.push_max_lifetime,
+    }
+    found += [f"{key} must be more than 0, not {v}" for key, v in positive.items() if v <= 0]
+    if config.idle_close < 0:
+        found.append(f"mail.idle_close must be 0 (never) or more, not {config.idle_close}")
+    for key, count in (
+        ("auth.max_failures_per_user", config.max_failures_per_user),
+        ("auth.max_failures_per_address", config.max_failures_per_address),
+    ):
+        if count < 1:
+            found.append(f"{key} must be 1 or more, not {count}")
+    return found

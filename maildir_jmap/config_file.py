@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maildir_jmap.config import Config, default_state_dir
+from maildir_jmap.config import Config, default_state_dir, problems
 from maildir_jmap.delivery.scheduler import SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
 
@@ -271,7 +271,12 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
 
 
 def load(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:
-    return to_config(read(path, environ))
+    config = to_config(read(path, environ))
+    wrong = problems(config)
+    if wrong:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + "; ".join(wrong))
+    return config
 
 
 def _toml_value(value: Any) -> str:

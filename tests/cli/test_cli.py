@@ -282,3 +282,22 @@ def test_serve_as_root_becomes_the_maildirs_owner_and_gives_it_the_state(tmp_pat
     ).stdout
     assert out.split() == ["5000", "5000"]
     assert (state / "accounts").stat().st_uid == 5000
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--port", "99999"], "--port 99999 is not a port (1-65535)"),
+        (["--public-url", "https://mail.example.org/"], "--public-url 'https://mail.example.org/'"),
+        (["--public-url", "mail.example.org"], "must be http(s)://HOST[:PORT]"),
+    ],
+)
+def test_serve_refuses_bad_flags_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], said: str
+) -> None:
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    argv = ["serve", str(maildir), "--state-dir", str(tmp_path / "state"), *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,26 @@ def test_journal_lines_carry_their_priority() -> None:
     formatter = JournalFormatter("%(name)s: %(message)s")
     record = logging.LogRecord("mj", logging.ERROR, __file__, 1, "two\nlines", None, None)
     assert formatter.format(record) == "<3>mj: two\n<3>lines"
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("[server]\nport = 99999\n", "server.port 99999 is not a port"),
+        ('[server]\npublic_url = "mail.example.org"\n', "server.public_url"),
+        ('[server]\npublic_url = "https://mail.example.org/"\n', "must not end in '/'"),
+        ('[server]\nmetrics_from = ["10.0.0.0/33"]\n', "server.metrics_from: '10.0.0.0/33'"),
+        ('[server]\ntrusted_proxies = ["proxy"]\n', "server.trusted_proxies: 'proxy'"),
+        ("[mail]\nrescan_interval = 0\n", "mail.rescan_interval must be more than 0"),
+        ("[mail]\nidle_close = -1\n", "mail.idle_close"),
+        ("[auth]\nmax_failures_per_user = 0\n", "auth.max_failures_per_user must be 1"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_the_key_named(
+    tmp_path: Path, toml: str, named: str
+) -> None:
+    """Issue 17: validated once, in one place, each problem naming its key."""
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load(path, environ={})
