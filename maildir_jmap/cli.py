@@ -73,6 +73,10 @@ def _embedded_maildir(args: argparse.Namespace, state_dir: Path) -> Path:
         maildir = Path(args.maildir).expanduser()
         if not maildir.is_dir():
             raise CliError(f"{maildir} is not a directory")
+        missing = [d for d in ("cur", "new", "tmp") if not (maildir / d).is_dir()]
+        if missing:
+            # Watching an arbitrary tree (serve /tmp) would overflow inotify (issue 17).
+            raise CliError(f"{maildir} is not a Maildir (no {', '.join(missing)})")
         return maildir.resolve()
     home = Path.home() / "Maildir"
     if home.is_dir():
@@ -137,6 +141,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         users = serve.users_for(config, lambda: _directory(args, config.state_dir), dovecot)
     else:
+        if args.maildir and args.state_dir:  # before anything is made in either
+            inside = Path(args.state_dir).expanduser().resolve()
+            if inside.is_relative_to(Path(args.maildir).expanduser().resolve()):
+                raise CliError(f"the state directory {inside} must not be inside {args.maildir}")
         state_dir = state_dir_of(args)
         users = _directory(args, state_dir)
         config = Config(

@@ -301,3 +301,15 @@ def test_serve_refuses_bad_flags_in_one_line(
     err = capsys.readouterr().err
     assert said in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_serve_refuses_a_directory_that_is_not_a_maildir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain").mkdir()
+    assert main(["serve", str(tmp_path / "plain"), "--state-dir", str(tmp_path / "s")]) == 2
+    assert "is not a Maildir (no cur, new, tmp)" in capsys.readouterr().err
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    assert main(["serve", str(maildir), "--state-dir", str(maildir / "state")]) == 2
+    assert "must not be inside" in capsys.readouterr().err
+    assert not (maildir / "state").exists()
