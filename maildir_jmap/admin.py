@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
@@ -93,9 +94,32 @@ def _tokens(args: argparse.Namespace) -> TokenStore:
     return TokenStore(state_dir_of(args) / "tokens.json")
 
 
+def _known_users(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """Who may get a token here: the users file's users (``--users``, else the one
+    in the state directory), else the embedded mode's one user (the owner of
+    ~/Maildir, or whoever runs the demo); None with Dovecot's auth (it is asked)."""
+    path = _users_path(args)
+    if path.exists():
+        try:
+            return tuple(sorted(load_users_file(path)))
+        except UsersFileError as exc:
+            raise CliError(str(exc)) from None
+    maildir = Path.home() / "Maildir"
+    names = {getpass.getuser()}
+    if maildir.is_dir():
+        import pwd
+
+        with contextlib.suppress(KeyError):
+            names.add(pwd.getpwuid(maildir.stat().st_uid).pw_name)
+    return tuple(sorted(names))
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     if not valid_username(args.user):
         raise CliError(f"invalid user name {args.user!r}")
+    known = None if args.dovecot else _known_users(args)
+    if known is not None and args.user not in known:
+        raise CliError(f"no user {args.user!r} here (users: {', '.join(known) or 'none'})")
     info, token = _tokens(args).create(args.user, args.label)
     say(token)
     sys.stderr.write(f"token {info.id} for {args.user}; it is shown only now\n")

@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_state(token.add_parser("create", help="issue a token for USER"))
     create.add_argument("user")
     create.add_argument("--label", default="")
+    create.add_argument("--users", help="the users file (default: STATE_DIR/users.toml)")
+    create.add_argument(
+        "--dovecot", action="store_true", help="users come from Dovecot's auth: any login"
+    )
     create.set_defaults(func=cmd_token_create)
     tlist = with_state(token.add_parser("list", help="list tokens"))
     tlist.add_argument("user", nargs="?")

@@ -15,7 +15,7 @@ import pytest
 from maildir_jmap.cli import main
 from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.tokens import TokenStore
-from maildir_jmap.users import load_users_file
+from maildir_jmap.users import User, load_users_file, save_users_file
 from tests.dovecot import open_ancestors
 from tests.ports import free_port
 
@@ -53,6 +53,7 @@ def test_user_add_refuses_bad_input(tmp_path: Path) -> None:
 
 def test_token_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = ["--state-dir", str(tmp_path)]
+    save_users_file(tmp_path / "users.toml", {"alice": User("alice", tmp_path, "$argon2id$x")})
     assert main(["token", "create", "alice", "--label", "backup script", *state]) == 0
     token = capsys.readouterr().out.strip()
     store = TokenStore(tmp_path / "tokens.json")
@@ -313,3 +314,15 @@ def test_serve_refuses_a_directory_that_is_not_a_maildir(
     assert main(["serve", str(maildir), "--state-dir", str(maildir / "state")]) == 2
     assert "must not be inside" in capsys.readouterr().err
     assert not (maildir / "state").exists()
+
+
+def test_token_create_refuses_a_user_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: a token for nobody is a mistake said in one line."""
+    state = ["--state-dir", str(tmp_path)]
+    save_users_file(tmp_path / "users.toml", {"alice": User("alice", tmp_path, "$argon2id$x")})
+    assert main(["token", "create", "mallory", *state]) == 2
+    assert "no user 'mallory' here (users: alice)" in capsys.readouterr().err
+    assert not (tmp_path / "tokens.json").exists()
+    assert main(["token", "create", "mallory", "--dovecot", *state]) == 0  # Dovecot decides
