@@ -11,6 +11,7 @@ from pathlib import Path
 
 from maildir_jmap import dovecot_config
 from maildir_jmap.config import Config
+from maildir_jmap.delivery.smtp import Smarthost
 from maildir_jmap.dovecot_auth import AuthUnavailable, Passdb, Userdb, auth_sockets
 from maildir_jmap.dovecot_config import DovecotConfig, UserMail
 from maildir_jmap.users import User, UsersFileError, load_users_file
@@ -146,6 +147,13 @@ def _smarthost(config: Config) -> Result:
         with socket.create_connection((host.host, host.port), timeout=3):
             return True, f"SMTP smarthost {host.host}:{host.port} accepts connections"
     except OSError as exc:
+        if host == Smarthost():
+            # Not configured and nothing on port 25 here: a machine without sending
+            # is fine (issue 17); EmailSubmission is then retried until one listens.
+            return True, (
+                f"sending is off: nothing listens on {host.host}:{host.port} "
+                "(set submission.smarthost to send mail)"
+            )
         return False, f"SMTP smarthost {host.host}:{host.port}: {exc.strerror or exc}"
 
 

@@ -131,3 +131,29 @@ def test_out_of_range_values_are_refused_with_the_key_named(
     path.write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(named)):
         load(path, environ={})
+
+
+def test_check_passes_a_machine_without_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: no smarthost configured and nothing on port 25 is "sending is
+    off", not a problem; a configured smarthost that does not answer is one."""
+    from tests.ports import free_port
+
+    good = create_demo_maildir(tmp_path / "good", user="alice")
+    users = tmp_path / "users.toml"
+    save_users_file(users, {"alice": User("alice", good, hash_password("pw"))})
+    base = f'[server]\nstate_dir = "{tmp_path / "state"}"\n[auth]\nusers_file = "{users}"\n'
+    config = tmp_path / "config.toml"
+    config.write_text(base)
+    from maildir_jmap.check import check
+    from maildir_jmap.config_file import load as load_config
+
+    results = list(check(load_config(config, environ={})))
+    sending = [m for ok, m in results if "sending is off" in m or "smarthost" in m]
+    assert sending, results
+    if any("sending is off" in m for m in sending):
+        assert all(ok for ok, m in results if "sending is off" in m)
+    config.write_text(base + f'[submission]\nsmarthost = "127.0.0.1:{free_port()}"\n')
+    assert main(["check", "--config", str(config)]) == 1
+    assert "PROBLEM  SMTP smarthost 127.0.0.1:" in capsys.readouterr().out
