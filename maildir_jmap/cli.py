@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from maildir_jmap import __version__
 from maildir_jmap.admin import (
     PASSWORD_ENV,
     cmd_token_create,
@@ -26,7 +27,7 @@ from maildir_jmap.admin import (
     cmd_user_remove,
 )
 from maildir_jmap.config import Config, problems
-from maildir_jmap.console import CliError, first_line, say, state_dir_of
+from maildir_jmap.console import CliError, ProgressBar, first_line, say, state_dir_of
 from maildir_jmap.delivery.scheduler import SendingSettings
 from maildir_jmap.delivery.smtp import Smarthost
 from maildir_jmap.runas import become_owner, serve_as_owner
@@ -206,26 +207,6 @@ def cmd_config_example(args: argparse.Namespace) -> int:
     return 0
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr (only when it is a terminal)."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty() or total == 0:
-            return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-
-
 DOVECOT_CONFIG_HELP = (
     "Dovecot's dovecot.conf: mail location, roles, quota, Sieve, listescape "
     "(default: doveconf's, /etc/dovecot/dovecot.conf)"
@@ -301,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument("--version", action="version", version=f"maildir-jmap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -406,8 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level_first(argv: Sequence[str]) -> list[str]:
+    """``--log-level`` is taken wherever it is given (``serve --log-level DEBUG``
+    too, issue 17), by moving it in front of the subcommand."""
+    rest = list(argv)
+    front: list[str] = []
+    for i, arg in enumerate(rest):
+        if arg == "--log-level" and i + 1 < len(rest):
+            front = rest[i : i + 2]
+            del rest[i : i + 2]
+            break
+        if arg.startswith("--log-level="):
+            front = [rest.pop(i)]
+            break
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_log_level_first(sys.argv[1:] if argv is None else argv))
     from maildir_jmap.logs import setup_logging
 
     setup_logging(args.log_level)

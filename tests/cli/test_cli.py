@@ -326,3 +326,20 @@ def test_token_create_refuses_a_user_that_does_not_exist(
     assert "no user 'mallory' here (users: alice)" in capsys.readouterr().err
     assert not (tmp_path / "tokens.json").exists()
     assert main(["token", "create", "mallory", "--dovecot", *state]) == 0  # Dovecot decides
+
+
+def test_version_and_log_level_after_the_subcommand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: ``--version``; ``--log-level`` where admins put it."""
+    from maildir_jmap import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"maildir-jmap {__version__}"
+    state = ["--state-dir", str(tmp_path)]
+    assert main(["token", "list", "--log-level", "DEBUG", *state]) == 0
+    assert main(["token", "list", *state, "--log-level=WARNING"]) == 0
+    with pytest.raises(SystemExit):
+        main(["token", "list", "--log-level", "LOUD", *state])
