@@ -32,15 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maildir_jmap.config import Config
-from maildir_jmap.dovecot_config import (
-    DovecotConfig,
-    UnsupportedLocation,
-    expand,
-    parse_mail_location,
-)
+from maildir_jmap.dovecot_config import DovecotConfig
 from maildir_jmap.users import LoginCache, User, valid_username
-
-__all__ = ["AuthUnavailable", "DovecotUsers", "Passdb", "UnsupportedLocation", "Userdb"]
 
 log = logging.getLogger(__name__)
 
@@ -184,18 +177,6 @@ class Userdb:
             connection.close()
 
 
-def maildir_from(fields: dict[str, str], fallback: str | None) -> Path | None:
-    """The Maildir path from a userdb reply's ``mail`` (``maildir:~/Maildir:...``),
-    else the fallback location (``%u`` user, ``%n`` local part, ``%d`` domain,
-    ``%h`` or ``~`` home); None when there is none or it is not a Maildir.
-    UnsupportedLocation for a Maildir location with keys this server refuses."""
-    location = fields.get("mail") or fallback
-    if not location or not location.startswith("maildir:") or location == "maildir:":
-        return None
-    path = expand(parse_mail_location(location).path, fields.get("user", ""), fields.get("home"))
-    return Path(path) if path else None
-
-
 class DovecotUsers:
     """A user directory backed by Dovecot (the same interface as UserDirectory)."""
 
@@ -241,7 +222,7 @@ class DovecotUsers:
     def _user(self, name: str, fields: dict[str, str]) -> User | None:
         mail = self.dovecot.for_user({"user": name, **fields}, self.mail_location)
         login = mail.login or name
-        uid, gid = _number(fields.get("uid")), _number(fields.get("gid"))
+        uid, gid = _uid(fields.get("uid")), _gid(fields.get("gid"))
         if mail.unusable is not None:
             # They log in, and their requests get 503 with the reason (never a guess).
             log.error("the mail of %s cannot be served: %s", name, mail.unusable)
@@ -270,19 +251,24 @@ class DovecotUsers:
         return user
 
 
-def _number(value: str | None) -> int | None:
-    """A userdb uid or gid: a number, or a name the system knows."""
-    if not value:
-        return None
-    if value.isdigit():
-        return int(value)
-    try:
-        return pwd.getpwnam(value).pw_uid
-    except KeyError:
+def _uid(value: str | None) -> int | None:
+    """A userdb uid: a number, or a user name the system knows."""
+    if value and not value.isdigit():
+        try:
+            return pwd.getpwnam(value).pw_uid
+        except KeyError:
+            return None
+    return int(value) if value else None
+
+
+def _gid(value: str | None) -> int | None:
+    """A userdb gid: a number, or a group name the system knows."""
+    if value and not value.isdigit():
         try:
             return grp.getgrnam(value).gr_gid
         except KeyError:
             return None
+    return int(value) if value else None
 
 
 def auth_sockets(config: Config, dovecot: DovecotConfig | None) -> tuple[Path, Path]:

@@ -18,13 +18,11 @@ from maildir_jmap.demo import create_demo_maildir
 from maildir_jmap.dovecot_auth import (
     DovecotUsers,
     Passdb,
-    UnsupportedLocation,
     Userdb,
     escape,
-    maildir_from,
-    parse_mail_location,
     unescape,
 )
+from maildir_jmap.dovecot_config import DovecotConfig, UnsupportedLocation, parse_mail_location
 from maildir_jmap.http.app import create_app
 from maildir_jmap.server.accounts import AccountPool, AccountUnavailable
 from maildir_jmap.store.maildir import make_folder
@@ -54,7 +52,7 @@ def test_tab_escaping_round_trips(text: str) -> None:
 def test_mail_locations_rfc_dovecot_templates(
     fields: dict[str, str], fallback: str | None, expected: str | None
 ) -> None:
-    found = maildir_from({"user": "a@example.org", **fields}, fallback)
+    found = DovecotConfig().for_user({"user": "a@example.org", **fields}, fallback).maildir
     assert (str(found) if found else None) == expected
 
 
