@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
 
 from maildir_jmap.dovecot_auth import AuthUnavailable
 from maildir_jmap.metrics import LOGINS
+from maildir_jmap.server.throttle import Refused, Throttle
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -26,7 +25,7 @@ class Unauthorized(Exception):
 
 
 class Throttled(Unauthorized):
-    """Too many failed logins for this user or from this address: 429."""
+    """Too many failed logins from this address: 429 (server/throttle.py)."""
 
     def __init__(self, retry_after: float) -> None:
         super().__init__("too many failed logins; try again later")
@@ -35,46 +34,6 @@ class Throttled(Unauthorized):
 
 class AuthServiceDown(Unauthorized):
     """The password could not be checked (Dovecot's auth did not answer): 503."""
-
-
-class Throttle:
-    """Failed logins per user name and per client address in a sliding window
-    (a password guesser is slowed down whichever of the two it varies)."""
-
-    def __init__(self, per_user: int = 5, per_address: int = 20, window: float = 900.0) -> None:
-        self.limits = {"user": per_user, "address": per_address}
-        self.window = window
-        self._lock = threading.Lock()
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def wait(self, name: str, address: str) -> float:
-        """Seconds until a login may be tried again (0: now)."""
-        now = time.monotonic()
-        worst = 0.0
-        with self._lock:
-            for key in (("user", name), ("address", address)):
-                times = self._recent(key, now)
-                if len(times) >= self.limits[key[0]]:
-                    worst = max(worst, times[0] + self.window - now)
-        return worst
-
-    def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > 100_000:
-                self._failures.clear()
-            for key in (("user", name), ("address", address)):
-                self._recent(key, now).append(now)
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(("user", name), None)
 
 
 def password_credential(user: User) -> str:
@@ -95,11 +54,14 @@ class Login:
     async def password(self, name: str, password: str, address: str, secured: bool) -> User:
         """The user if ``password`` is theirs; ``secured``: TLS or a loopback peer
         (Dovecot's idea of a secured connection, which its passdb may require)."""
-        wait = self.throttle.wait(name, address)
-        if wait > 0:
-            log.warning("throttled password login for %r from %s", name, address)
+        try:
+            hold = self.throttle.before(address)
+        except Refused as exc:
+            log.warning("refused password login for %r from %s: it keeps failing", name, address)
             LOGINS.labels("throttled").inc()
-            raise Throttled(wait)
+            raise Throttled(exc.retry_after) from None
+        if hold > 0:
+            await anyio.sleep(hold)  # Dovecot's auth penalty: held, then checked
         try:
             # argon2 is deliberately slow, Dovecot's auth is a socket: off the loop.
             user = await anyio.to_thread.run_sync(
@@ -112,10 +74,12 @@ class Login:
         if user is None:
             log.info("failed password login for %r from %s", name, address)
             LOGINS.labels("failed").inc()
-            self.throttle.failed(name, address)
+            held = self.throttle.failed(name, address, password)
+            if held > 0:
+                await anyio.sleep(held)  # many failures for this name: slow answers
             raise Unauthorized("wrong user name or password")
         LOGINS.labels("ok").inc()
-        self.throttle.succeeded(name)
+        self.throttle.succeeded(address)
         return user
 
     def token(self, token: str, address: str) -> tuple[User, str]:
@@ -137,4 +101,6 @@ class Login:
         if kind == "token":
             info = self.tokens.info(rest)
             return info is not None and info.user in self.users
+        if kind == "user":  # a push token's stream: as long as the user exists
+            return rest in self.users
         return False

@@ -95,3 +95,46 @@ async def test_users_see_only_their_own_account_rfc8620_3_6_2(make_app: AppFacto
         other = (await alice.post("/jmap/api/", content=call(bob_id))).json()
     assert own["methodResponses"][0][1] == {"name": "alice"}
     assert other["methodResponses"][0][1]["type"] == "accountNotFound"
+
+
+async def test_nobody_can_lock_a_user_out(make_app: AppFactory, tmp_path: Any) -> None:
+    """Issue 17: five wrong passwords from anyone used to lock alice out for 15
+    minutes. Now the guesser's address is held longer and longer, then refused
+    (429); alice, from her own address, gets in at once. Addresses come from
+    X-Forwarded-For through a trusted proxy, as behind nginx."""
+    import time
+
+    from maildir_jmap.config import Config
+
+    config = Config(
+        state_dir=tmp_path / "state",
+        watch=False,
+        trusted_proxies=("127.0.0.1",),
+        max_failures_per_address=6,
+    )
+    app = make_app(config=config)
+    app.state.server.login.throttle.unit = 0.01  # Dovecot's 2, 4, 8, 15 s, faster
+    attacker, alice = {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-For": "198.51.100.7"}
+    async with client_for(app, user=None) as client:
+        codes = []
+        for n in range(9):
+            response = await client.get(
+                "/jmap/session", auth=("alice", f"guess-{n}"), headers=attacker
+            )
+            codes.append(response.status_code)
+        assert codes == [401] * 6 + [429] * 3
+        refused = await client.get(
+            "/jmap/session", auth=("alice", "alice-secret"), headers=attacker
+        )
+        assert refused.status_code == 429  # that address keeps failing: refused
+        assert int(refused.headers["retry-after"]) > 60
+        started = time.monotonic()
+        mine = await client.get("/jmap/session", auth=("alice", "alice-secret"), headers=alice)
+        assert mine.status_code == 200
+        assert time.monotonic() - started < 1  # never held for the guesser's failures
+        # An address with a few failures is held, then the right password works.
+        other = {"X-Forwarded-For": "192.0.2.44"}
+        for n in range(3):
+            await client.get("/jmap/session", auth=("alice", f"typo-{n}"), headers=other)
+        late = await client.get("/jmap/session", auth=("alice", "alice-secret"), headers=other)
+        assert late.status_code == 200
