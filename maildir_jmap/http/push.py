@@ -21,11 +21,11 @@ from maildir_jmap.http.api import (
     server_of,
     unauthorized_response,
 )
-from maildir_jmap.http.auth import authenticate
+from maildir_jmap.http.auth import authenticate, credential_of
 from maildir_jmap.server.login import Unauthorized
 from maildir_jmap.server.pushtoken import COOKIE
 from maildir_jmap.server.server import Server
-from maildir_jmap.sync.hub import Listener, state_change
+from maildir_jmap.sync.hub import ENDED, Listener, state_change
 from maildir_jmap.users import User
 
 router = APIRouter()
@@ -66,6 +66,8 @@ async def _stream(
             except TimeoutError:
                 yield _event("ping", {"interval": ping})
                 continue
+            if changed is ENDED:
+                return  # the credential was revoked or its password changed
             kept = _filter(changed, types)
             if not kept:
                 continue
@@ -139,7 +141,7 @@ async def eventsource(request: Request) -> Response:
     if ping:
         ping = min(max(ping, PING_MIN), PING_MAX)
     hub = server.push.hub
-    listener = hub.subscribe(server.access(user))
+    listener = hub.subscribe(server.access(user), credential_of(request) or f"user:{user.name}")
     return StreamingResponse(
         _stream(listener, types, close_after == "state", ping, hub.unsubscribe),
         media_type="text/event-stream",

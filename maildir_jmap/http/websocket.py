@@ -27,7 +27,7 @@ from maildir_jmap.http.auth import authenticate, credential_of
 from maildir_jmap.server.accounts import AccountUnavailable
 from maildir_jmap.server.login import Unauthorized
 from maildir_jmap.server.server import WEBSOCKET_PATH, Server
-from maildir_jmap.sync.hub import state_change
+from maildir_jmap.sync.hub import ENDED, state_change
 from maildir_jmap.users import User
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,9 @@ class Connection:
         """Forward hub events while push is enabled."""
         while True:
             changed = await listener.queue.get()
+            if changed is ENDED:  # the credential was revoked or its password changed
+                await self.websocket.close(code=1008, reason="credentials no longer valid")
+                return
             if self.pushing:
                 states = await anyio.to_thread.run_sync(self.server.states, self.user)
                 await self.push(changed, states)
@@ -155,7 +158,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=SUBPROTOCOL)
     connection = Connection(websocket, server, user)
-    listener = server.push.hub.subscribe(server.access(user))
+    listener = server.push.hub.subscribe(server.access(user), credential_of(websocket))
     pump = asyncio.create_task(connection.pump(listener))
     try:
         while True:

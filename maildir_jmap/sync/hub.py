@@ -9,15 +9,19 @@ never holds an account lock while listeners wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from maildir_jmap.core.types import JSONObject
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 256
+ENDED: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+"""Queued last to a listener whose credential ended: its stream closes (issue 17)."""
 
 
 def state_change(changed: Mapping[str, Mapping[str, str]]) -> JSONObject:
@@ -30,6 +34,8 @@ class Listener:
     account_ids: frozenset[str] | None
     """None: every account (the PushSubscription sender)."""
     loop: asyncio.AbstractEventLoop
+    credential: str = ""
+    """The credential the stream was opened with; "" for the server's own."""
     queue: asyncio.Queue[Mapping[str, Mapping[str, str]]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
     )
@@ -49,8 +55,8 @@ class Hub:
         self._lock = threading.Lock()
         self._listeners: set[Listener] = set()
 
-    def subscribe(self, account_ids: Iterable[str]) -> Listener:
-        listener = Listener(frozenset(account_ids), asyncio.get_running_loop())
+    def subscribe(self, account_ids: Iterable[str], credential: str = "") -> Listener:
+        listener = Listener(frozenset(account_ids), asyncio.get_running_loop(), credential)
         with self._lock:
             self._listeners.add(listener)
         return listener
@@ -78,6 +84,22 @@ class Hub:
                 lis.account_ids is not None and account_id in lis.account_ids
                 for lis in self._listeners
             )
+
+    def credentials(self) -> set[str]:
+        """The credentials open streams were opened with."""
+        with self._lock:
+            return {lis.credential for lis in self._listeners if lis.credential}
+
+    def end(self, credential: str) -> int:
+        """Close every stream opened with ``credential`` (a revoked token, a changed
+        password); how many there were."""
+        with self._lock:
+            targets = [lis for lis in self._listeners if lis.credential == credential]
+            self._listeners.difference_update(targets)
+        for listener in targets:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                listener.loop.call_soon_threadsafe(listener._offer, ENDED)
+        return len(targets)
 
     def publish(self, account_id: str, states: Mapping[str, str]) -> None:
         """Tell every listener of ``account_id`` the new ``states`` (type -> state)."""
