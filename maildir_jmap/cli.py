@@ -1,24 +1,28 @@
-"""The ``maildir-jmap`` command: serve, user, token.
+"""maildir-jmap: a JMAP server (RFC 8620/8621) for the Maildirs Dovecot serves.
 
-The flags of ``serve`` are a stable interface (scripts and the systemd unit use
-them). This module is the only place that writes to the terminal.
+Commands:
+  serve           run the server (no arguments: ~/Maildir, else a demo Maildir)
+  check           validate the settings and what they point at, without serving
+  index           build or refresh one Maildir's index before the first start
+  user, token     manage the users file and app tokens (Bearer auth)
+  config-example  print every setting, documented, at its default
+
+Settings come from --config FILE (TOML), MAILDIR_JMAP_<SECTION>_<KEY>
+environment variables and the flags of serve, in that order. Exit status: 0 ok,
+1 check found problems or the server could not keep running, 2 a mistake in the
+command or the settings (said in one line).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
-import os
-import pwd
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from maildir_jmap import __version__
+from maildir_jmap import __version__, preflight
 from maildir_jmap.admin import (
-    PASSWORD_ENV,
     cmd_token_create,
     cmd_token_list,
     cmd_token_revoke,
@@ -26,164 +30,20 @@ from maildir_jmap.admin import (
     cmd_user_list,
     cmd_user_remove,
 )
-from maildir_jmap.config import Config, problems
-from maildir_jmap.console import CliError, ProgressBar, first_line, say, state_dir_of
-from maildir_jmap.delivery.scheduler import SendingSettings
-from maildir_jmap.delivery.smtp import Smarthost
-from maildir_jmap.runas import become_owner, serve_as_owner
-from maildir_jmap.users import (
-    User,
-    UserDirectory,
-    UsersFileError,
-    hash_password,
-    load_users_file,
-    valid_username,
-    write_private_file,
-)
+from maildir_jmap.config import Config
+from maildir_jmap.console import CliError, ProgressBar, say, state_dir_of
+from maildir_jmap.embedded import owner_name
+from maildir_jmap.runas import become_owner
 
 log = logging.getLogger(__name__)
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
-def _owner_name(path: Path) -> str:
-    uid = path.stat().st_uid
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _embedded_password(args: argparse.Namespace, state_dir: Path, user: str) -> str:
-    """--password-file, else $MAILDIR_JMAP_PASSWORD, else one generated on the first
-    start, kept in the state directory (mode 0600) and printed that once."""
-    if args.password_file:
-        return first_line(Path(args.password_file).expanduser())
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
-    saved = state_dir / "password"
-    if saved.exists():
-        log.info("using the generated password kept in %s", saved)
-        return first_line(saved)
-    password = secrets.token_urlsafe(12)
-    write_private_file(saved, (password + "\n").encode())
-    say(f"maildir-jmap: log in as {user!r} with password {password!r} (kept in {saved})")
-    return password
-
-
-def _embedded_maildir(args: argparse.Namespace, state_dir: Path) -> Path:
-    if args.maildir:
-        maildir = Path(args.maildir).expanduser()
-        if not maildir.is_dir():
-            raise CliError(f"{maildir} is not a directory")
-        missing = [d for d in ("cur", "new", "tmp") if not (maildir / d).is_dir()]
-        if missing:
-            # Watching an arbitrary tree (serve /tmp) would overflow inotify (issue 17).
-            raise CliError(f"{maildir} is not a Maildir (no {', '.join(missing)})")
-        return maildir.resolve()
-    home = Path.home() / "Maildir"
-    if home.is_dir():
-        return home.resolve()
-    from maildir_jmap.demo import create_demo_maildir
-
-    demo = state_dir / "demo-Maildir"
-    if not demo.exists():
-        create_demo_maildir(demo, user=getpass.getuser())
-        say(f"maildir-jmap: no Maildir given and no ~/Maildir; created a demo at {demo}")
-    else:
-        say(f"maildir-jmap: no Maildir given and no ~/Maildir; serving the demo at {demo}")
-    return demo
-
-
-def _directory(args: argparse.Namespace, state_dir: Path) -> UserDirectory:
-    if args.users:
-        if args.maildir or args.user or args.password_file:
-            raise CliError("--users FILE replaces MAILDIR, --user and --password-file")
-        try:
-            users = load_users_file(Path(args.users).expanduser())
-        except UsersFileError as exc:
-            raise CliError(str(exc)) from None
-        if not users:
-            raise CliError(f"{args.users} defines no users (add one with `maildir-jmap user add`)")
-        return UserDirectory(users)
-    maildir = _embedded_maildir(args, state_dir)
-    name = args.user or _owner_name(maildir)
-    if not valid_username(name):
-        raise CliError(f"invalid user name {name!r}")
-    password = _embedded_password(args, state_dir, name)
-    return UserDirectory({name: User(name, maildir, hash_password(password))})
-
-
-def sending_settings(args: argparse.Namespace) -> SendingSettings:
-    host, _, port = args.smarthost.rpartition(":")
-    if not host or not port.isdigit():
-        raise CliError(f"--smarthost must be HOST:PORT, not {args.smarthost!r}")
-    smarthost = Smarthost(
-        host=host.strip("[]"),
-        port=int(port),
-        tls=args.smarthost_tls,
-        username=args.smarthost_user,
-        password=os.environ.get("MAILDIR_JMAP_SMTP_PASSWORD") if args.smarthost_user else None,
-    )
-    return SendingSettings(smarthost=smarthost)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from maildir_jmap import dovecot_config, serve
-
-    if args.config:
-        given = [f for f in SERVE_FLAGS if getattr(args, f) != SERVE_DEFAULTS.get(f)]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
-            raise CliError(f"--config replaces {flag}: set it in the file (or the environment)")
-        config = _load_config(args.config)
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            dovecot = dovecot_config.read(config.dovecot_config)
-        except dovecot_config.DovecotConfigError as exc:
-            raise CliError(str(exc)) from None
-        users = serve.users_for(config, lambda: _directory(args, config.state_dir), dovecot)
-    else:
-        if args.maildir and args.state_dir:  # before anything is made in either
-            inside = Path(args.state_dir).expanduser().resolve()
-            if inside.is_relative_to(Path(args.maildir).expanduser().resolve()):
-                raise CliError(f"the state directory {inside} must not be inside {args.maildir}")
-        state_dir = state_dir_of(args)
-        users = _directory(args, state_dir)
-        config = Config(
-            state_dir=state_dir,
-            host=args.host,
-            port=args.port,
-            public_url=args.public_url,
-            push_allow_private_targets=args.push_allow_private,
-            push_allow_http=args.push_allow_private,
-            push_subject=args.push_contact,
-            sieve_dir=args.sieve_dir,
-            layout=args.layout,
-            dovecot_config=_path(args.dovecot_config),
-            sending=sending_settings(args),
-        )
-        wrong = problems(config)
-        if wrong:
-            flags = {"server.port": "--port", "server.public_url": "--public-url"}
-            text = "; ".join(wrong)
-            for key, flag in flags.items():
-                text = text.replace(key, flag)
-            raise CliError(text)
-    serve_as_owner(config, users)
-    for name in users.names():
-        user = users.get(name)
-        assert user is not None
-        log.info("serving %s from %s", name, user.maildir)
-    scheme = "https" if config.tls_cert else "http"
-    say(f"maildir-jmap: JMAP session at {scheme}://{config.host}:{config.port}/.well-known/jmap")
-    serve.run(config, users, args.log_level)
-    return 0
-
-
-def _load_config(path: str) -> Config:
+def _load_config(path: str | None) -> Config:
     from maildir_jmap.config_file import ConfigError, load
 
     try:
-        return load(Path(path).expanduser())
+        return load(Path(path).expanduser() if path else None)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -191,7 +51,7 @@ def _load_config(path: str) -> Config:
 def cmd_check(args: argparse.Namespace) -> int:
     from maildir_jmap.check import check
 
-    config = _load_config(args.config) if args.config else Config()
+    config = _load_config(args.config)
     problems = 0
     for ok, message in check(config, args.user):
         say(("ok       " if ok else "PROBLEM  ") + message)
@@ -230,8 +90,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise CliError(f"{maildir} is not a directory")
     maildir = maildir.resolve()
     become_owner(Path(args.state_dir).expanduser() if args.state_dir else None, maildir)
+    preflight.maildir(maildir)
     state_dir = state_dir_of(args)
-    user = args.user or _owner_name(maildir)
+    user = args.user or owner_name(maildir)
     try:
         dovecot = dovecot_config.read(_path(args.dovecot_config))
     except dovecot_config.DovecotConfigError as exc:
@@ -264,45 +125,41 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVE_FLAGS = ("maildir", "user", "password_file", "users", "public_url", "layout", "state_dir",
-               "push_allow_private", "push_contact", "sieve_dir", "smarthost",
-               "smarthost_tls", "smarthost_user", "host", "port", "dovecot_config")  # fmt: skip
-SERVE_DEFAULTS: dict[str, object] = {
-    "layout": "auto",
-    "push_allow_private": False,
-    "smarthost": "127.0.0.1:25",
-    "smarthost_tls": "none",
-    "host": "127.0.0.1",
-    "port": 8080,
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maildir-jmap", description=__doc__)
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    parser = argparse.ArgumentParser(
+        prog="maildir-jmap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--log-level", choices=LEVELS, help="default: server.log_level, else INFO")
     parser.add_argument("--version", action="version", version=f"maildir-jmap {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--state-dir", help="where the index and tokens live (default: XDG state)")
+        p.add_argument(
+            "--state-dir", help="where the index and tokens live (default: XDG state directory)"
+        )
         return p
+
+    from maildir_jmap.serve import cmd_serve
 
     serve = with_state(sub.add_parser("serve", help="run the JMAP server"))
     serve.add_argument(
-        "maildir", nargs="?", help="the Maildir to serve (default: ~/Maildir or a demo)"
+        "maildir", nargs="?", help="the Maildir to serve (default: ~/Maildir, else a demo)"
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8080)")
     serve.add_argument("--user", help="login name (default: the Maildir owner's)")
     serve.add_argument("--password-file", help="file whose first line is the password")
     serve.add_argument("--users", help="users file (from `user add`) for several users")
     serve.add_argument("--public-url", help="base URL clients reach us at, for Session URLs")
-    serve.add_argument("--layout", choices=["auto", "maildir++", "fs"], default="auto")
+    serve.add_argument(
+        "--layout", choices=["auto", "maildir++", "fs"], help="Maildir layout (default: auto)"
+    )
     serve.add_argument(
         "--push-allow-private",
-        action="store_true",
+        action="store_const",
+        const=True,
         help="let PushSubscription URLs reach private/loopback addresses and plain http "
         "(a push relay on your own network); off by default",
     )
@@ -316,17 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. '{home}/sieve')",
     )
     serve.add_argument(
-        "--smarthost",
-        default="127.0.0.1:25",
-        help="SMTP server that relays sent mail, HOST:PORT (default: 127.0.0.1:25)",
+        "--smarthost", help="SMTP server that relays sent mail, HOST:PORT (default: 127.0.0.1:25)"
     )
-    serve.add_argument("--smarthost-tls", choices=["none", "starttls", "implicit"], default="none")
+    serve.add_argument(
+        "--smarthost-tls", choices=["none", "starttls", "implicit"], help="default: none"
+    )
     serve.add_argument(
         "--smarthost-user", help="SMTP AUTH user (password: $MAILDIR_JMAP_SMTP_PASSWORD)"
     )
     serve.add_argument("--dovecot-config", help=DOVECOT_CONFIG_HELP)
     serve.add_argument(
-        "--config", help="TOML config file (see config.example.toml); replaces the flags"
+        "--config", help="TOML config file (`config-example` prints one); replaces the flags"
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -408,10 +265,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_log_level_first(sys.argv[1:] if argv is None else argv))
     from maildir_jmap.logs import setup_logging
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or _environment_log_level())
     try:
         result: int = args.func(args)
         return result
     except CliError as exc:
         sys.stderr.write(f"maildir-jmap: {exc}\n")
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a last resort: one line, the traceback at DEBUG
+        log.debug("unexpected error", exc_info=True)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        sys.stderr.write(
+            f"maildir-jmap: {type(exc).__name__}: {detail}{where} (--log-level DEBUG shows where)\n"
+        )
+        return 1
+
+
+def _environment_log_level() -> str:
+    import os
+
+    level = os.environ.get("MAILDIR_JMAP_SERVER_LOG_LEVEL", "INFO").upper()
+    return level if level in LEVELS else "INFO"

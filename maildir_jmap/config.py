@@ -85,8 +85,16 @@ class Config:
     """Fallback when neither the userdb (``mail``) nor Dovecot's config
     (``mail_location``) gives one: a location such as ``maildir:~/Maildir``."""
     max_failures_per_user: int = 5
+    """Failures for one user name in 15 minutes after which each further failed
+    answer for it is held 2, 4, 8, then 15 s (the right password never is)."""
     max_failures_per_address: int = 20
-    """Failed logins allowed in 15 minutes before answering 429."""
+    """Failures from one client address in 15 minutes before it gets 429; fewer
+    hold its next attempts 2, 4, 8, then 15 s, as Dovecot's auth penalty does."""
+    throttle_logins: bool = True
+    """Our own login throttling; off: leave it to Dovecot's auth penalty (which
+    sees the client's address as ``rip``), for the Dovecot backend."""
+    log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR (``--log-level`` wins; SIGHUP re-reads it)."""
     idle_close: float = 1800.0
     """Seconds without requests after which an account (its watcher, index and
     caches) is closed; it reopens on the next request. 0: never."""

@@ -56,6 +56,8 @@ SETTINGS = (
     Setting("server", "trusted_proxies", "list", [],
             "Reverse proxies whose X-Forwarded-Proto/-For/-Host headers are believed, e.g. "
             '["127.0.0.1"].'),
+    Setting("server", "log_level", "choice:DEBUG|INFO|WARNING|ERROR", "INFO",
+            "Log level (--log-level wins); SIGHUP re-reads it."),
     Setting("server", "metrics_from", "list", ["127.0.0.1/32", "::1/128"],
             "Networks allowed to read /metrics (Prometheus text format)."),
     Setting("auth", "backend", "choice:users-file|dovecot", "users-file",
@@ -76,9 +78,15 @@ SETTINGS = (
             "gives one: a location like maildir:~/Maildir (%u user, %n local part, "
             "%d domain, %h or ~ home)."),
     Setting("auth", "max_failures_per_user", "int", 5,
-            "Failed logins per user name in 15 minutes before 429."),
+            "Failed logins for one user name in 15 minutes after which each further failed "
+            "answer for it is held 2, 4, 8, then 15 s. The right password is answered at "
+            "once: nobody can lock a user out."),
     Setting("auth", "max_failures_per_address", "int", 20,
-            "Failed logins per client address in 15 minutes before 429."),
+            "Failed logins from one client address in 15 minutes before it gets 429; "
+            "before that its attempts are held 2, 4, 8, then 15 s (Dovecot's auth penalty)."),
+    Setting("auth", "throttle", "bool", True,
+            "Throttle failed logins ourselves; false leaves it to Dovecot's auth penalty "
+            '(backend = "dovecot" passes it the client address).'),
     Setting("mail", "layout", "choice:auto|maildir++|fs", "auto",
             "Maildir layout; auto detects it per Maildir."),
     Setting("mail", "dovecot_config", "path?", "",
@@ -121,7 +129,7 @@ SETTINGS = (
 BY_NAME = {(s.section, s.key): s for s in SETTINGS}
 
 
-def _convert(setting: Setting, value: Any, source: str) -> Any:
+def convert(setting: Setting, value: Any, source: str) -> Any:
     kind = setting.kind.rstrip("?")
     where = f"{source}: {setting.section}.{setting.key}"
     if setting.kind.endswith("?") and value in ("", None):
@@ -173,7 +181,7 @@ def _convert(setting: Setting, value: Any, source: str) -> Any:
 
 def read(path: Path | None, environ: Mapping[str, str] = os.environ) -> dict[tuple[str, str], Any]:
     """Every setting's value: the default, then the file, then the environment."""
-    values = {(s.section, s.key): _convert(s, s.default, "default") for s in SETTINGS}
+    values = {(s.section, s.key): convert(s, s.default, "default") for s in SETTINGS}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -188,10 +196,10 @@ def read(path: Path | None, environ: Mapping[str, str] = os.environ) -> dict[tup
                 setting = BY_NAME.get((section, key))
                 if setting is None:
                     raise ConfigError(f"{path}: unknown setting {section}.{key}")
-                values[(section, key)] = _convert(setting, value, str(path))
+                values[(section, key)] = convert(setting, value, str(path))
     for setting in SETTINGS:
         if setting.env in environ:
-            values[(setting.section, setting.key)] = _convert(
+            values[(setting.section, setting.key)] = convert(
                 setting, environ[setting.env], setting.env
             )
     unknown = [k for k in environ if k.startswith(ENV_PREFIX) and k not in ENVIRONMENT_NAMES]
@@ -253,6 +261,8 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         mail_location=v("auth", "mail_location"),
         max_failures_per_user=v("auth", "max_failures_per_user"),
         max_failures_per_address=v("auth", "max_failures_per_address"),
+        throttle_logins=v("auth", "throttle"),
+        log_level=v("server", "log_level"),
         layout=v("mail", "layout"),
         watch=v("mail", "watch"),
         dovecot_config=v("mail", "dovecot_config"),

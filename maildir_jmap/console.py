@@ -4,7 +4,10 @@ the user can fix, printed without a traceback), ``say``, the state directory."""
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import sys
+import tempfile
 from pathlib import Path
 
 from maildir_jmap.config import default_state_dir
@@ -20,8 +23,42 @@ def say(text: str) -> None:
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:
-    path = Path(args.state_dir).expanduser() if args.state_dir else default_state_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """``--state-dir``, else the default (XDG state), made if missing and writable."""
+    if args.state_dir:
+        return writable_state_dir(Path(args.state_dir).expanduser())
+    try:
+        path = default_state_dir()
+    except (RuntimeError, KeyError):  # no $HOME and no passwd entry
+        raise CliError(
+            "no state directory: $HOME is not set; give --state-dir or "
+            "MAILDIR_JMAP_SERVER_STATE_DIR"
+        ) from None
+    return writable_state_dir(path)
+
+
+def whoami() -> str:
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def writable_state_dir(path: Path) -> Path:
+    """``path`` exists (made 0700 if missing) and we can write in it (issue 17:
+    an unwritable one was four chained tracebacks)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        hint = ""
+        home = os.environ.get("HOME")
+        if not home or path.is_relative_to(home):
+            hint = " (give --state-dir or MAILDIR_JMAP_SERVER_STATE_DIR)"
+        raise CliError(
+            f"the state directory {path} is not writable by {whoami()}: {exc.strerror or exc}{hint}"
+        ) from None
     return path.resolve()
 
 

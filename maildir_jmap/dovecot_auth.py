@@ -203,6 +203,12 @@ class DovecotUsers:
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
 
+    def refresh(self, force: bool = False) -> bool:
+        if force:  # a reload: ask Dovecot's userdb afresh
+            with self._lock:
+                self._cache.clear()
+        return False
+
     def get(self, name: str) -> User | None:
         if not valid_username(name):
             return None

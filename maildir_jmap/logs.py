@@ -25,3 +25,23 @@ def setup_logging(level: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+UVICORN_LOGGING: dict[str, object] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        # No handlers of its own: its lines (bind errors, access lines) go through
+        # ours, so under systemd they carry a journal priority too (issue 17).
+        name: {"handlers": [], "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+    },
+}
+
+
+def set_level(level: str) -> None:
+    """Change the log level of everything at once (a reload)."""
+    logging.getLogger().setLevel(level)
+    for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger(__name__).info("log level is now %s", level)

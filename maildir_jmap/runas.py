@@ -9,6 +9,7 @@ import os
 import pwd
 from pathlib import Path
 
+from maildir_jmap import dovecot_config
 from maildir_jmap.config import Config
 from maildir_jmap.console import CliError
 from maildir_jmap.users import Users
@@ -52,7 +53,9 @@ def _give_state_dir(path: Path, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
 
 
-def serve_as_owner(config: Config, users: Users) -> None:
+def serve_as_owner(
+    config: Config, users: Users, dovecot: dovecot_config.DovecotConfig | None = None
+) -> None:
     """Run as root, ``serve`` first becomes who owns what it will write: the state
     directory's owner when there is one, else Dovecot's ``mail_uid`` (virtual
     users all belong to it), else the owner of the one Maildir served. Files it
@@ -63,12 +66,6 @@ def serve_as_owner(config: Config, users: Users) -> None:
         info = config.state_dir.stat()
         _switch_to(info.st_uid, info.st_gid, str(config.state_dir))
         return
-    from maildir_jmap import dovecot_config
-
-    try:
-        dovecot = dovecot_config.read(config.dovecot_config)
-    except dovecot_config.DovecotConfigError:
-        dovecot = None
     uid = dovecot.settings.get("mail_uid", "") if dovecot else ""
     if uid:
         try:

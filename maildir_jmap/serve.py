@@ -1,24 +1,139 @@
-"""Running the server as a service: users from the configured backend, uvicorn
-with TLS when configured, and systemd's readiness protocol (``Type=notify``:
-``READY=1`` once the accounts are open and the socket listens, ``STOPPING=1``
-on SIGTERM, after which open streams get a few seconds and journals are
-flushed by the app's lifespan)."""
+"""``maildir-jmap serve``: the settings (defaults, the TOML file, the
+environment, then the flags), the checks that answer an admin's mistake in one
+line (preflight.py), the users from the configured backend, uvicorn with TLS
+when configured on a socket bound first, and systemd's readiness protocol
+(``Type=notify``: ``READY=1`` once the accounts are open and the socket
+listens, ``RELOADING=1`` on SIGHUP (reload.py), ``STOPPING=1`` on SIGTERM,
+after which open streams get a few seconds and journals are flushed by the
+app's lifespan)."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 import os
+import signal
 import socket
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
+import anyio.to_thread
 import uvicorn
 
-from maildir_jmap.config import Config
+from maildir_jmap import config_file, embedded, preflight
+from maildir_jmap.config import Config, problems
+from maildir_jmap.console import CliError, say, writable_state_dir
 from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, auth_sockets
 from maildir_jmap.dovecot_config import DovecotConfig, parse_mail_location
-from maildir_jmap.users import UserDirectory, Users, load_users_file
+from maildir_jmap.users import Users
 
 log = logging.getLogger(__name__)
+
+FLAG_SETTINGS: dict[str, tuple[str, str]] = {
+    "host": ("server", "host"),
+    "port": ("server", "port"),
+    "public_url": ("server", "public_url"),
+    "state_dir": ("server", "state_dir"),
+    "users": ("auth", "users_file"),
+    "layout": ("mail", "layout"),
+    "dovecot_config": ("mail", "dovecot_config"),
+    "sieve_dir": ("mail", "sieve_dir"),
+    "push_allow_private": ("push", "allow_private_targets"),
+    "push_contact": ("push", "contact"),
+    "smarthost": ("submission", "smarthost"),
+    "smarthost_tls": ("submission", "tls"),
+    "smarthost_user": ("submission", "username"),
+}
+"""serve's flags and the settings they give: flags, the TOML file and
+``MAILDIR_JMAP_<SECTION>_<KEY>`` go through one schema (config_file.py)."""
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def settings(args: argparse.Namespace) -> Config:
+    """The defaults, then ``--config``'s file, then the environment, then the flags
+    (which ``--config`` replaces); validated once, each problem named by the
+    flag or the key it came from."""
+    given = {f: getattr(args, f) for f in FLAG_SETTINGS if getattr(args, f, None) is not None}
+    if args.config and given:
+        flag = _flag(next(iter(given)))
+        raise CliError(f"--config replaces {flag}: set it in the file (or the environment)")
+    if args.maildir and given.get("state_dir"):  # before anything is made in either
+        inside = Path(given["state_dir"]).expanduser().resolve()
+        if inside.is_relative_to(Path(args.maildir).expanduser().resolve()):
+            raise CliError(f"the state directory {inside} must not be inside {args.maildir}")
+    path = Path(args.config).expanduser() if args.config else None
+    try:
+        values = config_file.read(path)
+        for flag, value in given.items():
+            setting = config_file.BY_NAME[FLAG_SETTINGS[flag]]
+            values[FLAG_SETTINGS[flag]] = config_file.convert(setting, value, _flag(flag))
+        config = config_file.to_config(values)
+    except config_file.ConfigError as exc:
+        raise CliError(str(exc)) from None
+    except RuntimeError:  # the default state directory needs a home
+        raise CliError(
+            "no state directory: $HOME is not set; give --state-dir or "
+            "MAILDIR_JMAP_SERVER_STATE_DIR"
+        ) from None
+    wrong = problems(config)
+    if wrong:
+        text = "; ".join(wrong)
+        for flag in given:
+            section, key = FLAG_SETTINGS[flag]
+            text = text.replace(f"{section}.{key}", _flag(flag))
+        raise CliError((f"{path}: " if path else "") + text)
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Check, bind, then serve: every mistake found here is one line (issue 17)."""
+    from maildir_jmap import dovecot_config
+
+    config = settings(args)
+    if args.log_level is not None:  # the flag wins over server.log_level
+        config = replace(config, log_level=args.log_level)
+    logging.getLogger().setLevel(config.log_level)
+    writable_state_dir(config.state_dir)
+    preflight.tls(config)
+    if args.maildir:
+        preflight.maildir(Path(args.maildir).expanduser())
+    try:
+        dovecot = dovecot_config.read(config.dovecot_config)
+    except dovecot_config.DovecotConfigError as exc:
+        raise CliError(str(exc)) from None
+    sock = preflight.listen(config.host, config.port)  # before a password is shown
+    try:
+        users = _ready_users(args, config, dovecot)
+        scheme = "https" if config.tls_cert else "http"
+        shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host  # noqa: S104
+        say(f"maildir-jmap: JMAP session at {scheme}://{shown}:{config.port}/.well-known/jmap")
+        return run(args, config, users, sock, dovecot)
+    finally:
+        sock.close()
+
+
+def _ready_users(args: argparse.Namespace, config: Config, dovecot: DovecotConfig | None) -> Users:
+    """The users, once we run as their Maildirs' owner and can read those."""
+    from maildir_jmap.runas import serve_as_owner
+
+    def embedded_users() -> Users:
+        return embedded.directory(args, config.state_dir, config.users_file)
+
+    users = users_for(config, embedded_users, dovecot)
+    serve_as_owner(config, users, dovecot)
+    writable_state_dir(config.state_dir)  # as whom we now are
+    preflight.maildirs(users)
+    for name in users.names():
+        user = users.get(name)
+        assert user is not None
+        log.info("serving %s from %s", name, user.maildir)
+    return users
 
 
 def sd_notify(message: str) -> bool:
@@ -55,31 +170,56 @@ def users_for(
             config.mail_location,
             dovecot,
         )
-    if config.users_file is not None:
-        return UserDirectory(load_users_file(config.users_file))
     return embedded()
 
 
 class NotifyingServer(uvicorn.Server):
+    """uvicorn, telling systemd where it stands, and reloading on SIGHUP."""
+
+    reload: Callable[[], object] | None = None
+    _reloading: asyncio.Future[None] | None = None
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             sd_notify("READY=1\nSTATUS=serving JMAP")
+            if self.reload is not None:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        async def reload() -> None:
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            sd_notify(f"RELOADING=1\nMONOTONIC_USEC={now}")
+            try:
+                assert self.reload is not None
+                await anyio.to_thread.run_sync(self.reload)
+            except Exception:
+                log.exception("reload failed")
+            sd_notify("READY=1\nSTATUS=serving JMAP")
+
+        self._reloading = asyncio.ensure_future(reload())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         sd_notify("STOPPING=1")
         await super().shutdown(sockets)
 
 
-def run(config: Config, users: Users, log_level: str) -> None:
-    from maildir_jmap.http.app import create_app
+def run(
+    args: argparse.Namespace,
+    config: Config,
+    users: Users,
+    sock: socket.socket,
+    dovecot: DovecotConfig | None,
+) -> int:
+    from maildir_jmap.http.app import OneLineStartupError, create_app
+    from maildir_jmap.logs import UVICORN_LOGGING, set_level
+    from maildir_jmap.reload import Reloader
 
-    app = create_app(config, users)
+    app = create_app(config, users, dovecot=dovecot)
     server_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=log_level.lower(),
+        OneLineStartupError(app),
+        log_config=UVICORN_LOGGING,  # our handlers: journal priorities for its lines too
+        log_level=config.log_level.lower(),
         # Event streams never end by themselves: a few seconds on SIGTERM, then
         # they are closed; the lifespan stops watchers and flushes journals.
         timeout_graceful_shutdown=3,
@@ -89,4 +229,19 @@ def run(config: Config, users: Users, log_level: str) -> None:
         proxy_headers=False,
         server_header=False,
     )
-    NotifyingServer(server_config).run()
+    server_config.load()
+    server = NotifyingServer(server_config)
+    fixed_level = args.log_level is not None  # --log-level wins over the file
+    server.reload = Reloader(
+        args,
+        settings,
+        app.state.server,
+        server_config.ssl,
+        (lambda level: None) if fixed_level else set_level,
+    )
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's own exit when the app could not start
+        if exc.code not in (0, None):
+            return 1
+    return 0 if server.started else 1

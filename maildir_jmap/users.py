@@ -96,6 +96,11 @@ class Users(Protocol):
         self, name: str, password: str, remote: str | None = None, secured: bool = False
     ) -> User | None: ...
 
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read where the users come from if it changed (``force``: anyway);
+        whether it was re-read."""
+        ...
+
 
 class LoginCache:
     """Recently verified (name, password) pairs, keyed by an HMAC under a key that
@@ -119,6 +124,9 @@ class LoginCache:
             self._verified.clear()
         self._verified[self._digest(name, password)] = time.monotonic() + _CACHE_SECONDS
 
+    def clear(self) -> None:
+        self._verified.clear()
+
 
 class UserDirectory:
     """Looks up users and verifies passwords (thread-safe for reads)."""
@@ -131,6 +139,14 @@ class UserDirectory:
 
     def __contains__(self, name: str) -> bool:
         return name in self._users
+
+    def refresh(self, force: bool = False) -> bool:
+        return False
+
+    def replace(self, users: dict[str, User]) -> None:
+        """Serve ``users`` from now on; what was verified before is verified again."""
+        self._users = dict(users)
+        self._logins.clear()
 
     def get(self, name: str) -> User | None:
         return self._users.get(name)
@@ -154,6 +170,38 @@ class UserDirectory:
             return None
         self._logins.remember(name, password)
         return user
+
+
+class UsersFile(UserDirectory):
+    """The users file, re-read when it changes (``user add`` while the server runs
+    takes effect within a second; SIGHUP re-reads it too). A file that no longer
+    parses keeps the users it had, with an error in the log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature = self._stat()
+        super().__init__(load_users_file(path))
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def refresh(self, force: bool = False) -> bool:
+        signature = self._stat()
+        if signature == self._signature and not force:
+            return False
+        self._signature = signature
+        try:
+            users = load_users_file(self.path)
+        except UsersFileError as exc:
+            log.error("keeping the users loaded before: %s", exc)
+            return False
+        self.replace(users)
+        log.info("re-read %s: %d users", self.path, len(users))
+        return True
 
 
 def load_users_file(path: Path) -> dict[str, User]:

@@ -23,7 +23,10 @@ FORBIDDEN = {
     "delivery": {"mail", "sync", "server", "http", "top"},
     "server": {"http", "top"},
 }
-TOP_LEVEL_COMMANDS = {"cli", "admin", "console", "runas", "serve", "__main__", "check", "demo"}
+TOP_LEVEL_COMMANDS = {
+    "cli", "admin", "console", "runas", "serve", "__main__", "check", "demo",
+    "embedded", "preflight", "reload",
+}  # fmt: skip
 HTTP_LIBRARIES = ("fastapi", "starlette", "uvicorn")
 
 

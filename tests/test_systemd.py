@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,10 +42,41 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
         assert line in text
 
 
+class Served:
+    """A ``serve --config`` process: its port, the notify socket systemd would
+    hold, and what it printed so far (stdout and stderr, as the journal gets)."""
+
+    def __init__(self, port: int, notifications: socket.socket, process: subprocess.Popen[str]):
+        self.port = port
+        self.notifications = notifications
+        self.process = process
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not logged; got:\n" + "\n".join(self.lines))
+
+    def __iter__(self) -> Iterator[object]:  # (port, notifications), as before
+        return iter((self.port, self.notifications))
+
+
 @contextlib.contextmanager
-def served(tmp_path: Path, server_settings: str = "") -> Iterator[tuple[int, socket.socket]]:
+def served(
+    tmp_path: Path, server_settings: str = "", env: dict[str, str] | None = None
+) -> Iterator[Served]:
     """``maildir-jmap serve --config`` under a notify socket the test listens on;
-    yields the port and that socket, and stops the server afterwards."""
+    stops the server afterwards."""
     maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
     users = tmp_path / "users.toml"
     save_users_file(users, {"alice": User("alice", maildir, hash_password("pw"))})
@@ -59,21 +92,25 @@ def served(tmp_path: Path, server_settings: str = "") -> Iterator[tuple[int, soc
     listener.settimeout(60)
     process = subprocess.Popen(
         [sys.executable, "-m", "maildir_jmap", "serve", "--config", str(config)],
-        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
-        yield port, listener
+        yield Served(port, listener, process)
         # uvicorn shuts down gracefully, then re-raises SIGTERM: systemd counts
         # death by its own stop signal as a clean exit.
         process.send_signal(signal.SIGTERM)
-        assert "STOPPING=1" in listener.recv(4096).decode().splitlines()
+        while "STOPPING=1" not in listener.recv(4096).decode().splitlines():
+            pass
         assert process.wait(30) in (0, -signal.SIGTERM)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         listener.close()
 
 

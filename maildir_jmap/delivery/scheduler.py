@@ -58,17 +58,21 @@ class Sender:
         open_account: Callable[[str], Account | None],
         record_outcome: RecordOutcome,
     ) -> None:
-        self.settings = settings
         self.open_account = open_account
         self.record_outcome = record_outcome
         """Writes an attempt's outcome into the EmailSubmission record (its wire
         form is the datatype's: mail/submission.py)."""
-        self.max_delayed_send = settings.max_delayed_send
-        self.max_size = settings.max_size
-        self.max_recipients = settings.max_recipients
+        self.use(settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def use(self, settings: SendingSettings) -> None:
+        """Send with ``settings`` from now on (a reload); queued jobs keep their times."""
+        self.settings = settings
+        self.max_delayed_send = settings.max_delayed_send
+        self.max_size = settings.max_size
+        self.max_recipients = settings.max_recipients
 
     # -- Outbound ---------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
+from maildir_jmap.dovecot_config import DovecotConfig
 from maildir_jmap.http import api, blobs, ops, push, websocket
 from maildir_jmap.http.proxy import TrustedProxies
 from maildir_jmap.server.accounts import AccountUnavailable
@@ -49,8 +51,9 @@ def create_app(
     users: Users,
     tokens: TokenStore | None = None,
     registry: Registry | None = None,
+    dovecot: DovecotConfig | None = None,
 ) -> FastAPI:
-    server = Server(config, users, tokens, registry)
+    server = Server(config, users, tokens, registry, dovecot)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,3 +96,25 @@ def create_app(
     if config.trusted_proxies:
         app.add_middleware(TrustedProxies, proxies=config.trusted_proxies)
     return app
+
+
+class OneLineStartupError:
+    """uvicorn logs a failed start-up with the whole traceback the app sends; the
+    command line wants one line (issue 17), the traceback only at DEBUG."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def shortened(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.failed" and message.get("message"):
+                log.debug("start-up failed:\n%s", message["message"])
+                last = str(message["message"]).strip().splitlines()[-1]
+                message = {**message, "message": f"cannot start: {last}"}
+            await send(message)
+
+        await self.app(scope, receive, shortened)

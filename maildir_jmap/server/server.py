@@ -32,9 +32,10 @@ from maildir_jmap.metrics import observe_call
 from maildir_jmap.server import policy
 from maildir_jmap.server.accounts import AccountPool
 from maildir_jmap.server.execute import Slots, run_request
-from maildir_jmap.server.login import Login, Throttle
+from maildir_jmap.server.login import Login
 from maildir_jmap.server.push import WEBPUSH_VAPID, PushService
 from maildir_jmap.server.registry import build_registry
+from maildir_jmap.server.throttle import Throttle
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
@@ -45,6 +46,8 @@ from maildir_jmap.users import User, Users
 
 log = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/jmap/ws/"
+CREDENTIAL_CHECK = 0.5
+"""Seconds between looks for ended credentials (issue 17: streams close within 1 s)."""
 
 
 class Server:
@@ -54,11 +57,13 @@ class Server:
         users: Users,
         tokens: TokenStore | None = None,
         registry: Registry | None = None,
+        dovecot: dovecot_config.DovecotConfig | None = None,
     ) -> None:
         self.config = config
         self.users = users
-        # Dovecot is the source of truth: its effective config, read once.
-        self.dovecot = read_dovecot(config.dovecot_config)
+        # Dovecot is the source of truth: its effective config, read once (serve
+        # passes what it read for its own checks).
+        self.dovecot = dovecot or read_dovecot(config.dovecot_config)
         self.registry = registry or build_registry(
             vacation_response=config.sieve_dir is not None or self._dovecot_runs_sieve(),
             quotas=self.dovecot is not None and "quota" in self.dovecot.plugins,
@@ -66,7 +71,11 @@ class Server:
         self.login = Login(
             users,
             tokens or TokenStore(config.state_dir / "tokens.json"),
-            Throttle(config.max_failures_per_user, config.max_failures_per_address),
+            Throttle(
+                config.max_failures_per_user,
+                config.max_failures_per_address,
+                enabled=config.throttle_logins,
+            ),
         )
         self.push = PushService(config, self.login.alive)
         # One Maildir gets the same roles whoever indexes it (serve, index, check),
@@ -81,7 +90,7 @@ class Server:
         self.outbound: Sender | None = None
         """The EmailSubmission sender (delivery/scheduler.py), while the server runs."""
         self._owners: dict[str, str] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- accounts ------------------------------------------------------------------
 
@@ -238,12 +247,15 @@ class Server:
         sender = Sender(self.config.sending, self.open_account, submission.record_outcome)
         await sender.start(self.config.state_dir)
         self.outbound = sender
-        self._reaper = asyncio.ensure_future(self._close_idle_accounts())
+        self._tasks = [
+            asyncio.ensure_future(self._close_idle_accounts()),
+            asyncio.ensure_future(self._watch_credentials()),
+        ]
 
     async def stop(self) -> None:
         """Stop the services, then the watchers, and flush every journal."""
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self.outbound is not None:
             await self.outbound.stop()
         await self.push.stop()
@@ -258,6 +270,42 @@ class Server:
                 await anyio.to_thread.run_sync(self.pool.close_idle, self.busy)
             except Exception:
                 log.exception("closing idle accounts failed")
+
+    def reconfigure(self, config: Config) -> None:
+        """Run with ``config`` from now on: for the settings a reload may change
+        (reload.py); the others were kept as they were by the caller."""
+        self.config = config
+        self.pool.config = config
+        self.login.throttle.limits = {
+            "user": config.max_failures_per_user,
+            "address": config.max_failures_per_address,
+        }
+        self.login.throttle.enabled = config.throttle_logins
+        if self.outbound is not None:
+            self.outbound.use(config.sending)
+
+    def end_dead_credentials(self) -> int:
+        """Re-read a changed users file, then close the streams of every credential
+        that no longer holds (a revoked token, a changed password, a removed user);
+        how many streams were closed."""
+        self.users.refresh()
+        closed = 0
+        for credential in self.push.hub.credentials():
+            if not self.login.alive(credential):
+                count = self.push.hub.end(credential)
+                kind, _, rest = credential.partition(":")
+                who = rest.split(":")[0] if kind != "token" else f"token {rest}"
+                log.info("closed %d event stream(s) of %s: credential no longer valid", count, who)
+                closed += count
+        return closed
+
+    async def _watch_credentials(self) -> None:
+        while True:
+            await asyncio.sleep(CREDENTIAL_CHECK)
+            try:
+                await anyio.to_thread.run_sync(self.end_dead_credentials)
+            except Exception:
+                log.exception("checking credentials failed")
 
 
 def read_dovecot(path: Path | None) -> dovecot_config.DovecotConfig | None:

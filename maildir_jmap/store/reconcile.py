@@ -24,8 +24,10 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,29 +209,56 @@ def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None
     rec.files = [new if f[0] == mailbox_id and f[2] == base else f for f in rec.files]
 
 
+_pool_broken: list[str] = []
+"""Why worker processes could not start here, once seen (then all in-process)."""
+
+
 def _summaries(
     paths: list[str], progress: Progress | None, pool: ProcessPoolExecutor | None
 ) -> list[Summary | Unreadable | None]:
     total = len(paths)
-    out: list[Summary | Unreadable | None] = []
-    if total < POOL_THRESHOLD and pool is None:
-        for path in paths:
-            out.append(summarize_file(path))
-        if progress:
-            progress(total, total)
-        return out
+    if (total < POOL_THRESHOLD and pool is None) or (pool is None and _pool_broken):
+        return _summaries_here(paths, progress)
     own_pool = pool is None
-    executor = pool or ProcessPoolExecutor(
-        max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver")
-    )
+    out: list[Summary | Unreadable | None] = []
     try:
-        for done, summary in enumerate(executor.map(summarize_file, paths, chunksize=64), 1):
-            out.append(summary)
-            if progress and (done % 500 == 0 or done == total):
-                progress(done, total)
-    finally:
-        if own_pool:
-            executor.shutdown()
+        executor = pool or ProcessPoolExecutor(
+            max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver")
+        )
+        try:
+            for done, summary in enumerate(executor.map(summarize_file, paths, chunksize=64), 1):
+                out.append(summary)
+                if progress and (done % 500 == 0 or done == total):
+                    progress(done, total)
+        finally:
+            if own_pool:
+                executor.shutdown()
+    except (OSError, BrokenProcessPool, NotImplementedError, ImportError) as exc:
+        # Issue 17: a service user that may not execute the interpreter made the
+        # start fail with a BrokenPipeError. Slower, but it serves.
+        if not own_pool:
+            raise
+        _pool_broken.append(str(exc) or type(exc).__name__)
+        log.warning(
+            "index worker processes cannot start (%s: %s; is %s executable by this user?): "
+            "indexing in one process",
+            type(exc).__name__,
+            exc,
+            sys.executable,
+        )
+        return _summaries_here(paths, progress)
+    return out
+
+
+def _summaries_here(
+    paths: list[str], progress: Progress | None
+) -> list[Summary | Unreadable | None]:
+    total = len(paths)
+    out: list[Summary | Unreadable | None] = []
+    for done, path in enumerate(paths, 1):
+        out.append(summarize_file(path))
+        if progress and (done % 500 == 0 or done == total):
+            progress(done, total)
     return out
 
 

@@ -330,3 +330,62 @@ def test_a_file_renamed_again_after_its_events_were_read_is_not_taken_for_gone(
     (root / "cur" / f"{base}:2,F").unlink()
     account.rescan(set(), names={"": {("cur", f"{base}:2,F")}})
     assert eid not in account.index.emails
+
+
+NO_INTERPRETER = """
+import logging, os, sys
+from pathlib import Path
+# What a service user can read but not run: the library is loaded, the
+# interpreter (under /root here, as with a pyenv or a venv in a home) is not
+# executable by the mail user, so the forkserver cannot start.
+import multiprocessing.connection, multiprocessing.forkserver, multiprocessing.popen_forkserver
+import multiprocessing.queues, multiprocessing.synchronize
+from maildir_jmap.store.account import Account
+logging.basicConfig(level=logging.WARNING)
+os.setgid(5000)
+os.setuid(5000)
+if os.access(sys.executable, os.X_OK):
+    print("SKIP: the interpreter is executable by uid 5000")
+    raise SystemExit(0)
+account = Account.open("u", Path(sys.argv[1]), Path(sys.argv[2]))
+print(len(account.index.emails))
+"""
+
+
+def test_worker_processes_that_cannot_start_mean_indexing_in_one_process(tmp_path: Path) -> None:
+    """Issue 17: the index worker pool failed with a BrokenPipeError at start-up
+    when the service user could not execute the interpreter. Real: root drops to
+    a mail user for whom the interpreter is not executable; enough messages that
+    the pool is used. The account is indexed, with one warning."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.dovecot import MAIL_UID, chown_tree, open_ancestors
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become the mail user")
+    root = tmp_path / "M"
+    make_folder(root, marker=False)
+    for n in range(210):  # above POOL_THRESHOLD
+        put(root, message(f"bulk {n}"), "S", 1_700_000_000 + n)
+    state = tmp_path / "state"
+    state.mkdir()
+    chown_tree(root)
+    os.chown(state, MAIL_UID, MAIL_UID)
+    open_ancestors(root)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_INTERPRETER, str(root), str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    if done.stdout.startswith("SKIP"):
+        pytest.skip(done.stdout.strip())
+    assert done.stdout.strip().splitlines()[-1] == "210"
+    assert "index worker processes cannot start" in done.stderr
+    assert "Traceback" not in done.stderr
