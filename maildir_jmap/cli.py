@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except CliError as exc:
-        sys.stderr.write(f"maildir-jmap: {exc}\n")
+        sys.stderr.write(f"{_error_priority()}maildir-jmap: {exc}\n")
         return 2
     except KeyboardInterrupt:
         return 130
@@ -282,6 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"maildir-jmap: {type(exc).__name__}: {detail}{where} (--log-level DEBUG shows where)\n"
         )
         return 1
+
+
+def _error_priority() -> str:
+    """Under systemd, the journal priority prefix that makes ``journalctl -p err``
+    show why the service did not start (sd-daemon(3))."""
+    import os
+
+    return "<3>" if os.environ.get("JOURNAL_STREAM") else ""
 
 
 def _environment_log_level() -> str:

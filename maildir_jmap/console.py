@@ -4,13 +4,17 @@ the user can fix, printed without a traceback), ``say``, the state directory."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pwd
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any, TextIO
 
 from maildir_jmap.config import default_state_dir
+from maildir_jmap.progress import progress_line
 
 
 class CliError(Exception):
@@ -74,20 +78,50 @@ def first_line(path: Path) -> str:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr (only when it is a terminal)."""
+    """A one-line progress bar on stderr (only when it is a terminal), with the
+    rate and the time left. Log lines written while it shows clear it first and
+    draw it again after, so the two never run into each other (issue 17)."""
 
     def __init__(self) -> None:
         self.shown = False
+        self.started = time.monotonic()
+        self.line = ""
+        self._wrapped: list[logging.StreamHandler[Any]] = []
 
     def __call__(self, done: int, total: int) -> None:
         if not sys.stderr.isatty() or total == 0:
             return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages")
+        if not self.shown:
+            self._wrap_log_handlers()
+        self.line = progress_line(done, total, time.monotonic() - self.started, width=30)
+        sys.stderr.write("\r\x1b[K" + self.line)
         sys.stderr.flush()
         self.shown = True
 
+    def _wrap_log_handlers(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                handler.setStream(_AroundBar(sys.stderr, self))
+                self._wrapped.append(handler)
+
     def close(self) -> None:
+        for handler in self._wrapped:
+            handler.setStream(sys.stderr)
+        self._wrapped.clear()
         if self.shown:
             sys.stderr.write("\n")
+
+
+class _AroundBar:
+    """A log handler's stream while a bar shows: clear the bar, write, redraw."""
+
+    def __init__(self, stream: TextIO, bar: ProgressBar) -> None:
+        self.stream = stream
+        self.bar = bar
+
+    def write(self, text: str) -> int:
+        self.stream.write("\r\x1b[K" + text + (self.bar.line if text.endswith("\n") else ""))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()

@@ -148,6 +148,16 @@ class Passdb:
         finally:
             connection.close()
 
+    def ping(self) -> None:
+        """Raise AuthUnavailable unless the auth service completes a handshake."""
+        connection = _Connection(self.socket_path)
+        try:
+            connection.send("VERSION\t1\t2", f"CPID\t{os.getpid()}")
+            while _fields(connection.line())[0][0] != "DONE":
+                pass
+        finally:
+            connection.close()
+
 
 @dataclass(frozen=True)
 class Userdb:
@@ -202,6 +212,15 @@ class DovecotUsers:
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
+
+    def ready(self) -> str | None:
+        """Why Dovecot's auth does not answer, or None (readiness)."""
+        try:
+            self.passdb.ping()
+            self.userdb.lookup("maildir-jmap-readiness-probe")
+        except AuthUnavailable as exc:
+            return f"Dovecot's auth does not answer: {exc}"
+        return None
 
     def refresh(self, force: bool = False) -> bool:
         if force:  # a reload: ask Dovecot's userdb afresh

@@ -101,6 +101,10 @@ class Users(Protocol):
         whether it was re-read."""
         ...
 
+    def ready(self) -> str | None:
+        """Why logins cannot be checked right now, or None (readiness)."""
+        ...
+
 
 class LoginCache:
     """Recently verified (name, password) pairs, keyed by an HMAC under a key that
@@ -142,6 +146,9 @@ class UserDirectory:
 
     def refresh(self, force: bool = False) -> bool:
         return False
+
+    def ready(self) -> str | None:
+        return None
 
     def replace(self, users: dict[str, User]) -> None:
         """Serve ``users`` from now on; what was verified before is verified again."""
@@ -188,6 +195,13 @@ class UsersFile(UserDirectory):
         except OSError:
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def ready(self) -> str | None:
+        try:
+            load_users_file(self.path)
+        except UsersFileError as exc:
+            return f"the users file cannot be read (serving the users loaded before): {exc}"
+        return None
 
     def refresh(self, force: bool = False) -> bool:
         signature = self._stat()

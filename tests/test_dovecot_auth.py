@@ -217,3 +217,19 @@ def test_dovecot_down_is_503_not_401(tmp_path: Path) -> None:
         response = httpx.get(server.url + "/jmap/session", auth=(USER, PASSWORD))
         assert response.status_code == 503
         assert response.headers["retry-after"]
+        # Issue 17: readiness says why; liveness stays up.
+        ready = httpx.get(server.url + "/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["auth"].startswith("Dovecot's auth does not answer")
+        assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_ready_when_dovecots_auth_answers(tmp_path: Path, dovecot: Dovecot) -> None:
+    config = dovecot_config(tmp_path, dovecot)
+    with LiveServer(create_app(config, users_of(config))) as server:
+        ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"auth": "ok", "state": "ok", "accounts": "ok"},
+    }

@@ -94,7 +94,11 @@ def create_app(
 
     app.add_middleware(SelectiveGZip, minimum_size=config.gzip_minimum_size)
     if config.trusted_proxies:
-        app.add_middleware(TrustedProxies, proxies=config.trusted_proxies)
+        app.add_middleware(
+            TrustedProxies,
+            proxies=config.trusted_proxies,
+            public_url=config.public_url is not None,
+        )
     return app
 
 

@@ -1,15 +1,19 @@
-"""Operations endpoints: ``/healthz`` for load balancers and systemd watchers,
-``/metrics`` for Prometheus (only to the configured networks)."""
+"""Operations endpoints: ``/healthz`` (liveness: the process answers) and
+``/readyz`` (readiness: logins can be served now, server/readiness.py) for
+load balancers and monitors, ``/metrics`` for Prometheus (only to the
+configured networks)."""
 
 from __future__ import annotations
 
 import ipaddress
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from maildir_jmap.http.api import json_response, problem_response, server_of
 from maildir_jmap.metrics import StateCollector, exposition
+from maildir_jmap.server.readiness import readiness
 from maildir_jmap.server.server import Server
 from maildir_jmap.store.outbox import Outbox
 
@@ -35,6 +39,20 @@ def gauges(server: Server) -> dict[str, float]:
 async def healthz(request: Request) -> Response:
     server = server_of(request)
     return json_response({"status": "ok", "openAccounts": len(server.pool.open_accounts())})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """200 when every check is "ok", else 503 with the checks that are not."""
+    server = server_of(request)
+    checks = await anyio.to_thread.run_sync(readiness, server)
+    ready = all(value == "ok" for value in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    response = json_response(body)
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+    return response
 
 
 @router.get("/metrics")

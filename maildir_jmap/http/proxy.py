@@ -1,7 +1,10 @@
 """Behind a reverse proxy: believe X-Forwarded-Proto, -Host and -For only from
 the configured proxies, and rewrite the ASGI scope so that everything after
 (Session URLs, cookies' Secure flag, login throttling, Dovecot's "secured" and
-``rip``) sees the client's view. Requests from anywhere else keep their own."""
+``rip``) sees the client's view. Requests from anywhere else keep their own.
+
+With ``public_url`` set, the admin has said where clients reach us: -Proto and
+-Host are then ignored even from a proxy (issue 17), and only -For is used."""
 
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TrustedProxies:
-    def __init__(self, app: ASGIApp, proxies: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, proxies: Iterable[str], public_url: bool = False) -> None:
         self.app = app
         self.networks: list[Network] = [ipaddress.ip_network(p, strict=False) for p in proxies]
+        self.host_and_proto = not public_url
 
     def _trusted(self, host: str) -> bool:
         try:
@@ -34,14 +38,14 @@ class TrustedProxies:
             scope = dict(scope)
             headers = {k.lower(): v for k, v in scope["headers"]}
             proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").split(",")[0].strip()
-            if proto in ("http", "https"):
+            if proto in ("http", "https") and self.host_and_proto:
                 secure = proto == "https"
                 if scope["type"] == "websocket":
                     scope["scheme"] = "wss" if secure else "ws"
                 else:
                     scope["scheme"] = proto
             host = headers.get(b"x-forwarded-host", b"").split(b",")[0].strip()
-            if host:
+            if host and self.host_and_proto:
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
                 scope["headers"].append((b"host", host))
             forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from maildir_jmap.config import Config
 from maildir_jmap.dovecot_config import UserMail
+from maildir_jmap.progress import progress_line
 from maildir_jmap.store import folders
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
@@ -25,6 +26,26 @@ from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.users import User
 
 log = logging.getLogger(__name__)
+
+
+class LoggedProgress:
+    """A first index of a large Maildir says how it goes, every 10 s at most
+    (issue 17: a silent start of minutes looked hung)."""
+
+    def __init__(self, name: str, every: float = 10.0) -> None:
+        self.name = name
+        self.every = every
+        self.started = time.monotonic()
+        self.last = self.started
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and done < total:
+            return
+        if done == total and now - self.started < self.every:
+            return  # small or quick: the "opened account" line is enough
+        self.last = now
+        log.info("indexing %s: %s", self.name, progress_line(done, total, now - self.started))
 
 
 class AccountUnavailable(Exception):
@@ -47,6 +68,9 @@ class AccountPool:
     _watchers: dict[str, Watcher] = field(default_factory=dict)
     _used: dict[str, float] = field(default_factory=dict)
     _opening: dict[str, threading.Lock] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    """Users whose account could not be opened the last time it was tried, and why
+    (readiness reports them; a later successful open clears the entry)."""
 
     def is_open(self, name: str) -> bool:
         with self._lock:
@@ -64,8 +88,14 @@ class AccountPool:
                 account = self._accounts.get(user.name)
             if account is not None:
                 return account
-            account = self._open(user)
+            try:
+                account = self._open(user)
+            except AccountUnavailable as exc:
+                with self._lock:
+                    self.failures[user.name] = str(exc)
+                raise
             with self._lock:
+                self.failures.pop(user.name, None)
                 self._accounts[user.name] = account
                 self._used[user.name] = time.monotonic()
             return account
@@ -95,6 +125,7 @@ class AccountPool:
                 roles=self.roles,
                 upload_expiry=self.config.upload_expiry,
                 escape=mail.escape if mail is not None else None,
+                progress=LoggedProgress(user.name),
             )
         except Exception as exc:
             log.exception("cannot open the account of %s at %s", user.name, user.maildir)

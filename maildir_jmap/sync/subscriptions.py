@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -81,13 +82,37 @@ def url_problem(url: str, *, allow_private: bool, allow_http: bool) -> str | Non
         return "url is not a valid URL"
     if allow_private:
         return None
+    host = host.rstrip(".")  # "localhost." is localhost
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return "url must not point at this host or the local network"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
+    address = literal_address(host)
+    if address is None:
+        return None  # a name: its addresses are checked when connecting
     return None if address.is_global else "url must not point at a non-public address"
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells, in any spelling a resolver accepts (issue 17):
+    dotted quads, the shorthand and numeric forms inet_aton takes (``127.1``,
+    ``0x7f000001``, ``2130706433``, ``0177.0.0.1``), IPv6, and IPv4 inside IPv6
+    (``::ffff:127.0.0.1``) as the IPv4 address it is."""
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        if not host or any(c not in "0123456789abcdefx." for c in host.lower()):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return embedded
+        if address.teredo is not None:
+            return address.teredo[1]
+    return address
 
 
 def new_code() -> str:

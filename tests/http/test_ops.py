@@ -16,6 +16,25 @@ async def test_healthz_needs_no_login(make_app: AppFactory) -> None:
         assert response.json()["status"] == "ok"
 
 
+async def test_readyz_reports_auth_state_and_accounts(make_app: AppFactory, tmp_path: Path) -> None:
+    """Issue 17: readiness is not liveness. Ready with a users file and Maildirs
+    that open; not ready (503, the reason named) once an account cannot be opened."""
+    from maildir_jmap.users import User, UserDirectory
+
+    async with client_for(make_app(), user=None) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"auth": "ok", "state": "ok", "accounts": "ok"}
+    broken = User("carol", tmp_path / "gone", "$argon2id$x", unusable="mail location refused")
+    app = make_app(users=UserDirectory({"carol": broken}))
+    async with client_for(app, user=None) as client:
+        response = await client.get("/readyz")
+        assert (await client.get("/healthz")).status_code == 200
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["checks"]["accounts"].startswith("1 cannot be opened (carol: ")
+
+
 async def test_metrics_count_calls_and_report_state(make_app: AppFactory) -> None:
     async with client_for(make_app()) as client:
         calls = [["Core/echo", {}, "0"], ["Nope/get", {}, "1"]]

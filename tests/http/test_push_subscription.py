@@ -338,13 +338,21 @@ async def test_private_targets_are_refused_by_default_rfc8620_8_6(
                     "https://127.0.0.1:9/x",
                     "https://169.254.169.254/latest/meta-data",
                     "https://localhost/x",
+                    # Issue 17: the same places, spelled as resolvers also accept.
+                    "https://127.1/x",
+                    "https://0x7f000001/x",
+                    "https://2130706433/x",
+                    "https://localhost./x",
+                    "https://[::ffff:7f00:1]/x",
+                    "https://[::ffff:10.0.0.1]/x",
+                    "https://0177.0.0.1/x",
                 ]
             )
         }
         body = {"using": USING, "methodCalls": [["PushSubscription/set", {"create": create}, "0"]]}
         response = await client.post("/jmap/api/", json=body)
         result = response.json()["methodResponses"][0][1]
-        assert sorted(result["notCreated"]) == ["0", "1", "2", "3"]
+        assert sorted(result["notCreated"], key=int) == [str(i) for i in range(len(create))]
         for error in result["notCreated"].values():
             assert error == {**error, "type": "invalidProperties", "properties": ["url"]}
     assert not (tmp_path / "state" / "push-subscriptions.json").exists()  # nothing stored

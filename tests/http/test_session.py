@@ -116,6 +116,34 @@ async def test_forwarded_headers_only_from_trusted_proxies(
         assert session["apiUrl"] == "http://jmap.test/jmap/api/"
 
 
+async def test_forwarded_host_and_proto_are_ignored_when_public_url_is_set(
+    make_app: AppFactory, tmp_path: Any
+) -> None:
+    """Issue 17: with public_url the admin said where clients reach us; a proxy's
+    (or a client's, through a proxy that passes it on) -Host changes nothing,
+    but -For still names the client."""
+    config = Config(
+        state_dir=tmp_path / "s",
+        watch=False,
+        trusted_proxies=("127.0.0.0/8",),
+        public_url="https://jmap.example.org",
+    )
+    app = make_app(config=config)
+    forwarded = {
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-For": "203.0.113.9",
+    }
+    async with client_for(app) as client:
+        session = (await client.get("/jmap/session", headers=forwarded)).json()
+        await client.get("/jmap/session", headers=forwarded, auth=("alice", "wrong"))
+    assert session["apiUrl"] == "https://jmap.example.org/jmap/api/"
+    assert session["capabilities"][WEBSOCKET]["url"] == "wss://jmap.example.org/jmap/ws/"
+    throttle = app.state.server.login.throttle
+    assert throttle.before("203.0.113.9") > 0  # the failure counted for the client
+    assert throttle.before("127.0.0.1") == 0
+
+
 def roles_seen(app: Any) -> dict[str, str | None]:
     server = app.state.server
     account = server.account(server.users.get("alice"))

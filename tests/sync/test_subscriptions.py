@@ -41,6 +41,16 @@ def test_public_https_urls_are_accepted_rfc8620_7_2(url: str) -> None:
         ("https://[fe80::1]/x", "non-public"),
         ("https://[::ffff:127.0.0.1]/x", "non-public"),
         ("https://0.0.0.0/x", "non-public"),
+        ("https://127.1/x", "non-public"),
+        ("https://0x7f000001/x", "non-public"),
+        ("https://2130706433/x", "non-public"),
+        ("https://0177.0.0.1/x", "non-public"),
+        ("https://10.1/x", "non-public"),
+        ("https://localhost./x", "local"),
+        ("https://LOCALHOST/x", "local"),
+        ("https://[::ffff:7f00:1]/x", "non-public"),
+        ("https://[2002:7f00:1::]/x", "non-public"),  # 6to4 of 127.0.0.1
+        ("https://0/x", "non-public"),
         ("https://example.net/" + "a" * 3000, "longer"),
     ],
 )
