@@ -87,6 +87,9 @@ def settings(args: argparse.Namespace) -> Config:
         for flag in given:
             section, key = FLAG_SETTINGS[flag]
             text = text.replace(f"{section}.{key}", _flag(flag))
+        for setting in config_file.SETTINGS:  # name what the admin actually set
+            if setting.env in os.environ:
+                text = text.replace(f"{setting.section}.{setting.key}", setting.env)
         raise CliError((f"{path}: " if path else "") + text)
     return config
 

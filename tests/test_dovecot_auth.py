@@ -233,3 +233,35 @@ def test_ready_when_dovecots_auth_answers(tmp_path: Path, dovecot: Dovecot) -> N
         "status": "ready",
         "checks": {"auth": "ok", "state": "ok", "accounts": "ok"},
     }
+
+
+def test_with_our_throttle_off_dovecots_auth_penalty_holds_the_address(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    """Issue 17, the other side: ``auth.throttle = false`` leaves throttling to
+    Dovecot. Its auth penalty sees the client's address (our ``rip``, from
+    X-Forwarded-For through a trusted proxy) and holds that address's next
+    attempt; ``doveadm penalty`` shows it. Another address is not held."""
+    import dataclasses
+    import subprocess
+
+    config = dataclasses.replace(
+        dovecot_config(tmp_path, dovecot), throttle_logins=False, trusted_proxies=("127.0.0.1",)
+    )
+    guesser, owner = {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-For": "198.51.100.7"}
+    url = "/jmap/session"
+    with LiveServer(create_app(config, users_of(config))) as server:
+        wrong = httpx.get(server.url + url, auth=(USER, "x0"), headers=guesser, timeout=60)
+        assert wrong.status_code == 401
+        started = time.monotonic()
+        mine = httpx.get(server.url + url, auth=(USER, PASSWORD), headers=owner, timeout=60)
+        assert mine.status_code == 200
+        assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        held = httpx.get(server.url + url, auth=(USER, "x9"), headers=guesser, timeout=60)
+        assert held.status_code == 401
+        assert time.monotonic() - started > 1.5  # Dovecot's hold, not ours
+    penalty = subprocess.run(
+        ["doveadm", "-c", str(dovecot.conf), "penalty"], capture_output=True, text=True
+    )
+    assert "203.0.113.5" in penalty.stdout, penalty.stdout + penalty.stderr

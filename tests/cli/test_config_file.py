@@ -157,3 +157,21 @@ def test_check_passes_a_machine_without_sending(
     config.write_text(base + f'[submission]\nsmarthost = "127.0.0.1:{free_port()}"\n')
     assert main(["check", "--config", str(config)]) == 1
     assert "PROBLEM  SMTP smarthost 127.0.0.1:" in capsys.readouterr().out
+
+
+def test_environment_settings_apply_without_a_config_file_and_flags_win(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 17: MAILDIR_JMAP_<SECTION>_<KEY> used to need --config; now flags,
+    environment and file go through one schema: defaults < file < env < flags."""
+    from maildir_jmap.cli import build_parser
+    from maildir_jmap.serve import settings
+
+    monkeypatch.setenv("MAILDIR_JMAP_SERVER_PORT", "8443")
+    monkeypatch.setenv("MAILDIR_JMAP_AUTH_MAX_FAILURES_PER_ADDRESS", "7")
+    monkeypatch.setenv("MAILDIR_JMAP_SERVER_STATE_DIR", str(tmp_path / "from-env"))
+    config = settings(build_parser().parse_args(["serve"]))
+    assert (config.port, config.max_failures_per_address) == (8443, 7)
+    assert config.state_dir == tmp_path / "from-env"
+    flagged = settings(build_parser().parse_args(["serve", "--port", "9000", "--layout", "fs"]))
+    assert (flagged.port, flagged.layout, flagged.max_failures_per_address) == (9000, "fs", 7)
