@@ -342,6 +342,9 @@ def compare(maildir: Path, state_dir: Path, workdir: Path, repeats: int) -> dict
                     imap_state = imap_initial_sync(imap_proxy)[1]
                     jmap_state = jmap_initial_sync(jmap_proxy, True)[1]
                 out |= _figures("resync", imap_resyncs, jmap_resyncs, plain_resyncs)
+                from bench.workloads import imap_side, jmap_side
+
+                out |= imap_side(dovecot.port, repeats) | jmap_side(jmap_port, repeats)
             finally:
                 imap_proxy.close()
                 jmap_proxy.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from maildir_jmap.mime.headers import as_addresses, as_date, as_message_ids, as_text
 from maildir_jmap.mime.parse import body_value, decompose, parse
-from maildir_jmap.mime.text import html_to_text
+from maildir_jmap.mime.text import document_of, html_to_text
 
 PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: preview is at most 256 characters
 _WS = re.compile(r"\s+")
@@ -36,6 +36,9 @@ class Summary:
     references: tuple[str, ...]
     has_attachment: bool
     preview: str
+    document: dict[str, str] | None = None
+    """The search index's columns (mime/text.py), when asked for: parsed once for
+    both at index time; the caller takes it out before keeping the summary."""
 
 
 def to_crlf(raw: bytes) -> bytes:
@@ -53,11 +56,11 @@ def render(addresses: list[dict[str, Any]]) -> str:
     return ", ".join(f"{a['name']} <{a['email']}>" if a["name"] else a["email"] for a in addresses)
 
 
-def summarize(raw: bytes) -> Summary:
+def summarize(raw: bytes, with_document: bool = False) -> Summary:
     crlf = to_crlf(raw)
     digest = hashlib.sha256(crlf).hexdigest()
     try:
-        return _summarize(raw, digest, len(crlf))
+        return _summarize(raw, digest, len(crlf), with_document)
     except Exception:
         # Malformed beyond what the parser tolerates: the message still gets an
         # id, a size and its dates; nothing else about it is guessed.
@@ -68,7 +71,7 @@ def _timestamp(date: str | None) -> int | None:
     return int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()) if date else None
 
 
-def _summarize(raw: bytes, digest: str, size: int) -> Summary:
+def _summarize(raw: bytes, digest: str, size: int, with_document: bool) -> Summary:
     root = parse(raw)
     fields: dict[str, str] = {}
     for name, value in root.headers:
@@ -97,6 +100,7 @@ def _summarize(raw: bytes, digest: str, size: int) -> Summary:
         # RFC 8621 §4.1.4: attachments other than inline ones make hasAttachment.
         has_attachment=any(p.disposition != "inline" for p in attachments),
         preview=_WS.sub(" ", preview).strip()[:PREVIEW_CHARS],
+        document=document_of(root) if with_document else None,
     )
 
 
@@ -107,10 +111,10 @@ class Unreadable:
     error: str
 
 
-def summarize_file(path: str) -> Summary | Unreadable | None:
+def summarize_file(path: str, with_document: bool = False) -> Summary | Unreadable | None:
     """For the worker pool: None when the file vanished before we read it, and
     Unreadable (not an exception: one bad file must not stop a whole scan) when
-    it is there but cannot be read."""
+    it is there but cannot be read; ``with_document``: its search document too."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -118,4 +122,4 @@ def summarize_file(path: str) -> Summary | Unreadable | None:
         return None
     except OSError as exc:
         return Unreadable(exc.strerror or type(exc).__name__)
-    return summarize(raw)
+    return summarize(raw, with_document)

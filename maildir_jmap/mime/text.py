@@ -1,4 +1,7 @@
-"""The searchable text of a message: decoded header fields and its body text."""
+"""The searchable text of a message: decoded header fields, its body text, the
+text of its text/* attachments and the file names of its attachments (issue 18:
+a word only an attachment's name carried was never found; RFC 8621 §4.4.1
+``text`` SHOULD look inside any part that can be turned into text)."""
 
 from __future__ import annotations
 
@@ -26,20 +29,32 @@ def _addresses(part: Part, name: str) -> str:
 
 def search_document(raw: bytes) -> dict[str, str]:
     """Column -> text for the search index (store/search.py COLUMNS)."""
-    root = parse(raw)
+    return document_of(parse(raw))
+
+
+def document_of(root: Part) -> dict[str, str]:
+    """``search_document`` of a message already parsed (the index-time summary
+    parses once for both)."""
     subjects = [v for n, v in root.headers if n.lower() == "subject"]
-    text, html_parts, _ = decompose(root)
+    text, html_parts, attachments = decompose(root)
     chunks: list[str] = []
-    for part in text or html_parts:
-        if not part.type.startswith("text/"):
+    budget = MAX_BODY_CHARS
+    for part in [*(text or html_parts), *attachments]:
+        if budget <= 0:
+            break
+        if not part.type.startswith("text/") or part.sub_parts is not None:
             continue
         value = str(body_value(part)["value"])
-        chunks.append(html_to_text(value) if part.type == "text/html" else value)
+        chunk = html_to_text(value) if part.type == "text/html" else value
+        chunks.append(chunk[:budget])
+        budget -= len(chunks[-1])
+    names = [part.name for part in attachments if part.name]
     return {
         "subject": as_text(subjects[-1]) if subjects else "",
         "sender": _addresses(root, "from"),
         "recipients": _addresses(root, "to"),
         "cc": _addresses(root, "cc"),
         "bcc": _addresses(root, "bcc"),
-        "body": "\n".join(chunks)[:MAX_BODY_CHARS],
+        "body": "\n".join(chunks),
+        "attachments": "\n".join(names),
     }

@@ -209,6 +209,8 @@ class Account:
         """Reconcile with the disk (every folder, or only ``directories`` listed in
         full and the files ``names`` reports elsewhere) and commit."""
         with self.lock:
+            search = self.search
+            search.discard_staged()
             change = reconcile(
                 self.index,
                 self.maildir,
@@ -217,9 +219,14 @@ class Account:
                 roles=self.roles,
                 progress=progress,
                 names=names,
+                stage=search.stage,  # issue 18: search is indexed with the rest
             )
             self._note_unreadable(change, directories is None and names is None)
+            fresh = [
+                (e, r.received) for e, r in change.emails.items() if e not in self.index.emails
+            ]
             self.commit(change)
+            search.add_staged(fresh)
             return change
 
     def _note_unreadable(self, change: Change, full: bool) -> None:

@@ -21,6 +21,7 @@ it runs in a process pool so every core works.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -43,6 +44,8 @@ from maildir_jmap.store.scan import DiskFile, Names, ScanResult, relook, scan
 
 log = logging.getLogger(__name__)
 
+Stage = Callable[[str, dict[str, str]], None]
+"""Takes a new message's search document, by Email id (store/search.py)."""
 POOL_THRESHOLD = 200  # fewer new files than this are parsed in-process
 Progress = Callable[[int, int], None]
 
@@ -73,10 +76,13 @@ def reconcile(
     progress: Progress | None = None,
     pool: ProcessPoolExecutor | None = None,
     names: Names | None = None,
+    stage: Stage | None = None,
 ) -> Change:
     """The change that makes ``index`` match the disk (all folders, or only
     ``directories``, plus the folder tree itself; and in other folders, only the
-    files ``names`` reports -- what inotify saw -- without listing them)."""
+    files ``names`` reports -- what inotify saw -- without listing them). With
+    ``stage``, each new message's search document is made from the same parse
+    and handed to it (store/search.py ``stage``)."""
 
     def index_name(directory: str, base: str) -> str | None:
         mailbox_id = index.by_directory.get(directory)
@@ -157,7 +163,7 @@ def reconcile(
         for mailbox_id, eid in leftovers:
             rec = work.email(eid)
             rec.files = [f for f in rec.files if not (f[0] == mailbox_id and f[2] == base)]
-    _add_new_files(work, root, unread, change, progress, pool)
+    _add_new_files(work, root, unread, change, progress, pool, stage)
     # Keywords are the union over copies, each read with its own folder's letters.
     letter_maps: dict[str, dict[str, str]] = {}
     for rec in work.emails.values():
@@ -213,12 +219,25 @@ _pool_broken: list[str] = []
 """Why worker processes could not start here, once seen (then all in-process)."""
 
 
+def _kept(summary: Summary | Unreadable | None, stage: Stage | None) -> Summary | Unreadable | None:
+    """The summary as the index keeps it: its search document goes to ``stage``."""
+    if isinstance(summary, Summary) and summary.document is not None:
+        if stage is not None:
+            stage(email_id(summary.digest), summary.document)
+        return dataclasses.replace(summary, document=None)
+    return summary
+
+
 def _summaries(
-    paths: list[str], progress: Progress | None, pool: ProcessPoolExecutor | None
+    paths: list[str],
+    progress: Progress | None,
+    pool: ProcessPoolExecutor | None,
+    stage: Stage | None = None,
 ) -> list[Summary | Unreadable | None]:
     total = len(paths)
     if (total < POOL_THRESHOLD and pool is None) or (pool is None and _pool_broken):
-        return _summaries_here(paths, progress)
+        return _summaries_here(paths, progress, stage)
+    summarize = functools.partial(summarize_file, with_document=stage is not None)
     own_pool = pool is None
     out: list[Summary | Unreadable | None] = []
     try:
@@ -226,8 +245,8 @@ def _summaries(
             max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver")
         )
         try:
-            for done, summary in enumerate(executor.map(summarize_file, paths, chunksize=64), 1):
-                out.append(summary)
+            for done, summary in enumerate(executor.map(summarize, paths, chunksize=64), 1):
+                out.append(_kept(summary, stage))
                 if progress and (done % 500 == 0 or done == total):
                     progress(done, total)
         finally:
@@ -246,17 +265,17 @@ def _summaries(
             exc,
             sys.executable,
         )
-        return _summaries_here(paths, progress)
+        return _summaries_here(paths, progress, stage)
     return out
 
 
 def _summaries_here(
-    paths: list[str], progress: Progress | None
+    paths: list[str], progress: Progress | None, stage: Stage | None
 ) -> list[Summary | Unreadable | None]:
     total = len(paths)
     out: list[Summary | Unreadable | None] = []
     for done, path in enumerate(paths, 1):
-        out.append(summarize_file(path))
+        out.append(_kept(summarize_file(path, stage is not None), stage))
         if progress and (done % 500 == 0 or done == total):
             progress(done, total)
     return out
@@ -269,12 +288,13 @@ def _add_new_files(
     change: Change,
     progress: Progress | None,
     pool: ProcessPoolExecutor | None,
+    stage: Stage | None,
 ) -> None:
     paths = [
         str((root / directory if directory else root) / disk.subdir / disk.name)
         for _, directory, disk in unread
     ]
-    summaries = _summaries(paths, progress, pool)
+    summaries = _summaries(paths, progress, pool, stage)
     index = work.index
     fresh: list[tuple[int, str, str, DiskFile, Summary]] = []
     for (mailbox_id, _, disk), path, summary in zip(unread, paths, summaries, strict=True):

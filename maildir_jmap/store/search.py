@@ -23,12 +23,20 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("subject", "sender", "recipients", "cc", "bcc", "body")
-SCHEMA_VERSION = 2
+COLUMNS = ("subject", "sender", "recipients", "cc", "bcc", "body", "attachments")
+SCHEMA_VERSION = 3  # 3: attachments' names and text/* attachments (issue 18)
 # Built from the constant column list above, never from input.
 _INSERT = (
     f"INSERT INTO fts (rowid, email_id, {', '.join(COLUMNS)}) "  # noqa: S608
     f"VALUES (?, ?{', ?' * len(COLUMNS)})"
+)
+_STAGE = (
+    f"INSERT OR REPLACE INTO staged (email_id, {', '.join(COLUMNS)}) "  # noqa: S608
+    f"VALUES (?{', ?' * len(COLUMNS)})"
+)
+_FROM_STAGE = (
+    f"INSERT INTO fts (rowid, email_id, {', '.join(COLUMNS)}) "  # noqa: S608
+    f"SELECT ?, email_id, {', '.join(COLUMNS)} FROM staged WHERE email_id = ?"
 )
 _ID_BITS = 20
 FIRST_CHUNK = 128
@@ -90,6 +98,8 @@ class SearchIndex:
                 tokenize='unicode61 remove_diacritics 2'
             );
             PRAGMA user_version = {SCHEMA_VERSION};
+            CREATE TEMP TABLE IF NOT EXISTS staged
+                (email_id TEXT PRIMARY KEY, {", ".join(COLUMNS)});
             """
         )
 
@@ -139,6 +149,45 @@ class SearchIndex:
             if added or gone:
                 log.info("search index %s: %d added, %d removed", self.path, added, len(gone))
             return added
+
+    def stage(self, email_id: str, document: Document) -> None:
+        """Keep a document made at index time (in the worker pool, from the parse
+        the summary did anyway) until its Email is in the index: ``add_staged``.
+        Staged documents live in a temporary table: nothing of them outlives the
+        connection, and memory stays flat however many a first index makes."""
+        with self._lock:
+            self._db.execute(_STAGE, (email_id, *(document.get(c, "") for c in COLUMNS)))
+
+    def add_staged(self, emails: Iterable[tuple[str, int]]) -> int:
+        """Index the staged documents of these (Email id, receivedAt), now that the
+        index has them, then forget every staged document; how many were added.
+        An Email already indexed, or with nothing staged, is left to ``sync``."""
+        added = 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for email_id, received in emails:
+                    if self._db.execute(
+                        "SELECT 1 FROM docs WHERE email_id = ?", (email_id,)
+                    ).fetchone():
+                        continue
+                    if not self._db.execute(
+                        "SELECT 1 FROM staged WHERE email_id = ?", (email_id,)
+                    ).fetchone():
+                        continue
+                    rowid = self._insert_doc(order_key(received, email_id), email_id)
+                    self._db.execute(_FROM_STAGE, (rowid, email_id))
+                    added += 1
+                self._db.execute("DELETE FROM staged")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def discard_staged(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM staged")
 
     def mark_synced(self, epoch: str, modseq: int) -> None:
         """Record that the index is current at ``modseq`` without looking (the

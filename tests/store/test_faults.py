@@ -49,7 +49,9 @@ def test_a_file_that_vanishes_between_listing_and_reading(
 ) -> None:
     path = deliver(account.maildir, message("gone at once"), seen=False)
     monkeypatch.setattr(
-        reconcile, "summarize_file", first_call(reconcile.summarize_file, lambda p: os.unlink(p))
+        reconcile,
+        "summarize_file",
+        first_call(reconcile.summarize_file, lambda p, *_: os.unlink(p)),
     )
     change = account.rescan()
     assert not change.emails  # nothing half-known was indexed
@@ -67,7 +69,7 @@ def test_a_file_renamed_between_listing_and_reading_is_found_next_time(
     monkeypatch.setattr(
         reconcile,
         "summarize_file",
-        first_call(reconcile.summarize_file, lambda p: os.rename(path, flagged)),
+        first_call(reconcile.summarize_file, lambda p, *_: os.rename(path, flagged)),
     )
     account.rescan()  # the file it listed is gone by the time it reads it
     monkeypatch.undo()

@@ -28,8 +28,10 @@ def test_keyword_changes_skip_the_recheck_but_new_and_gone_mail_does_not(
         path = deliver(maildir, b"Subject: zeppelin\n\nairship notes\n", flags="S")
         flip_flag(maildir)
         account.rescan()
-        assert account.sync_search() == 1
+        # Issue 18: indexed by the rescan itself, from the parse it did anyway;
+        # the sync then has nothing left to read.
         assert len(account.search.search("airship")) == 1
+        assert account.sync_search() == 0
         flip_flag(maildir)
         account.rescan()
         base = path.name.partition(":2,")[0]  # a flip may have renamed it
@@ -49,7 +51,7 @@ def test_after_a_restart_the_first_sync_checks(tmp_path: Path, maildir: Path) ->
     deliver(maildir, b"Subject: while away\n\nballoon\n", flags="S")
     again = Account.open("alice", maildir, tmp_path / "state")
     try:
-        assert again.sync_search() == 1
-        assert len(again.search.search("balloon")) == 1
+        assert len(again.search.search("balloon")) == 1  # indexed as it was found
+        assert again.sync_search() == 0
     finally:
         again.close()
