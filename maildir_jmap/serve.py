@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -63,10 +64,6 @@ def settings(args: argparse.Namespace) -> Config:
     if args.config and given:
         flag = _flag(next(iter(given)))
         raise CliError(f"--config replaces {flag}: set it in the file (or the environment)")
-    if args.maildir and given.get("state_dir"):  # before anything is made in either
-        inside = Path(given["state_dir"]).expanduser().resolve()
-        if inside.is_relative_to(Path(args.maildir).expanduser().resolve()):
-            raise CliError(f"the state directory {inside} must not be inside {args.maildir}")
     path = Path(args.config).expanduser() if args.config else None
     try:
         values = config_file.read(path)
@@ -81,6 +78,7 @@ def settings(args: argparse.Namespace) -> Config:
             "no state directory: $HOME is not set; give --state-dir or "
             "MAILDIR_JMAP_SERVER_STATE_DIR"
         ) from None
+    _state_outside_maildirs(config, args.maildir)  # before anything is made in either
     wrong = problems(config)
     if wrong:
         text = "; ".join(wrong)
@@ -92,6 +90,21 @@ def settings(args: argparse.Namespace) -> Config:
                 text = text.replace(f"{setting.section}.{setting.key}", setting.env)
         raise CliError((f"{path}: " if path else "") + text)
     return config
+
+
+def _state_outside_maildirs(config: Config, maildir: str | None) -> None:
+    """The state directory inside a served Maildir would be taken for a folder
+    (fs layout) and is Dovecot's to list: refused, whichever way it was given."""
+    from maildir_jmap.users import UsersFileError, load_users_file
+
+    roots = [Path(maildir).expanduser()] if maildir else []
+    if config.users_file is not None:
+        with contextlib.suppress(UsersFileError):  # said in one line when users load
+            roots += [user.maildir for user in load_users_file(config.users_file).values()]
+    state = config.state_dir.expanduser().resolve()
+    for root in roots:
+        if state.is_relative_to(root.resolve()):
+            raise CliError(f"the state directory {state} must not be inside {root}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

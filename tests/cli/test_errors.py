@@ -163,3 +163,19 @@ def test_an_unexpected_failure_is_one_line_with_status_1(
         "maildir-jmap: PermissionError: Permission denied (/var/vmail/x) "
         "(--log-level DEBUG shows where)"
     ]
+
+
+def test_a_state_directory_inside_a_users_maildir_from_the_config(tmp_path: Path) -> None:
+    """Issue 17: refused however it is given (flag, file, environment), and
+    before anything is made inside the Maildir."""
+    from maildir_jmap.users import User, save_users_file
+
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    users = tmp_path / "users.toml"
+    save_users_file(users, {"alice": User("alice", maildir, "$argon2id$x")})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nstate_dir = "{maildir / "st"}"\n[auth]\nusers_file = "{users}"\n')
+    one_line(run(["serve", "--config", str(config)]), 2, "must not be inside")
+    env = {"MAILDIR_JMAP_SERVER_STATE_DIR": str(maildir / "st")}
+    one_line(run(["serve", str(maildir)], env=env), 2, "must not be inside")
+    assert not (maildir / "st").exists()
