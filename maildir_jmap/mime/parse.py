@@ -35,12 +35,17 @@ class Part:
     sub_parts: list[Part] | None = None
     disposition: str | None = None
     disposition_params: dict[str, str] = field(default_factory=dict)
+    _by_name: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
-        """The last field of that name, Raw."""
-        wanted = name.lower()
-        found = [value for key, value in self.headers if key.lower() == wanted]
-        return found[-1] if found else None
+        """The last field of that name, Raw (looked up in a name index made on
+        first use and again if fields were added: Email/get asks each part for
+        a dozen fields)."""
+        if self._indexed != len(self.headers):
+            self._by_name = {key.lower(): value for key, value in self.headers}
+            self._indexed = len(self.headers)
+        return self._by_name.get(name.lower())
 
     @property
     def charset(self) -> str | None:
