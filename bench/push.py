@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,11 +39,12 @@ def running_server(argv: list[str], user: str, env: dict[str, str] | None = None
     by the caller), wait for its Session, stop it afterwards; yields its URL."""
     port = free_port()
     args = [a.replace("{port}", str(port)) for a in argv]
+    said = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in the finally below)
     proc = subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=said,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,7 +56,9 @@ def running_server(argv: list[str], user: str, env: dict[str, str] | None = None
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not start")
+                said.seek(0)
+                last = [line for line in said.read().splitlines() if line.strip()][-1:]
+                raise RuntimeError("the server did not start" + (f" ({last[0]})" if last else ""))
             time.sleep(0.1)
         yield url
     finally:
@@ -63,6 +67,7 @@ def running_server(argv: list[str], user: str, env: dict[str, str] | None = None
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        said.close()
 
 
 def _server(maildir: Path, state: Path, user: str = "alice") -> Any:

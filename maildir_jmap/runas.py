@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import sys
 from pathlib import Path
 
 from maildir_jmap import dovecot_config
@@ -29,10 +30,19 @@ def become_owner(state_dir: Path | None, maildir: Path) -> None:
     _switch_to(st.st_uid, st.st_gid, str(model))
 
 
-def _switch_to(uid: int, gid: int, why: str) -> None:
-    """Drop root for ``uid``/``gid`` (nothing to do for root itself)."""
+def _switch_to(uid: int, gid: int, why: str, check_python: bool = False) -> None:
+    """Drop root for ``uid``/``gid`` (nothing to do for root itself). With
+    ``check_python``, refuse in one line when that user could not go on running
+    this Python (a venv under /root): every later import would fail."""
     if uid == 0 or os.geteuid() != 0:
         return
+    if check_python and not _python_readable_by(uid, gid):
+        who = pwd.getpwuid(uid).pw_name if _known(uid) else str(uid)
+        raise CliError(
+            f"cannot run as {who} (the owner of {why}): {who} cannot read this Python "
+            f"({os.path.realpath(sys.executable)}); install maildir-jmap where {who} can "
+            f"(python3 -m venv /opt/maildir-jmap), or start it as {who}"
+        )
     try:
         name = pwd.getpwuid(uid).pw_name
         os.initgroups(name, gid)
@@ -42,6 +52,27 @@ def _switch_to(uid: int, gid: int, why: str) -> None:
     os.setgid(gid)
     os.setuid(uid)
     log.info("running as %s, the owner of %s", name, why)
+
+
+def _python_readable_by(uid: int, gid: int) -> bool:
+    """Whether ``uid`` could run this interpreter and read its standard library
+    (checked with root's effective ids set to it for a moment)."""
+    paths = [sys.executable, os.path.dirname(os.__file__)]
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        return all(os.access(p, os.R_OK | os.X_OK, effective_ids=True) for p in paths)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def _known(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
 
 
 def _give_state_dir(path: Path, uid: int, gid: int) -> None:
@@ -54,7 +85,10 @@ def _give_state_dir(path: Path, uid: int, gid: int) -> None:
 
 
 def serve_as_owner(
-    config: Config, users: Users, dovecot: dovecot_config.DovecotConfig | None = None
+    config: Config,
+    users: Users,
+    dovecot: dovecot_config.DovecotConfig | None = None,
+    check_python: bool = True,
 ) -> None:
     """Run as root, ``serve`` first becomes who owns what it will write: the state
     directory's owner when there is one, else Dovecot's ``mail_uid`` (virtual
@@ -64,7 +98,7 @@ def serve_as_owner(
         return
     if config.state_dir.exists() and config.state_dir.stat().st_uid != 0:
         info = config.state_dir.stat()
-        _switch_to(info.st_uid, info.st_gid, str(config.state_dir))
+        _switch_to(info.st_uid, info.st_gid, str(config.state_dir), check_python)
         return
     uid = dovecot.settings.get("mail_uid", "") if dovecot else ""
     if uid:
@@ -73,7 +107,7 @@ def serve_as_owner(
         except KeyError:
             raise CliError(f"Dovecot's mail_uid {uid!r} is not a user here") from None
         _give_state_dir(config.state_dir, entry.pw_uid, entry.pw_gid)
-        _switch_to(entry.pw_uid, entry.pw_gid, f"Dovecot's mail (mail_uid = {uid})")
+        _switch_to(entry.pw_uid, entry.pw_gid, f"Dovecot's mail (mail_uid = {uid})", check_python)
         return
     owners = set()
     for name in users.names():
@@ -85,7 +119,7 @@ def serve_as_owner(
         uid_, gid_ = owners.pop()
         if uid_ != 0:
             _give_state_dir(config.state_dir, uid_, gid_)
-        _switch_to(uid_, gid_, "the Maildirs")
+        _switch_to(uid_, gid_, "the Maildirs", check_python)
     elif len(owners) > 1:
         raise CliError(
             "refusing to serve Maildirs of several owners as root: run it as their "

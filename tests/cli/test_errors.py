@@ -179,3 +179,26 @@ def test_a_state_directory_inside_a_users_maildir_from_the_config(tmp_path: Path
     env = {"MAILDIR_JMAP_SERVER_STATE_DIR": str(maildir / "st")}
     one_line(run(["serve", str(maildir)], env=env), 2, "must not be inside")
     assert not (maildir / "st").exists()
+
+
+@needs_root
+def test_root_refuses_to_become_a_user_who_cannot_read_this_python(tmp_path: Path) -> None:
+    """Issue 17: run as root on a Maildir of the mail user, ``serve`` becomes that
+    user (issue 15); when this Python lives where that user may not read it (a
+    venv under /root) every later import would fail one by one, so it is said in
+    one line instead, before anything runs as the mail user."""
+    from tests.dovecot import MAIL_UID, chown_tree, open_ancestors
+
+    maildir = create_demo_maildir(tmp_path / "Maildir", user="alice")
+    chown_tree(maildir)
+    open_ancestors(maildir)
+    check = subprocess.run(
+        ["setpriv", f"--reuid={MAIL_UID}", f"--regid={MAIL_UID}", "--clear-groups",
+         "test", "-r", os.path.realpath(sys.executable)],
+        capture_output=True,
+    )  # fmt: skip
+    if check.returncode == 0:
+        pytest.skip("the mail user can read this Python here")
+    result = run(["serve", str(maildir), "--state-dir", str(tmp_path / "s")])
+    one_line(result, 2, f"cannot run as {MAIL_UID} (the owner of the Maildirs)")
+    assert "cannot read this Python" in result.stderr
