@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -279,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
         sys.stderr.write(
-            f"maildir-jmap: {type(exc).__name__}: {detail}{where} (--log-level DEBUG shows where)\n"
+            f"{_error_priority()}maildir-jmap: {type(exc).__name__}: {detail}{where} "
+            "(--log-level DEBUG shows where)\n"
         )
         return 1
 
@@ -287,13 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _error_priority() -> str:
     """Under systemd, the journal priority prefix that makes ``journalctl -p err``
     show why the service did not start (sd-daemon(3))."""
-    import os
-
     return "<3>" if os.environ.get("JOURNAL_STREAM") else ""
 
 
 def _environment_log_level() -> str:
-    import os
-
     level = os.environ.get("MAILDIR_JMAP_SERVER_LOG_LEVEL", "INFO").upper()
     return level if level in LEVELS else "INFO"

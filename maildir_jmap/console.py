@@ -33,19 +33,23 @@ def state_dir_of(args: argparse.Namespace) -> Path:
     try:
         path = default_state_dir()
     except (RuntimeError, KeyError):  # no $HOME and no passwd entry
-        raise CliError(
-            "no state directory: $HOME is not set; give --state-dir or "
-            "MAILDIR_JMAP_SERVER_STATE_DIR"
-        ) from None
+        raise CliError(NO_HOME) from None
     return writable_state_dir(path)
 
 
-def whoami() -> str:
-    uid = os.geteuid()
+NO_HOME = "no state directory: $HOME is not set; give --state-dir or MAILDIR_JMAP_SERVER_STATE_DIR"
+
+
+def user_name(uid: int) -> str:
+    """The login name of ``uid``, or the number when the system has none."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return f"uid {uid}"
+        return str(uid)
+
+
+def whoami() -> str:
+    return user_name(os.geteuid())
 
 
 def writable_state_dir(path: Path) -> Path:

@@ -8,13 +8,12 @@ import argparse
 import getpass
 import logging
 import os
-import pwd
 import secrets
 from pathlib import Path
 
 from maildir_jmap import preflight
 from maildir_jmap.admin import PASSWORD_ENV
-from maildir_jmap.console import CliError, first_line, say
+from maildir_jmap.console import CliError, first_line, say, user_name
 from maildir_jmap.users import (
     User,
     UserDirectory,
@@ -29,11 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def owner_name(path: Path) -> str:
-    uid = path.stat().st_uid
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    return user_name(path.stat().st_uid)
 
 
 def _password(args: argparse.Namespace, state_dir: Path, user: str) -> str:

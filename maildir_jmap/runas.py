@@ -12,7 +12,7 @@ from pathlib import Path
 
 from maildir_jmap import dovecot_config
 from maildir_jmap.config import Config
-from maildir_jmap.console import CliError
+from maildir_jmap.console import CliError, user_name
 from maildir_jmap.users import Users
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _switch_to(uid: int, gid: int, why: str, check_python: bool = False) -> None
     if uid == 0 or os.geteuid() != 0:
         return
     if check_python and not _python_readable_by(uid, gid):
-        who = pwd.getpwuid(uid).pw_name if _known(uid) else str(uid)
+        who = user_name(uid)
         raise CliError(
             f"cannot run as {who} (the owner of {why}): {who} cannot read this Python "
             f"({os.path.realpath(sys.executable)}); install maildir-jmap where {who} can "
@@ -65,14 +65,6 @@ def _python_readable_by(uid: int, gid: int) -> bool:
     finally:
         os.seteuid(0)
         os.setegid(0)
-
-
-def _known(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return True
 
 
 def _give_state_dir(path: Path, uid: int, gid: int) -> None:

@@ -26,7 +26,7 @@ import uvicorn
 
 from maildir_jmap import config_file, embedded, preflight
 from maildir_jmap.config import Config, problems
-from maildir_jmap.console import CliError, say, writable_state_dir
+from maildir_jmap.console import NO_HOME, CliError, say, writable_state_dir
 from maildir_jmap.dovecot_auth import DovecotUsers, Passdb, Userdb, auth_sockets
 from maildir_jmap.dovecot_config import DovecotConfig, parse_mail_location
 from maildir_jmap.users import Users
@@ -74,10 +74,7 @@ def settings(args: argparse.Namespace) -> Config:
     except config_file.ConfigError as exc:
         raise CliError(str(exc)) from None
     except RuntimeError:  # the default state directory needs a home
-        raise CliError(
-            "no state directory: $HOME is not set; give --state-dir or "
-            "MAILDIR_JMAP_SERVER_STATE_DIR"
-        ) from None
+        raise CliError(NO_HOME) from None
     _state_outside_maildirs(config, args.maildir)  # before anything is made in either
     wrong = problems(config)
     if wrong:

@@ -186,6 +186,8 @@ class UsersFile(UserDirectory):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._problem = ""
+        """Why the last re-read failed (readiness says so), or ""."""
         self._signature = self._stat()
         super().__init__(load_users_file(path))
 
@@ -197,10 +199,10 @@ class UsersFile(UserDirectory):
         return (info.st_mtime_ns, info.st_size, info.st_ino)
 
     def ready(self) -> str | None:
-        try:
-            load_users_file(self.path)
-        except UsersFileError as exc:
-            return f"the users file cannot be read (serving the users loaded before): {exc}"
+        if self._problem:
+            return (
+                f"the users file cannot be read (serving the users loaded before): {self._problem}"
+            )
         return None
 
     def refresh(self, force: bool = False) -> bool:
@@ -212,7 +214,9 @@ class UsersFile(UserDirectory):
             users = load_users_file(self.path)
         except UsersFileError as exc:
             log.error("keeping the users loaded before: %s", exc)
+            self._problem = str(exc)
             return False
+        self._problem = ""
         self.replace(users)
         log.info("re-read %s: %d users", self.path, len(users))
         return True
