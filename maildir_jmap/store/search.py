@@ -77,6 +77,8 @@ class SearchIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._staged = 0
+        """Documents staged since the last ``add_staged`` (the temp table's rows)."""
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # derived data: rebuildable
@@ -157,6 +159,7 @@ class SearchIndex:
         connection, and memory stays flat however many a first index makes."""
         with self._lock:
             self._db.execute(_STAGE, (email_id, *(document.get(c, "") for c in COLUMNS)))
+            self._staged += 1
 
     def add_staged(self, emails: Iterable[tuple[str, int]]) -> int:
         """Index the staged documents of these (Email id, receivedAt), now that the
@@ -164,6 +167,9 @@ class SearchIndex:
         An Email already indexed, or with nothing staged, is left to ``sync``."""
         added = 0
         with self._lock:
+            if not self._staged:
+                return 0  # a rescan that found no new message: no SQL at all
+            self._staged = 0
             self._db.execute("BEGIN")
             try:
                 for email_id, received in emails:
@@ -186,8 +192,11 @@ class SearchIndex:
         return added
 
     def discard_staged(self) -> None:
+        """Forget what an interrupted reconcile staged (nothing, usually: no SQL)."""
         with self._lock:
-            self._db.execute("DELETE FROM staged")
+            if self._staged:
+                self._db.execute("DELETE FROM staged")
+                self._staged = 0
 
     def mark_synced(self, epoch: str, modseq: int) -> None:
         """Record that the index is current at ``modseq`` without looking (the
