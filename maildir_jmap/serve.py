@@ -195,9 +195,9 @@ class NotifyingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            sd_notify("READY=1\nSTATUS=serving JMAP")
-            if self.reload is not None:
+            if self.reload is not None:  # before READY=1: a reload may follow at once
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload)
+            sd_notify("READY=1\nSTATUS=serving JMAP")
 
     def _reload(self) -> None:
         async def reload() -> None:

@@ -89,3 +89,23 @@ def test_sighup_reloads_with_streams_open(tmp_path: Path) -> None:
             assert presented_certificate(server.port) != before
         time.sleep(0.2)
         assert any("DEBUG" in line for line in server.lines)
+
+
+def test_a_reload_with_bad_settings_keeps_the_running_ones(tmp_path: Path) -> None:
+    """A mistake in the file at reload time is said in the log and changes
+    nothing: the process keeps serving with the settings it had."""
+    with served(tmp_path) as server:
+        assert "READY=1" in server.notifications.recv(4096).decode().splitlines()
+        config = tmp_path / "config.toml"
+        good = config.read_text()
+        config.write_text(good.replace("[auth]\n", '[auth]\nmax_failures_per_user = "many"\n'))
+        server.process.send_signal(signal.SIGHUP)
+        said = server.wait_for("reload refused")
+        assert "auth.max_failures_per_user must be a number" in said
+        assert server.process.poll() is None
+        base = f"http://127.0.0.1:{server.port}"
+        assert httpx.get(base + "/jmap/session", auth=("alice", "pw")).status_code == 200
+        config.write_text("[nosuch]\nkey = 1\n")
+        server.process.send_signal(signal.SIGHUP)
+        assert "unknown setting nosuch.key" in server.wait_for("unknown setting")
+        assert httpx.get(base + "/jmap/session", auth=("alice", "pw")).status_code == 200
