@@ -11,16 +11,15 @@ from maildir_jmap.core.records import Changes, Handler, Kind, TypeSpec
 from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, arg_str_list, arg_unsigned
 from maildir_jmap.mail.email_filter import SORTABLE, check_condition
 from maildir_jmap.mail.email_view import (
-    DEFAULT_BODY_PROPERTIES,
     DEFAULT_PROPERTIES,
     BodyOptions,
     email_json,
-    envelopes,
     is_body_property,
     is_email_property,
-    is_envelope_only,
+    prefetch,
 )
 from maildir_jmap.mail.records import account_of, index_changes
+from maildir_jmap.mime.views import DEFAULT_PART
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, THREAD
 from maildir_jmap.store.keywords import is_keyword
@@ -40,7 +39,7 @@ def body_options(args: JSONObject) -> BodyOptions:
     """The Email/get arguments of RFC 8621 §4.2, type-checked."""
     properties = arg_str_list(args, "bodyProperties")
     if properties is None:
-        chosen = frozenset(DEFAULT_BODY_PROPERTIES)
+        chosen = DEFAULT_PART
     else:
         bad = [p for p in properties if not is_body_property(p)]
         if bad:
@@ -70,16 +69,12 @@ class EmailRecords:
         wanted = list(self.index.emails) if ids is None else ids
         found: list[JSONObject] = []
         missing: list[str] = []
-        cached: dict[str, JSONObject] = {}
-        if is_envelope_only(properties):
-            records = [r for r in (self.index.emails.get(i) for i in wanted) if r is not None]
-            cached = envelopes(self.account, records)
+        emails = self.index.emails
+        records = [r for r in (emails.get(i) for i in wanted) if r is not None]
+        got = prefetch(self.account, records, properties, body)
         for email_id in wanted:
-            rec = self.index.emails.get(email_id)
-            if rec is None or (cached and email_id not in cached):
-                missing.append(email_id)
-                continue
-            view = email_json(self.account, rec, properties, body, cached.get(email_id))
+            rec = emails.get(email_id)
+            view = email_json(self.account, rec, properties, body, got) if rec else None
             if view is None:
                 missing.append(email_id)
             else:

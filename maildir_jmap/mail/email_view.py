@@ -2,8 +2,11 @@
 needs it, the message file.
 
 Properties the index holds (ids, mailboxes, keywords, size, dates, preview,
-hasAttachment) never touch the disk; anything from the headers or the body
-reads and parses the message once per Email/get entry.
+hasAttachment) never touch the disk. The convenience header properties and, with
+the default bodyProperties, the body (structure, parts, values) come from the
+views made at index time (mime/views.py, store/views.py); anything else, or a
+view not kept, reads and parses the message once per Email/get entry (and keeps
+its views for the next time).
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maildir_jmap.core.types import JSONObject, format_utc_date
-from maildir_jmap.mime.headers import (
-    HeaderProperty,
-    as_addresses,
-    as_date,
-    as_message_ids,
-    as_text,
-    header_value,
-    parse_property,
+from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_property
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
+from maildir_jmap.mime.summary import blob_base
+from maildir_jmap.mime.views import (
+    DEFAULT_PART,
+    ENVELOPE,
+    body_view,
+    envelope_of,
+    has_value,
+    leaves,
+    part_json,
 )
-from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.records import EmailRecord
 
@@ -38,19 +43,7 @@ INDEX_PROPERTIES = frozenset(
         "preview",
     }
 )
-CONVENIENCE = {
-    "messageId": ("Message-ID", as_message_ids),
-    "inReplyTo": ("In-Reply-To", as_message_ids),
-    "references": ("References", as_message_ids),
-    "sender": ("Sender", as_addresses),
-    "from": ("From", as_addresses),
-    "to": ("To", as_addresses),
-    "cc": ("Cc", as_addresses),
-    "bcc": ("Bcc", as_addresses),
-    "replyTo": ("Reply-To", as_addresses),
-    "subject": ("Subject", as_text),
-    "sentAt": ("Date", as_date),
-}
+CONVENIENCE = ENVELOPE
 BODY = frozenset({"bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues"})
 PROPERTIES = INDEX_PROPERTIES | set(CONVENIENCE) | BODY | {"headers"}
 DEFAULT_PROPERTIES = (
@@ -74,10 +67,6 @@ BODY_PART_PROPERTIES = frozenset(
         "subParts",
     }
 )
-DEFAULT_BODY_PROPERTIES = (
-    "partId", "blobId", "size", "name", "type", "charset", "disposition", "cid", "language",
-    "location",
-)  # fmt: skip
 
 
 def is_email_property(name: str) -> bool:
@@ -86,13 +75,6 @@ def is_email_property(name: str) -> bool:
 
 def is_body_property(name: str) -> bool:
     return name in BODY_PART_PROPERTIES or parse_property(name) is not None
-
-
-def blob_base(email_id: str) -> str:
-    """``P<email hash>``: a part's blobId is this, ``_`` and its partId, resolvable
-    without a table (DESIGN: Identity; '_' rather than '.', which an Id may not
-    contain, RFC 8620 §1.2). Parts of parsed blobs chain on: ``<blobId>_<partId>``."""
-    return f"P{email_id[1:]}"
 
 
 class BodyOptions:
@@ -111,82 +93,61 @@ class BodyOptions:
         self.max_bytes = max_bytes
 
 
-# EmailBodyPart properties that are plain attributes of a parsed Part.
-_PART_ATTRIBUTES = {
-    "partId": "part_id",
-    "size": "size",
-    "name": "name",
-    "type": "type",
-    "charset": "charset",
-    "disposition": "disposition",
-    "cid": "cid",
-    "language": "language",
-    "location": "location",
-}
+class Prefetched:
+    """What one Email/get found kept, or made now, for its Emails: envelopes and
+    body views by Email id (a body view of None: not kept, too large), and the
+    messages parsed on the way, so none is parsed twice."""
+
+    def __init__(self) -> None:
+        self.envelopes: dict[str, JSONObject] = {}
+        self.bodies: dict[str, JSONObject | None] = {}
+        self.roots: dict[str, Part] = {}
 
 
-def part_json(
-    base: str, part: Part, properties: frozenset[str], *, structure: bool = False
-) -> JSONObject:
-    """One EmailBodyPart with ``properties``. In a ``bodyStructure`` (``structure``)
-    a multipart always carries its ``subParts``, whatever ``bodyProperties`` says:
-    §4.1.4 calls bodyStructure "the full MIME structure of the message body", and
-    clients (the JMAP demo webmail among them) ask for bodyProperties without
-    subParts and still walk the tree."""
-    out: JSONObject = {}
-    if structure and part.sub_parts is not None and "subParts" not in properties:
-        out["subParts"] = [part_json(base, p, properties, structure=True) for p in part.sub_parts]
-    for prop in properties:
-        if prop in _PART_ATTRIBUTES:
-            out[prop] = getattr(part, _PART_ATTRIBUTES[prop])
-        elif prop == "blobId":
-            out[prop] = f"{base}_{part.part_id}" if part.part_id else None
-        elif prop == "headers":
-            out[prop] = [{"name": n, "value": v} for n, v in part.headers]
-        elif prop == "subParts":
-            out[prop] = (
-                [part_json(base, p, properties, structure=structure) for p in part.sub_parts]
-                if part.sub_parts is not None
-                else None
-            )
-        else:
-            parsed = parse_property(prop)
-            if parsed is not None:
-                out[prop] = header_value(part.headers, parsed)
-    return out
+def _answerable(rest: frozenset[str], body: BodyOptions) -> bool:
+    """Whether kept views can answer every property in ``rest``."""
+    if not rest <= CONVENIENCE.keys() | BODY:
+        return False
+    return not rest & BODY or body.properties == DEFAULT_PART
 
 
-def _leaves(part: Part) -> list[Part]:
-    if part.sub_parts is None:
-        return [part]
-    return [leaf for child in part.sub_parts for leaf in _leaves(child)]
-
-
-def is_envelope_only(properties: frozenset[str]) -> bool:
-    """Whether every property asked for is in the index or the envelope cache."""
+def prefetch(
+    account: Account, records: list[EmailRecord], properties: frozenset[str], body: BodyOptions
+) -> Prefetched:
+    """The kept views of ``records`` in one read of the views store; the missing
+    ones (an index older than views, an Email made over JMAP) are made from the
+    message and kept."""
+    got = Prefetched()
     rest = properties - INDEX_PROPERTIES
-    return bool(rest) and rest <= CONVENIENCE.keys()
-
-
-def envelopes(account: Account, records: list[EmailRecord]) -> dict[str, JSONObject]:
-    """The convenience properties of each Email, from the cache; the ones not cached
-    yet are read from their header sections and stored."""
-    cache = account.envelopes
-    found = cache.get_many([r.id for r in records])
-    fresh: dict[str, JSONObject] = {}
-    everything = frozenset(CONVENIENCE)
-    no_body = BodyOptions(frozenset())
+    if not rest or not _answerable(rest, body):
+        return got
+    with_body = bool(rest & BODY)
+    views = account.views
+    ids = [r.id for r in records]
+    got.envelopes = views.envelopes(ids)
+    if with_body:
+        got.bodies = views.bodies(ids)
+    envelopes: dict[str, JSONObject] = {}
+    bodies: dict[str, JSONObject | None] = {}
     for rec in records:
-        if rec.id in found or rec.id in fresh:
+        if rec.id in got.envelopes and (not with_body or rec.id in got.bodies):
             continue
-        head = account.read_head(rec)
-        if head is None:
-            continue  # gone: the caller reports it as not found
-        envelope: JSONObject = {}
-        content_json(envelope, split_head(head)[0], None, everything, no_body, "")
-        fresh[rec.id] = envelope
-    cache.put_many(fresh)
-    return found | fresh
+        if with_body:
+            raw = account.read_message(rec)
+            if raw is None:
+                continue  # gone: email_json reports it as not found
+            root = got.roots[rec.id] = parse(raw)
+            envelopes[rec.id] = envelope_of(root.headers)
+            bodies[rec.id] = body_view(root, blob_base(rec.id))
+        else:
+            head = account.read_head(rec)
+            if head is None:
+                continue
+            envelopes[rec.id] = envelope_of(split_head(head)[0])
+    views.put(envelopes, bodies)
+    got.envelopes.update(envelopes)
+    got.bodies.update(bodies)
+    return got
 
 
 def email_json(
@@ -194,11 +155,11 @@ def email_json(
     rec: EmailRecord,
     properties: frozenset[str],
     body: BodyOptions,
-    envelope: JSONObject | None = None,
+    got: Prefetched | None = None,
 ) -> JSONObject | None:
     """The Email with ``properties``; None if its file is gone (Dovecot expunged it
-    since the last reconcile), so the caller reports it as not found. ``envelope``
-    (from ``envelopes``) answers the convenience properties without a read."""
+    since the last reconcile), so the caller reports it as not found. ``got``
+    (from ``prefetch``) answers from kept views without a read."""
     out: JSONObject = {}
     for prop in properties & INDEX_PROPERTIES:
         if prop == "id":
@@ -222,15 +183,22 @@ def email_json(
     rest = properties - INDEX_PROPERTIES
     if not rest:
         return out
-    if envelope is not None and rest <= CONVENIENCE.keys():
-        out.update({prop: envelope[prop] for prop in rest})
+    got = got or Prefetched()
+    envelope = got.envelopes.get(rec.id)
+    view = got.bodies.get(rec.id)
+    if envelope is not None and (view is not None or not rest & BODY):
+        for prop in rest & CONVENIENCE.keys():
+            out[prop] = envelope[prop]
+        if view is not None:
+            _kept_body(out, view, rest, body)
         return out
-    root: Part | None = None
-    if rest & BODY:
+    root = got.roots.get(rec.id)
+    if root is None and rest & BODY:
         raw = account.read_message(rec)
         if raw is None:
             return None
         root = parse(raw)
+    if root is not None:
         headers = root.headers
     else:
         head = account.read_head(rec)
@@ -239,6 +207,37 @@ def email_json(
         headers = split_head(head)[0]
     content_json(out, headers, root, rest, body, blob_base(rec.id))
     return out
+
+
+def _kept_body(
+    out: JSONObject, view: JSONObject, wanted: frozenset[str], body: BodyOptions
+) -> None:
+    """The body properties from a kept view (mime/views.py ``body_view``), as
+    ``_body`` makes them from a parse."""
+    for prop in ("bodyStructure", "textBody", "htmlBody", "attachments"):
+        if prop in wanted:
+            out[prop] = view[prop]
+    if "bodyValues" not in wanted:
+        return
+    chosen: list[str] = []
+    if body.every:
+        chosen += view["leaves"]
+    if body.text:
+        chosen += view["text"]
+    if body.html:
+        chosen += view["html"]
+    kept = view["values"]
+    values: dict[str, Any] = {}
+    for part_id in chosen:
+        if part_id in kept and part_id not in values:
+            text, problem, is_html = kept[part_id]
+            text, truncated = truncate(text, is_html, body.max_bytes)
+            values[part_id] = {
+                "value": text,
+                "isEncodingProblem": problem,
+                "isTruncated": truncated,
+            }
+    out["bodyValues"] = values
 
 
 def content_json(
@@ -251,17 +250,11 @@ def content_json(
 ) -> None:
     """The properties read from the message itself (headers, convenience
     properties, body structure and values) into ``out``."""
-    last: dict[str, str] = {}
-    for name, value in headers:
-        last[name.lower()] = value  # §4.1.3: the last instance of a field counts
-    for prop in rest:
-        if prop in CONVENIENCE:
-            name, parser = CONVENIENCE[prop]
-            raw = last.get(name.lower())
-            out[prop] = parser(raw) if raw is not None else None
-        elif prop == "headers":
+    out.update(envelope_of(headers, rest))
+    for prop in rest - CONVENIENCE.keys() - BODY:
+        if prop == "headers":
             out[prop] = [{"name": n, "value": v} for n, v in headers]
-        elif prop not in BODY:
+        else:
             parsed: HeaderProperty | None = parse_property(prop)
             if parsed is not None:
                 out[prop] = header_value(headers, parsed)
@@ -285,13 +278,13 @@ def _body(
     if "bodyValues" in wanted:
         chosen: list[Part] = []
         if body.every:
-            chosen += _leaves(root)
+            chosen += leaves(root)
         if body.text:
             chosen += text
         if body.html:
             chosen += html
         values: dict[str, Any] = {}
         for part in chosen:
-            if part.part_id and part.type.startswith("text/") and part.part_id not in values:
+            if has_value(part) and part.part_id and part.part_id not in values:
                 values[part.part_id] = body_value(part, body.max_bytes)
         out["bodyValues"] = values

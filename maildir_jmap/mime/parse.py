@@ -334,13 +334,21 @@ def body_value(part: Part, max_bytes: int = 0) -> dict[str, object]:
     except (UnicodeDecodeError, LookupError):
         text = raw.decode(codec.name, errors="replace")
         problem = True
-    text = text.replace("\r\n", "\n")
-    truncated = False
-    if max_bytes > 0 and len(text.encode("utf-8")) > max_bytes:
-        cut = text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-        if part.type == "text/html":
-            opened, closed = cut.rfind("<"), cut.rfind(">")
-            if opened > closed:
-                cut = cut[:opened]
-        text, truncated = cut, True
+    text, truncated = truncate(text.replace("\r\n", "\n"), part.type == "text/html", max_bytes)
     return {"value": text, "isEncodingProblem": problem, "isTruncated": truncated}
+
+
+def truncate(text: str, is_html: bool, max_bytes: int) -> tuple[str, bool]:
+    """``text`` cut to ``max_bytes`` octets of UTF-8 when that is greater than 0: not
+    mid-codepoint, and for HTML not inside a tag (§4.2 maxBodyValueBytes)."""
+    if max_bytes <= 0 or len(text) * 4 <= max_bytes:
+        return text, False
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text, False
+    cut = encoded[:max_bytes].decode("utf-8", errors="ignore")
+    if is_html:
+        opened, closed = cut.rfind("<"), cut.rfind(">")
+        if opened > closed:
+            cut = cut[:opened]
+    return cut, True

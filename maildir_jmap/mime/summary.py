@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgpack
+
 from maildir_jmap.mime.headers import as_addresses, as_date, as_message_ids, as_text
-from maildir_jmap.mime.parse import body_value, decompose, parse
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
+from maildir_jmap.mime.views import body_view, envelope_of
 
 PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: preview is at most 256 characters
 _WS = re.compile(r"\s+")
@@ -36,9 +39,21 @@ class Summary:
     references: tuple[str, ...]
     has_attachment: bool
     preview: str
-    document: dict[str, str] | None = None
-    """The search index's columns (mime/text.py), when asked for: parsed once for
-    both at index time; the caller takes it out before keeping the summary."""
+    derived: Derived | None = None
+    """What else the index keeps of the message, when asked for: made from the
+    same parse at index time; the caller takes it out before keeping the summary."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A message's derived state, made in the worker pool from the summary's parse."""
+
+    document: dict[str, str]
+    """The search index's columns (mime/text.py)."""
+    envelope: bytes
+    """mime/views.py ``envelope_of``, packed with msgpack (store/views.py)."""
+    body: bytes | None
+    """mime/views.py ``body_view``, packed; None: too large to keep."""
 
 
 def to_crlf(raw: bytes) -> bytes:
@@ -50,17 +65,24 @@ def email_id(digest: str) -> str:
     return "M" + digest[:24]
 
 
+def blob_base(email_id: str) -> str:
+    """``P<email hash>``: a part's blobId is this, ``_`` and its partId, resolvable
+    without a table (DESIGN: Identity; '_' rather than '.', which an Id may not
+    contain, RFC 8620 §1.2). Parts of parsed blobs chain on: ``<blobId>_<partId>``."""
+    return f"P{email_id[1:]}"
+
+
 def render(addresses: list[dict[str, Any]]) -> str:
     """EmailAddress objects as one line, "Name <email>, email" (for sorting and
     substring filters)."""
     return ", ".join(f"{a['name']} <{a['email']}>" if a["name"] else a["email"] for a in addresses)
 
 
-def summarize(raw: bytes, with_document: bool = False) -> Summary:
+def summarize(raw: bytes, derive: bool = False) -> Summary:
     crlf = to_crlf(raw)
     digest = hashlib.sha256(crlf).hexdigest()
     try:
-        return _summarize(raw, digest, len(crlf), with_document)
+        return _summarize(crlf, digest, len(crlf), derive)
     except Exception:
         # Malformed beyond what the parser tolerates: the message still gets an
         # id, a size and its dates; nothing else about it is guessed.
@@ -71,8 +93,9 @@ def _timestamp(date: str | None) -> int | None:
     return int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()) if date else None
 
 
-def _summarize(raw: bytes, digest: str, size: int, with_document: bool) -> Summary:
-    root = parse(raw)
+def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
+    # The CRLF form, as Email/get parses it: part sizes in the views must match.
+    root = parse(crlf)
     fields: dict[str, str] = {}
     for name, value in root.headers:
         fields[name.lower()] = value  # the last instance counts (RFC 8621 §4.1.3)
@@ -100,7 +123,16 @@ def _summarize(raw: bytes, digest: str, size: int, with_document: bool) -> Summa
         # RFC 8621 §4.1.4: attachments other than inline ones make hasAttachment.
         has_attachment=any(p.disposition != "inline" for p in attachments),
         preview=_WS.sub(" ", preview).strip()[:PREVIEW_CHARS],
-        document=document_of(root) if with_document else None,
+        derived=_derived(root, digest) if derive else None,
+    )
+
+
+def _derived(root: Part, digest: str) -> Derived:
+    body = body_view(root, blob_base(email_id(digest)))
+    return Derived(
+        document=document_of(root),
+        envelope=msgpack.packb(envelope_of(root.headers)),
+        body=None if body is None else msgpack.packb(body),
     )
 
 
@@ -111,10 +143,10 @@ class Unreadable:
     error: str
 
 
-def summarize_file(path: str, with_document: bool = False) -> Summary | Unreadable | None:
+def summarize_file(path: str, derive: bool = False) -> Summary | Unreadable | None:
     """For the worker pool: None when the file vanished before we read it, and
     Unreadable (not an exception: one bad file must not stop a whole scan) when
-    it is there but cannot be read; ``with_document``: its search document too."""
+    it is there but cannot be read; ``derive``: its derived state too."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -122,4 +154,4 @@ def summarize_file(path: str, with_document: bool = False) -> Summary | Unreadab
         return None
     except OSError as exc:
         return Unreadable(exc.strerror or type(exc).__name__)
-    return summarize(raw, with_document)
+    return summarize(raw, derive)

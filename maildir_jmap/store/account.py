@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from maildir_jmap.mime.summary import Derived
 from maildir_jmap.mime.text import search_document
 from maildir_jmap.store import messages
 from maildir_jmap.store.blobs import DEFAULT_EXPIRY, BlobStore
 from maildir_jmap.store.dotlock import break_dead_locks
-from maildir_jmap.store.envelopes import EnvelopeCache
 from maildir_jmap.store.folders import detect_layout, list_folders
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
@@ -35,12 +35,14 @@ from maildir_jmap.store.records import Change, EmailRecord
 from maildir_jmap.store.scan import Names
 from maildir_jmap.store.search import SearchIndex
 from maildir_jmap.store.sieve import SieveLocation
+from maildir_jmap.store.views import PackedRow, ViewStore
 
 log = logging.getLogger(__name__)
 
 COMPACT_RECORDS = 2000  # rewrite the snapshot after this many journal records
 COMPACT_BYTES = 64 << 20
 MAX_TOMBSTONES = 100_000  # /changes reaches back this many destroyed records
+VIEW_BATCH = 500  # views stored per transaction while indexing
 EMAIL_DELIVERY = "EmailDelivery"
 
 Listener = Callable[["Account", dict[str, str]], None]
@@ -147,12 +149,12 @@ class Account:
         return found
 
     @property
-    def envelopes(self) -> EnvelopeCache:
-        """The cache of Email envelope properties, opened on first use."""
-        found = self.caches.get("envelopes")
-        if not isinstance(found, EnvelopeCache):
-            found = EnvelopeCache(self.state_dir / "envelopes.sqlite")
-            self.caches["envelopes"] = found
+    def views(self) -> ViewStore:
+        """Each Email's envelope and body view (store/views.py), opened on first use."""
+        found = self.caches.get("views")
+        if not isinstance(found, ViewStore):
+            found = ViewStore(self.state_dir / "views.sqlite")
+            self.caches["views"] = found
         return found
 
     @property
@@ -209,8 +211,20 @@ class Account:
         """Reconcile with the disk (every folder, or only ``directories`` listed in
         full and the files ``names`` reports elsewhere) and commit."""
         with self.lock:
-            search = self.search
+            search, views = self.search, self.views
             search.discard_staged()
+            rows: list[PackedRow] = []
+
+            def stage(email_id: str, derived: Derived) -> None:
+                # Issue 18: search and views are made with the rest, in the pool.
+                # Views are kept at once (an Email's never go stale, and those
+                # of one that never lands are dropped at compaction).
+                search.stage(email_id, derived.document)
+                rows.append((email_id, derived.envelope, derived.body))
+                if len(rows) >= VIEW_BATCH:
+                    views.put_packed(rows)
+                    rows.clear()
+
             change = reconcile(
                 self.index,
                 self.maildir,
@@ -219,8 +233,9 @@ class Account:
                 roles=self.roles,
                 progress=progress,
                 names=names,
-                stage=search.stage,  # issue 18: search is indexed with the rest
+                stage=stage,
             )
+            views.put_packed(rows)
             self._note_unreadable(change, directories is None and names is None)
             fresh = [
                 (e, r.received) for e, r in change.emails.items() if e not in self.index.emails
@@ -287,7 +302,7 @@ class Account:
         with self.lock:
             self.index.prune_tombstones(max_tombstones)
             self.journal.write_snapshot(self.index.to_snapshot())
-            self.envelopes.keep_only(self.index.emails)
+            self.views.keep_only(self.index.emails)
 
     def close(self) -> None:
         with self.lock:
@@ -296,9 +311,9 @@ class Account:
             search = self.caches.pop("search", None)
             if isinstance(search, SearchIndex):
                 search.close()
-            envelopes = self.caches.pop("envelopes", None)
-            if isinstance(envelopes, EnvelopeCache):
-                envelopes.close()
+            views = self.caches.pop("views", None)
+            if isinstance(views, ViewStore):
+                views.close()
 
 
 def load_index(journal: Journal) -> Index:

@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maildir_jmap.mime.summary import Summary, Unreadable, email_id, summarize_file
+from maildir_jmap.mime.summary import Derived, Summary, Unreadable, email_id, summarize_file
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import keywords_of
 from maildir_jmap.store.keywords_file import read_keywords
@@ -44,8 +44,8 @@ from maildir_jmap.store.scan import DiskFile, Names, ScanResult, relook, scan
 
 log = logging.getLogger(__name__)
 
-Stage = Callable[[str, dict[str, str]], None]
-"""Takes a new message's search document, by Email id (store/search.py)."""
+Stage = Callable[[str, Derived], None]
+"""Takes a new message's derived state (search document, views), by Email id."""
 POOL_THRESHOLD = 200  # fewer new files than this are parsed in-process
 Progress = Callable[[int, int], None]
 
@@ -81,8 +81,8 @@ def reconcile(
     """The change that makes ``index`` match the disk (all folders, or only
     ``directories``, plus the folder tree itself; and in other folders, only the
     files ``names`` reports -- what inotify saw -- without listing them). With
-    ``stage``, each new message's search document is made from the same parse
-    and handed to it (store/search.py ``stage``)."""
+    ``stage``, each new message's derived state (search document, views) is made
+    from the same parse and handed to it (``Account.rescan``)."""
 
     def index_name(directory: str, base: str) -> str | None:
         mailbox_id = index.by_directory.get(directory)
@@ -220,11 +220,11 @@ _pool_broken: list[str] = []
 
 
 def _kept(summary: Summary | Unreadable | None, stage: Stage | None) -> Summary | Unreadable | None:
-    """The summary as the index keeps it: its search document goes to ``stage``."""
-    if isinstance(summary, Summary) and summary.document is not None:
+    """The summary as the index keeps it: its derived state goes to ``stage``."""
+    if isinstance(summary, Summary) and summary.derived is not None:
         if stage is not None:
-            stage(email_id(summary.digest), summary.document)
-        return dataclasses.replace(summary, document=None)
+            stage(email_id(summary.digest), summary.derived)
+        return dataclasses.replace(summary, derived=None)
     return summary
 
 
@@ -237,7 +237,7 @@ def _summaries(
     total = len(paths)
     if (total < POOL_THRESHOLD and pool is None) or (pool is None and _pool_broken):
         return _summaries_here(paths, progress, stage)
-    summarize = functools.partial(summarize_file, with_document=stage is not None)
+    summarize = functools.partial(summarize_file, derive=stage is not None)
     own_pool = pool is None
     out: list[Summary | Unreadable | None] = []
     try:

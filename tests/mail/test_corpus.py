@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from maildir_jmap.mail.email_view import DEFAULT_BODY_PROPERTIES, BodyOptions, email_json
+from maildir_jmap.mail.email_view import BODY, BodyOptions, email_json, prefetch
+from maildir_jmap.mime.views import DEFAULT_BODY_PROPERTIES, DEFAULT_PART, ENVELOPE
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import deliver, make_folder
 
@@ -51,3 +52,24 @@ def test_every_message_has_an_expectation() -> None:
     assert CASES
     for case in CASES:
         assert (DATA / f"{case}.json").exists(), case
+
+
+@pytest.mark.parametrize("max_bytes", [0, 7])
+@pytest.mark.parametrize("case", CASES)
+def test_kept_views_are_what_parsing_gives(case: str, max_bytes: int, tmp_path: Path) -> None:
+    """Issue 18: the views made at index time (store/views.py) answer Email/get
+    without the file, and say exactly what parsing the file says, truncation by
+    maxBodyValueBytes (RFC 8621 §4.2) included."""
+    root = tmp_path / "Maildir"
+    make_folder(root, marker=False)
+    deliver(root, (DATA / f"{case}.eml").read_bytes(), flags="S", received=1_700_000_000)
+    account = Account.open("u", root, tmp_path / "state")
+    (rec,) = account.index.emails.values()
+    assert account.views.bodies([rec.id])[rec.id] is not None  # made while indexing
+    properties = frozenset(ENVELOPE) | BODY | {"id", "preview"}
+    body = BodyOptions(DEFAULT_PART, text=True, html=True, every=True, max_bytes=max_bytes)
+    got = prefetch(account, [rec], properties, body)
+    assert not got.roots  # nothing was parsed
+    assert email_json(account, rec, properties, body, got) == email_json(
+        account, rec, properties, body
+    )

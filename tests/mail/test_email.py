@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from maildir_jmap.demo import _PIXEL
 from tests.mail.conftest import Jmap
+from tests.mail.test_email_import import import_one, inbox, upload
 
 
 async def every(jmap: Jmap, **args: Any) -> list[dict[str, Any]]:
@@ -167,11 +170,13 @@ async def test_a_file_renamed_by_dovecot_meanwhile_is_still_read(jmap: Jmap, mai
     assert email["subject"] == "Lunch on Friday?"
     path.with_name(path.name.replace(":2,S", ":2,RS")).unlink()  # expunged, not yet seen
     # Until the reconcile sees the expunge (and the state moves on), the index still
-    # has the Email: its envelope comes from the cache, as Dovecot's IMAP serves an
-    # expunged message's cached fields until its session syncs; the content is gone.
-    cached = await jmap.call("Email/get", ids=[target], properties=["subject"])
+    # has the Email: its envelope and body view come from the kept views, as
+    # Dovecot's IMAP serves an expunged message's cached fields until its session
+    # syncs; what only the file has (all its header fields) is gone.
+    cached = await jmap.call("Email/get", ids=[target], properties=["subject", "textBody"])
     assert cached["list"][0]["subject"] == "Lunch on Friday?"
-    result = await jmap.call("Email/get", ids=[target], properties=["subject", "textBody"])
+    assert cached["list"][0]["textBody"][0]["type"] == "text/plain"
+    result = await jmap.call("Email/get", ids=[target], properties=["subject", "headers"])
     assert result["notFound"] == [target]
 
 
@@ -211,23 +216,50 @@ async def test_download_message_and_parts_rfc8620_6_2(jmap: Jmap, maildir: Path)
         assert (await jmap.http.get(f"{base}/{bogus}/n")).status_code == 404
 
 
-async def test_envelope_properties_come_from_the_cache_and_match_the_message(
-    jmap: Jmap,
+async def test_envelope_and_body_come_from_kept_views_and_match_the_message(
+    jmap: Jmap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The convenience properties of a list view are served from the envelope cache
-    (store/envelopes) once read, identical to what parsing the message gives."""
+    """Issue 18: the convenience properties and, with the default bodyProperties,
+    the whole body are served from the views made at index time (store/views.py),
+    without reading a message file, identical to what parsing the message gives
+    (asking for ``headers`` too makes Email/get parse each file)."""
     envelope = ["from", "to", "subject", "sentAt", "messageId", "references", "cc", "replyTo"]
-    mixed = await every(jmap, properties=[*envelope, "bodyValues"])  # parsed from the file
-    first = await every(jmap, properties=envelope)  # fills the cache
-    cached = jmap.account.envelopes.get_many([e["id"] for e in first])
-    assert set(cached) == {e["id"] for e in first}
-    again = await every(jmap, properties=envelope)
-    strip = [{k: v for k, v in e.items() if k != "bodyValues"} for e in mixed]
-    by_id = {e["id"]: e for e in strip}
-    assert again == first
-    assert all(by_id[e["id"]] == e for e in again)
-    # Entries of Emails that are gone go at compaction.
-    gone = first[0]["id"]
+    body = ["bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues"]
+    options = {"fetchAllBodyValues": True, "maxBodyValueBytes": 40}
+    parsed = await every(jmap, properties=[*envelope, *body, "headers"], **options)
+    reads: list[str] = []
+    original = jmap.account.read_message
+
+    def counted(rec: Any) -> bytes | None:
+        reads.append(rec.id)
+        return original(rec)
+
+    monkeypatch.setattr(jmap.account, "read_message", counted)
+    monkeypatch.setattr(jmap.account, "read_head", counted)
+    kept = await every(jmap, properties=[*envelope, *body], **options)
+    assert reads == []
+    strip = {e["id"]: {k: v for k, v in e.items() if k != "headers"} for e in parsed}
+    assert {e["id"]: e for e in kept} == strip
+    assert any(v["isTruncated"] for e in kept for v in e["bodyValues"].values())
+    # Other bodyProperties are not kept: those are parsed from the file.
+    await every(jmap, properties=["bodyStructure"], bodyProperties=["partId", "headers"])
+    assert len(reads) == len(kept)
+    # Views of Emails that are gone go at compaction.
+    gone = kept[0]["id"]
     await jmap.call("Email/set", destroy=[gone])
     jmap.account.compact()
-    assert gone not in jmap.account.envelopes.get_many([gone])
+    assert gone not in jmap.account.views.envelopes([gone])
+    assert gone not in jmap.account.views.bodies([gone])
+
+
+async def test_an_email_made_over_jmap_gets_its_views_on_first_read(jmap: Jmap) -> None:
+    """Email/import files a message our own reconcile never parsed: its views
+    are made on the first Email/get and kept."""
+    blob = await upload(jmap, b"From: a@b.example\r\nSubject: Hi\r\n\r\nHello there\r\n")
+    made = await import_one(jmap, blobId=blob, mailboxIds={await inbox(jmap): True})
+    email_id = made["created"]["i"]["id"]
+    assert jmap.account.views.bodies([email_id]) == {}
+    first = await jmap.call("Email/get", ids=[email_id], properties=["subject", "bodyValues"],
+                            fetchTextBodyValues=True)  # fmt: skip
+    assert first["list"][0]["bodyValues"]["1"]["value"] == "Hello there\n"
+    assert jmap.account.views.bodies([email_id])[email_id] is not None

@@ -12,13 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maildir_jmap.mail.email_view import (
-    DEFAULT_BODY_PROPERTIES,
-    BodyOptions,
-    content_json,
-)
+from maildir_jmap.mail.email_view import BodyOptions, content_json
 from maildir_jmap.mime.compose import ComposeError, MissingBlobs, TooLarge, compose
 from maildir_jmap.mime.parse import parse
+from maildir_jmap.mime.views import DEFAULT_BODY_PROPERTIES
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 BLOBS = {"Gimage": PNG, "Gpdf": b"%PDF-1.4\n" + bytes(range(200)), "Gmsg": b""}

@@ -1,0 +1,147 @@
+"""What Email/get shows of a message's content (RFC 8621 §4.1.3, §4.1.4), as plain
+values that can be made once and kept (issue 18: parse once, not per request).
+
+- ``envelope_of``: the convenience header properties (from, subject, sentAt, ...);
+- ``body_view``: bodyStructure, textBody, htmlBody and attachments with the
+  default ``bodyProperties`` and the decoded text of every text/* leaf, so that
+  Email/get of whole messages needs neither the file nor the parser.
+
+Both are made at index time, in the worker pool, from the parse the summary does
+anyway (mime/summary.py), and kept in the state directory (store/views.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from maildir_jmap.mime.headers import (
+    as_addresses,
+    as_date,
+    as_message_ids,
+    as_text,
+    header_value,
+    parse_property,
+)
+from maildir_jmap.mime.parse import Part, body_value, decompose
+
+ENVELOPE: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "messageId": ("Message-ID", as_message_ids),
+    "inReplyTo": ("In-Reply-To", as_message_ids),
+    "references": ("References", as_message_ids),
+    "sender": ("Sender", as_addresses),
+    "from": ("From", as_addresses),
+    "to": ("To", as_addresses),
+    "cc": ("Cc", as_addresses),
+    "bcc": ("Bcc", as_addresses),
+    "replyTo": ("Reply-To", as_addresses),
+    "subject": ("Subject", as_text),
+    "sentAt": ("Date", as_date),
+}
+"""Convenience property -> (header field, parsed form), RFC 8621 §4.1.3."""
+
+DEFAULT_BODY_PROPERTIES = (
+    "partId", "blobId", "size", "name", "type", "charset", "disposition", "cid", "language",
+    "location",
+)  # fmt: skip
+DEFAULT_PART = frozenset(DEFAULT_BODY_PROPERTIES)
+MAX_VIEW_CHARS = 256_000
+"""A message whose text parts hold more than this is not kept whole: Email/get
+parses it from its file, as it does for any view not kept."""
+
+# EmailBodyPart properties that are plain attributes of a parsed Part.
+_PART_ATTRIBUTES = {
+    "partId": "part_id",
+    "size": "size",
+    "name": "name",
+    "type": "type",
+    "charset": "charset",
+    "disposition": "disposition",
+    "cid": "cid",
+    "language": "language",
+    "location": "location",
+}
+
+
+def envelope_of(headers: list[tuple[str, str]], wanted: frozenset[str] | None = None) -> Any:
+    """The convenience properties (all, or ``wanted``) from a header section; the
+    last instance of a field counts (§4.1.3)."""
+    last: dict[str, str] = {}
+    for name, value in headers:
+        last[name.lower()] = value
+    out: dict[str, Any] = {}
+    for prop in ENVELOPE if wanted is None else wanted & ENVELOPE.keys():
+        name, parser = ENVELOPE[prop]
+        raw = last.get(name.lower())
+        out[prop] = parser(raw) if raw is not None else None
+    return out
+
+
+def part_json(
+    base: str, part: Part, properties: frozenset[str], *, structure: bool = False
+) -> dict[str, Any]:
+    """One EmailBodyPart with ``properties``; ``base`` is the Email's blob base
+    (mime/summary.py ``blob_base``). In a ``bodyStructure`` (``structure``) a
+    multipart always carries its ``subParts``, whatever ``bodyProperties`` says:
+    §4.1.4 calls bodyStructure "the full MIME structure of the message body", and
+    clients (the JMAP demo webmail among them) ask for bodyProperties without
+    subParts and still walk the tree."""
+    out: dict[str, Any] = {}
+    if structure and part.sub_parts is not None and "subParts" not in properties:
+        out["subParts"] = [part_json(base, p, properties, structure=True) for p in part.sub_parts]
+    for prop in properties:
+        if prop in _PART_ATTRIBUTES:
+            out[prop] = getattr(part, _PART_ATTRIBUTES[prop])
+        elif prop == "blobId":
+            out[prop] = f"{base}_{part.part_id}" if part.part_id else None
+        elif prop == "headers":
+            out[prop] = [{"name": n, "value": v} for n, v in part.headers]
+        elif prop == "subParts":
+            out[prop] = (
+                [part_json(base, p, properties, structure=structure) for p in part.sub_parts]
+                if part.sub_parts is not None
+                else None
+            )
+        else:
+            parsed = parse_property(prop)
+            if parsed is not None:
+                out[prop] = header_value(part.headers, parsed)
+    return out
+
+
+def leaves(part: Part) -> list[Part]:
+    if part.sub_parts is None:
+        return [part]
+    return [leaf for child in part.sub_parts for leaf in leaves(child)]
+
+
+def has_value(part: Part) -> bool:
+    """Whether a part has an EmailBodyValue: a text/* leaf (§4.1.4)."""
+    return bool(part.part_id) and part.sub_parts is None and part.type.startswith("text/")
+
+
+def body_view(root: Part, base: str) -> dict[str, Any] | None:
+    """Everything Email/get shows of the body with the default bodyProperties, and
+    each text leaf's value as ``[text, isEncodingProblem, isHtml]``; None when the
+    text is larger than MAX_VIEW_CHARS."""
+    values: dict[str, list[Any]] = {}
+    total = 0
+    for part in leaves(root):
+        if has_value(part) and part.part_id not in values:
+            value = body_value(part)
+            text = str(value["value"])
+            total += len(text)
+            if total > MAX_VIEW_CHARS:
+                return None
+            values[str(part.part_id)] = [text, value["isEncodingProblem"], part.type == "text/html"]
+    text_body, html_body, attachments = decompose(root)
+    return {
+        "bodyStructure": part_json(base, root, DEFAULT_PART, structure=True),
+        "textBody": [part_json(base, p, DEFAULT_PART) for p in text_body],
+        "htmlBody": [part_json(base, p, DEFAULT_PART) for p in html_body],
+        "attachments": [part_json(base, p, DEFAULT_PART) for p in attachments],
+        "text": [p.part_id for p in text_body],
+        "html": [p.part_id for p in html_body],
+        "leaves": [p.part_id for p in leaves(root)],
+        "values": values,
+    }

@@ -1,0 +1,117 @@
+"""Each Email's views as Email/get returns them (mime/views.py): its envelope (the
+convenience properties of RFC 8621 §4.1.3) and its body view (structure, parts
+and text values with the default bodyProperties).
+
+What Dovecot's dovecot.index.cache is to IMAP's ENVELOPE and BODYSTRUCTURE: list
+views and initial syncs ask for envelopes of thousands of Emails, clients opening
+messages ask for whole bodies, and parsing each message again costs far more than
+reading a row (issue 18). Views are made at index time in the worker pool and
+stored as they come; an Email made over JMAP gets them on its first read. Emails
+never change (their id is their content's hash), so an entry never goes stale;
+entries of Emails that are gone are dropped at compaction. Derived data in the
+state directory: delete the file and it fills again as Emails are read.
+
+A body view stored as NULL means "not kept" (text larger than MAX_VIEW_CHARS):
+Email/get parses that message from its file, and does not try to keep it again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
+FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
+PackedRow = tuple[str, bytes, bytes | None]
+"""(Email id, packed envelope, packed body view or None) as the worker pool makes them."""
+
+
+class ViewStore:
+    def __init__(self, path: Path) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            (path.parent / (FORMER + suffix)).unlink(missing_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # derived: a lost write refills
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS envelopes (email_id TEXT PRIMARY KEY, data BLOB)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS bodies (email_id TEXT PRIMARY KEY, data BLOB)")
+
+    def _read(self, table: str, email_ids: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with self._lock:
+            for start in range(0, len(email_ids), BATCH):
+                chunk = email_ids[start : start + BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT email_id, data FROM {table} WHERE email_id IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+                for email_id, data in rows:
+                    out[email_id] = None if data is None else msgpack.unpackb(data)
+        return out
+
+    def envelopes(self, email_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return self._read("envelopes", email_ids)
+
+    def bodies(self, email_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Body views by Email id; None for one stored as not kept."""
+        return self._read("bodies", email_ids)
+
+    def put(
+        self, envelopes: dict[str, dict[str, Any]], bodies: dict[str, dict[str, Any] | None]
+    ) -> None:
+        if not envelopes and not bodies:
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO envelopes VALUES (?, ?)",
+                [(k, msgpack.packb(v)) for k, v in envelopes.items()],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO bodies VALUES (?, ?)",
+                [(k, None if v is None else msgpack.packb(v)) for k, v in bodies.items()],
+            )
+
+    def put_packed(self, rows: list[PackedRow]) -> None:
+        """Views the worker pool made and packed, in one transaction."""
+        if not rows:
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO envelopes VALUES (?, ?)", [(e, v) for e, v, _ in rows]
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO bodies VALUES (?, ?)", [(e, b) for e, _, b in rows]
+            )
+
+    def keep_only(self, email_ids: Iterable[str]) -> int:
+        """Drop the views of Emails not in ``email_ids``; returns how many Emails went."""
+        wanted = set(email_ids)
+        gone: set[str] = set()
+        with self._lock:
+            for table in ("envelopes", "bodies"):
+                have = [row[0] for row in self._db.execute(f"SELECT email_id FROM {table}")]  # noqa: S608
+                dropped = [(e,) for e in have if e not in wanted]
+                if dropped:
+                    with self._db:
+                        self._db.execute("BEGIN")
+                        self._db.executemany(
+                            f"DELETE FROM {table} WHERE email_id = ?",  # noqa: S608
+                            dropped,
+                        )
+                    gone.update(e for (e,) in dropped)
+        return len(gone)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
