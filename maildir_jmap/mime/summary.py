@@ -17,10 +17,9 @@ from typing import Any
 
 import msgpack
 
-from maildir_jmap.mime.headers import as_addresses, as_date, as_message_ids, as_text
-from maildir_jmap.mime.parse import Part, body_value, decompose, parse
+from maildir_jmap.mime.parse import body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
-from maildir_jmap.mime.views import body_view, envelope_of
+from maildir_jmap.mime.views import body_view, envelope_of, text_values
 
 PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: preview is at most 256 characters
 _WS = re.compile(r"\s+")
@@ -96,43 +95,40 @@ def _timestamp(date: str | None) -> int | None:
 def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
     # The CRLF form, as Email/get parses it: part sizes in the views must match.
     root = parse(crlf)
-    fields: dict[str, str] = {}
-    for name, value in root.headers:
-        fields[name.lower()] = value  # the last instance counts (RFC 8621 §4.1.3)
-    date = as_date(fields["date"]) if "date" in fields else None
-    message_ids = as_message_ids(fields["message-id"]) if "message-id" in fields else None
-    text, html, attachments = decompose(root)
+    envelope = envelope_of(root.headers)  # the last instance counts (RFC 8621 §4.1.3)
+    parts = decompose(root)
+    text, html, attachments = parts
+    values = text_values(root) if derive else None
     preview = ""
     for part in text or html:
         if part.type in ("text/plain", "text/html"):
-            value = str(body_value(part)["value"])
+            kept = values.get(str(part.part_id)) if values is not None else None
+            value = kept[0] if kept is not None else str(body_value(part)["value"])
             preview = html_to_text(value) if part.type == "text/html" else value
             break
+    message_ids = envelope["messageId"]
+    derived = None
+    if values is not None:
+        body = body_view(root, blob_base(email_id(digest)), parts, values)
+        derived = Derived(
+            document=document_of(root, parts, values),
+            envelope=msgpack.packb(envelope),
+            body=None if body is None else msgpack.packb(body),
+        )
     return Summary(
         digest=digest,
         size=size,
-        subject=as_text(fields["subject"]) if "subject" in fields else "",
-        sender=render(as_addresses(fields.get("from", ""))),
-        to=render(as_addresses(fields.get("to", ""))),
-        sent_at=int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp())
-        if date
-        else None,
+        subject=envelope["subject"] or "",
+        sender=render(envelope["from"] or []),
+        to=render(envelope["to"] or []),
+        sent_at=_timestamp(envelope["sentAt"]),
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=tuple(as_message_ids(fields.get("in-reply-to", "")) or ()),
-        references=tuple(as_message_ids(fields.get("references", "")) or ()),
+        in_reply_to=tuple(envelope["inReplyTo"] or ()),
+        references=tuple(envelope["references"] or ()),
         # RFC 8621 §4.1.4: attachments other than inline ones make hasAttachment.
         has_attachment=any(p.disposition != "inline" for p in attachments),
         preview=_WS.sub(" ", preview).strip()[:PREVIEW_CHARS],
-        derived=_derived(root, digest) if derive else None,
-    )
-
-
-def _derived(root: Part, digest: str) -> Derived:
-    body = body_view(root, blob_base(email_id(digest)))
-    return Derived(
-        document=document_of(root),
-        envelope=msgpack.packb(envelope_of(root.headers)),
-        body=None if body is None else msgpack.packb(body),
+        derived=derived,
     )
 
 

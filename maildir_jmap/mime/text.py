@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from maildir_jmap.mime.headers import as_addresses, as_text
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse
@@ -32,11 +33,16 @@ def search_document(raw: bytes) -> dict[str, str]:
     return document_of(parse(raw))
 
 
-def document_of(root: Part) -> dict[str, str]:
+def document_of(
+    root: Part,
+    parts: tuple[list[Part], list[Part], list[Part]] | None = None,
+    values: dict[str, list[Any]] | None = None,
+) -> dict[str, str]:
     """``search_document`` of a message already parsed (the index-time summary
-    parses once for both)."""
+    parses once for both); ``parts`` (decompose's) and ``values`` (mime/views.py
+    ``text_values``): this message's, when the caller has them already."""
     subjects = [v for n, v in root.headers if n.lower() == "subject"]
-    text, html_parts, attachments = decompose(root)
+    text, html_parts, attachments = decompose(root) if parts is None else parts
     chunks: list[str] = []
     budget = MAX_BODY_CHARS
     for part in [*(text or html_parts), *attachments]:
@@ -44,7 +50,8 @@ def document_of(root: Part) -> dict[str, str]:
             break
         if not part.type.startswith("text/") or part.sub_parts is not None:
             continue
-        value = str(body_value(part)["value"])
+        kept = values.get(str(part.part_id)) if values is not None else None
+        value = kept[0] if kept is not None else str(body_value(part)["value"])
         chunk = html_to_text(value) if part.type == "text/html" else value
         chunks.append(chunk[:budget])
         budget -= len(chunks[-1])

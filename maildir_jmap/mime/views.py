@@ -120,21 +120,36 @@ def has_value(part: Part) -> bool:
     return bool(part.part_id) and part.sub_parts is None and part.type.startswith("text/")
 
 
-def body_view(root: Part, base: str) -> dict[str, Any] | None:
-    """Everything Email/get shows of the body with the default bodyProperties, and
-    each text leaf's value as ``[text, isEncodingProblem, isHtml]``; None when the
-    text is larger than MAX_VIEW_CHARS."""
-    values: dict[str, list[Any]] = {}
-    total = 0
+Decomposed = tuple[list[Part], list[Part], list[Part]]
+"""(textBody, htmlBody, attachments) as parse.decompose gives them."""
+Values = dict[str, list[Any]]
+"""partId -> [text, isEncodingProblem, isHtml] of each text/* leaf."""
+
+
+def text_values(root: Part) -> Values:
+    """Every text leaf's EmailBodyValue, decoded once for all that need it."""
+    values: Values = {}
     for part in leaves(root):
-        if has_value(part) and part.part_id not in values:
+        if has_value(part) and str(part.part_id) not in values:
             value = body_value(part)
-            text = str(value["value"])
-            total += len(text)
-            if total > MAX_VIEW_CHARS:
-                return None
-            values[str(part.part_id)] = [text, value["isEncodingProblem"], part.type == "text/html"]
-    text_body, html_body, attachments = decompose(root)
+            values[str(part.part_id)] = [
+                str(value["value"]),
+                value["isEncodingProblem"],
+                part.type == "text/html",
+            ]
+    return values
+
+
+def body_view(
+    root: Part, base: str, parts: Decomposed | None = None, values: Values | None = None
+) -> dict[str, Any] | None:
+    """Everything Email/get shows of the body with the default bodyProperties, and
+    ``values``; None when their text is larger than MAX_VIEW_CHARS. ``parts`` and
+    ``values``: this message's, when the caller has them already."""
+    values = text_values(root) if values is None else values
+    if sum(len(v[0]) for v in values.values()) > MAX_VIEW_CHARS:
+        return None
+    text_body, html_body, attachments = decompose(root) if parts is None else parts
     return {
         "bodyStructure": part_json(base, root, DEFAULT_PART, structure=True),
         "textBody": [part_json(base, p, DEFAULT_PART) for p in text_body],
