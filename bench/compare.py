@@ -285,8 +285,10 @@ def _dovecot_changes(dovecot: Any, flags: int, new: int, seed: int) -> None:
     for number in rng.sample(range(1, count + 1), flags):
         client.store(str(number), "+FLAGS", r"(\Flagged)")
     for n in range(new):
-        body = f"From: new@example.org\r\nSubject: new {seed}-{n}\r\n\r\nhello\r\n".encode()
-        client.append("INBOX", None, None, body)
+        # Unique content: the same message again would join its Email (ids are
+        # content-derived), not create one, when the bench runs twice on a Maildir.
+        body = f"From: new@example.org\r\nSubject: new {seed}-{n}\r\n\r\n{time.time_ns()}\r\n"
+        client.append("INBOX", None, None, body.encode())
     client.logout()
 
 
