@@ -124,6 +124,10 @@ class Context:
     reader, checks it implements its ``Outbound`` protocol."""
     observe: Callable[[str, str], None] | None = None
     """Told (method name, "ok" or the error type) after each call (metrics)."""
+    serialized: bool = False
+    """The transport writes the response with orjson, so handlers may answer with
+    pre-serialized values (core/types.py ``Serialized``); in-process callers that
+    read the response as Python values leave it False."""
 
     def account(self, account_id: str, capability: str | None = None) -> AccountAccess:
         """The account named by a call, after the checks of §3.6.2."""

@@ -13,7 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from maildir_jmap.core.dispatch import AccountAccess, Context
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.query import Comparator, ConditionCheck
-from maildir_jmap.core.types import JSONObject, arg_id
+from maildir_jmap.core.types import JSONObject, Serialized, arg_id
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Readable(Protocol):
 
     def get(
         self, ids: Sequence[str] | None, properties: frozenset[str], options: JSONObject
-    ) -> tuple[list[JSONObject], list[str]]: ...
+    ) -> tuple[Sequence[JSONObject | Serialized], list[str]]: ...
 
 
 class Changing(Protocol):

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from maildir_jmap.core.errors import MethodError
 from maildir_jmap.core.request import Invocation
-from maildir_jmap.core.types import JSONObject
+from maildir_jmap.core.types import JSONObject, parsed
 
 
 class PointerError(ValueError):
@@ -46,25 +48,35 @@ def _array_index(token: str, length: int) -> int:
 
 def evaluate(document: Any, tokens: Sequence[str]) -> Any:
     """Evaluate reference tokens; ``*`` on an array maps the rest over its items and
-    flattens any array results into one array (§3.7 step 3)."""
-    value = document
+    flattens any array results into one array (§3.7 step 3). Pre-serialized values
+    (``Serialized``, from Email/get) are read back where the path enters them, and
+    anything the result still holds of them is read back too: the method the
+    reference feeds sees plain JSON values (its own copy of them)."""
+    value = _evaluate(document, tokens)
+    if isinstance(value, list | dict):
+        return orjson.loads(orjson.dumps(value))
+    return parsed(value)
+
+
+def _evaluate(document: Any, tokens: Sequence[str]) -> Any:
+    value = parsed(document)
     for position, token in enumerate(tokens):
         if isinstance(value, list):
             if token == "*":
                 rest = tokens[position + 1 :]
                 out: list[Any] = []
                 for item in value:
-                    result = evaluate(item, rest)
+                    result = _evaluate(item, rest)
                     if isinstance(result, list):
                         out.extend(result)
                     else:
                         out.append(result)
                 return out
-            value = value[_array_index(token, len(value))]
+            value = parsed(value[_array_index(token, len(value))])
         elif isinstance(value, dict):
             if token not in value:
                 raise PointerError(f"no member {token!r}")
-            value = value[token]
+            value = parsed(value[token])
         else:
             raise PointerError(f"cannot descend into a {type(value).__name__} with {token!r}")
     return value

@@ -210,7 +210,9 @@ class Server:
         request: Request,
         credential: str = "",
     ) -> JSONObject:
-        """Run ``request`` for ``user`` (blocking: call it from a worker thread)."""
+        """Run ``request`` for ``user`` (blocking: call it from a worker thread). The
+        response may hold pre-serialized values: write it with orjson, as the HTTP
+        and WebSocket transports do."""
         ctx = Context(
             username=user.name,
             accounts=accounts,
@@ -219,6 +221,7 @@ class Server:
             push=self.push.access(user.name, credential) if credential else None,
             outbound=self.outbound,
             observe=observe_call,
+            serialized=True,
         )
         return run_request(request, ctx, self.registry, self.config.lock_timeout)
 

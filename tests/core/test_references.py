@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,3 +69,16 @@ def test_escaping_round_trips_rfc6901(tokens: list[str]) -> None:
 def test_every_member_is_reachable(doc: dict[str, int]) -> None:
     for key, value in doc.items():
         assert evaluate(doc, split_pointer("/" + _escape(key))) == value
+
+
+@pytest.mark.parametrize(
+    ("pointer", "expected"),
+    [("/list/*/id", ["a", "b"]), ("/list/0/n/x", 1), ("/list/1", DOC["list"][1]), ("", DOC)],
+)
+def test_pointer_reads_into_pre_serialized_values(pointer: str, expected: Any) -> None:
+    """Email/get may answer with JSON text (core/types.py ``Serialized``): a
+    reference into it sees the values it holds."""
+    texts = {**DOC, "list": [orjson.Fragment(orjson.dumps(item)) for item in DOC["list"]]}
+    assert evaluate(texts, split_pointer(pointer)) == expected
+    whole = orjson.Fragment(orjson.dumps(DOC))
+    assert evaluate(whole, split_pointer(pointer)) == expected
