@@ -11,16 +11,18 @@ its views for the next time).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from maildir_jmap.core.types import JSONObject, format_utc_date
+import orjson
+
+from maildir_jmap.core.types import JSONObject, format_epoch
 from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_property
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
 from maildir_jmap.mime.summary import blob_base
 from maildir_jmap.mime.views import (
     DEFAULT_PART,
     ENVELOPE,
+    EnvelopeText,
     body_view,
     envelope_of,
     has_value,
@@ -94,12 +96,12 @@ class BodyOptions:
 
 
 class Prefetched:
-    """What one Email/get found kept, or made now, for its Emails: envelopes and
-    body views by Email id (a body view of None: not kept, too large), and the
-    messages parsed on the way, so none is parsed twice."""
+    """What one Email/get found kept, or made now, for its Emails: envelopes (as
+    JSON text) and body views by Email id (a body view of None: not kept, too
+    large), and the messages parsed on the way, so none is parsed twice."""
 
     def __init__(self) -> None:
-        self.envelopes: dict[str, JSONObject] = {}
+        self.envelopes: dict[str, EnvelopeText] = {}
         self.bodies: dict[str, JSONObject | None] = {}
         self.roots: dict[str, Part] = {}
 
@@ -145,7 +147,8 @@ def prefetch(
                 continue
             envelopes[rec.id] = envelope_of(split_head(head)[0])
     views.put(envelopes, bodies)
-    got.envelopes.update(envelopes)
+    for email_id, envelope in envelopes.items():
+        got.envelopes[email_id] = {prop: orjson.dumps(value) for prop, value in envelope.items()}
     got.bodies.update(bodies)
     return got
 
@@ -175,7 +178,7 @@ def email_json(
         elif prop == "size":
             out[prop] = rec.size
         elif prop == "receivedAt":
-            out[prop] = format_utc_date(datetime.fromtimestamp(rec.received, UTC))
+            out[prop] = format_epoch(rec.received)
         elif prop == "hasAttachment":
             out[prop] = rec.has_attachment
         elif prop == "preview":
@@ -188,7 +191,7 @@ def email_json(
     view = got.bodies.get(rec.id)
     if envelope is not None and (view is not None or not rest & BODY):
         for prop in rest & CONVENIENCE.keys():
-            out[prop] = envelope[prop]
+            out[prop] = orjson.loads(envelope[prop])
         if view is not None:
             _kept_body(out, view, rest, body)
         return out

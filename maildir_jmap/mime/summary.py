@@ -19,7 +19,7 @@ import msgpack
 
 from maildir_jmap.mime.parse import body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
-from maildir_jmap.mime.views import body_view, envelope_of, text_values
+from maildir_jmap.mime.views import body_view, envelope_of, pack_envelope, text_values
 
 PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: preview is at most 256 characters
 _WS = re.compile(r"\s+")
@@ -50,7 +50,7 @@ class Derived:
     document: dict[str, str]
     """The search index's columns (mime/text.py)."""
     envelope: bytes
-    """mime/views.py ``envelope_of``, packed with msgpack (store/views.py)."""
+    """mime/views.py ``envelope_of`` as kept (``pack_envelope``)."""
     body: bytes | None
     """mime/views.py ``body_view``, packed; None: too large to keep."""
 
@@ -112,7 +112,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
         body = body_view(root, blob_base(email_id(digest)), parts, values)
         derived = Derived(
             document=document_of(root, parts, values),
-            envelope=msgpack.packb(envelope),
+            envelope=pack_envelope(envelope),
             body=None if body is None else msgpack.packb(body),
         )
     return Summary(

@@ -7,13 +7,19 @@ values that can be made once and kept (issue 18: parse once, not per request).
   Email/get of whole messages needs neither the file nor the parser.
 
 Both are made at index time, in the worker pool, from the parse the summary does
-anyway (mime/summary.py), and kept in the state directory (store/views.py).
+anyway (mime/summary.py), and kept in the state directory (store/views.py). An
+envelope is kept as JSON text, one per property (``pack_envelope``), so that a
+list view's Emails are spliced from text rather than built and serialized again
+(mail/email_fragment.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgpack
+import orjson
 
 from maildir_jmap.mime.headers import (
     as_addresses,
@@ -39,6 +45,25 @@ ENVELOPE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "sentAt": ("Date", as_date),
 }
 """Convenience property -> (header field, parsed form), RFC 8621 §4.1.3."""
+
+EnvelopeText = dict[str, bytes]
+"""Convenience property -> its value as JSON text."""
+
+
+def pack_envelope(envelope: Mapping[str, Any]) -> bytes:
+    """An envelope as kept: each property's JSON text, in ENVELOPE's order."""
+    packed: bytes = msgpack.packb([orjson.dumps(envelope[prop]) for prop in ENVELOPE])
+    return packed
+
+
+def envelope_text(packed: bytes) -> EnvelopeText:
+    """A kept envelope's JSON texts by property. Envelopes kept before they were
+    text (the envelope itself, packed) are read too."""
+    kept = msgpack.unpackb(packed)
+    if isinstance(kept, dict):
+        return {prop: orjson.dumps(kept[prop]) for prop in ENVELOPE}
+    return dict(zip(ENVELOPE, kept, strict=True))
+
 
 DEFAULT_BODY_PROPERTIES = (
     "partId", "blobId", "size", "name", "type", "charset", "disposition", "cid", "language",

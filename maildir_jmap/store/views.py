@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
+from maildir_jmap.mime.views import EnvelopeText, envelope_text, pack_envelope
+
 BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
 FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
+VERSION = 1
+"""1: envelopes are kept as JSON text by property (mime/views.py ``pack_envelope``)."""
 PackedRow = tuple[str, bytes, bytes | None]
 """(Email id, packed envelope, packed body view or None) as the worker pool makes them."""
 
@@ -43,8 +47,25 @@ class ViewStore:
             "CREATE TABLE IF NOT EXISTS envelopes (email_id TEXT PRIMARY KEY, data BLOB)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS bodies (email_id TEXT PRIMARY KEY, data BLOB)")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+            self._envelopes_as_text()
 
-    def _read(self, table: str, email_ids: list[str]) -> dict[str, Any]:
+    def _envelopes_as_text(self) -> None:
+        """Rewrite envelopes kept before they were kept as JSON text (once; about
+        three seconds at 100k Emails), so that reading them costs no conversion."""
+        rows = self._db.execute("SELECT email_id, data FROM envelopes").fetchall()
+        kept = [(email_id, msgpack.unpackb(data)) for email_id, data in rows]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE envelopes SET data = ? WHERE email_id = ?",
+                [(pack_envelope(v), e) for e, v in kept if isinstance(v, dict)],
+            )
+            self._db.execute(f"PRAGMA user_version = {VERSION}")
+
+    def _read(
+        self, table: str, email_ids: list[str], unpack: Callable[[bytes], Any]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         with self._lock:
             for start in range(0, len(email_ids), BATCH):
@@ -55,15 +76,16 @@ class ViewStore:
                     chunk,
                 ).fetchall()
                 for email_id, data in rows:
-                    out[email_id] = None if data is None else msgpack.unpackb(data)
+                    out[email_id] = None if data is None else unpack(data)
         return out
 
-    def envelopes(self, email_ids: list[str]) -> dict[str, dict[str, Any]]:
-        return self._read("envelopes", email_ids)
+    def envelopes(self, email_ids: list[str]) -> dict[str, EnvelopeText]:
+        """Envelopes by Email id, as JSON text by property."""
+        return self._read("envelopes", email_ids, envelope_text)
 
     def bodies(self, email_ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """Body views by Email id; None for one stored as not kept."""
-        return self._read("bodies", email_ids)
+        return self._read("bodies", email_ids, msgpack.unpackb)
 
     def put(
         self, envelopes: dict[str, dict[str, Any]], bodies: dict[str, dict[str, Any] | None]
@@ -74,7 +96,7 @@ class ViewStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO envelopes VALUES (?, ?)",
-                [(k, msgpack.packb(v)) for k, v in envelopes.items()],
+                [(k, pack_envelope(v)) for k, v in envelopes.items()],
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO bodies VALUES (?, ?)",
