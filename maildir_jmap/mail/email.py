@@ -8,8 +8,16 @@ from maildir_jmap.core import standard
 from maildir_jmap.core.capabilities import MAIL
 from maildir_jmap.core.dispatch import AccountAccess, Context, Method
 from maildir_jmap.core.records import Changes, Handler, Kind, TypeSpec
-from maildir_jmap.core.types import ArgumentError, JSONObject, arg_bool, arg_str_list, arg_unsigned
+from maildir_jmap.core.types import (
+    ArgumentError,
+    JSONObject,
+    Serialized,
+    arg_bool,
+    arg_str_list,
+    arg_unsigned,
+)
 from maildir_jmap.mail.email_filter import SORTABLE, check_condition
+from maildir_jmap.mail.email_fragment import Splicer
 from maildir_jmap.mail.email_view import (
     DEFAULT_PROPERTIES,
     BodyOptions,
@@ -55,26 +63,38 @@ def body_options(args: JSONObject) -> BodyOptions:
 
 
 class EmailRecords:
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, serialized: bool = False) -> None:
         self.account = account
         self.index = account.index
+        self.serialized = serialized
+        """Whether Emails may be answered as JSON text (``Context.serialized``)."""
 
     def state(self) -> str:
         return self.index.state(EMAIL)
 
     def get(
         self, ids: Sequence[str] | None, properties: frozenset[str], options: JSONObject
-    ) -> tuple[list[JSONObject], list[str]]:
+    ) -> tuple[list[JSONObject | Serialized], list[str]]:
         body = body_options(options)
         wanted = list(self.index.emails) if ids is None else ids
-        found: list[JSONObject] = []
+        found: list[JSONObject | Serialized] = []
         missing: list[str] = []
         emails = self.index.emails
         records = [r for r in (emails.get(i) for i in wanted) if r is not None]
         got = prefetch(self.account, records, properties, body)
+        splicer = Splicer(properties) if self.serialized and Splicer.serves(properties) else None
+        envelopes = got.envelopes
         for email_id in wanted:
             rec = emails.get(email_id)
-            view = email_json(self.account, rec, properties, body, got) if rec else None
+            if rec is None:
+                missing.append(email_id)
+                continue
+            if splicer is not None:
+                envelope = envelopes.get(email_id)
+                if envelope is not None or not splicer.needs_envelope:
+                    found.append(splicer.email(rec, envelope))
+                    continue
+            view = email_json(self.account, rec, properties, body, got)
             if view is None:
                 missing.append(email_id)
             else:
@@ -111,7 +131,7 @@ class ThreadRecords:
 
 
 def email_records(ctx: Context, access: AccountAccess) -> EmailRecords:
-    return EmailRecords(account_of(access))
+    return EmailRecords(account_of(access), ctx.serialized)
 
 
 def thread_records(ctx: Context, access: AccountAccess) -> ThreadRecords:

@@ -1,0 +1,130 @@
+"""Emails spliced from JSON text (mail/email_fragment.py, issue 18) are the Emails
+mail/email_view.py builds, key for key and value for value; result references
+(RFC 8620 §3.7) read into them; envelopes kept before they were text are
+rewritten once."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import orjson
+import pytest
+
+from maildir_jmap.core.types import Serialized, format_epoch, format_utc_date
+from maildir_jmap.mail.email import EmailRecords
+from maildir_jmap.mail.email_view import INDEX_PROPERTIES
+from maildir_jmap.mime.views import ENVELOPE, envelope_text, pack_envelope
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.maildir import deliver, make_folder
+from maildir_jmap.store.views import ViewStore
+from tests.mail.conftest import Jmap
+
+DATA = Path(__file__).parent.parent / "data" / "email"
+LIST_VIEW = ["from", "subject", "preview", "keywords", "mailboxIds", "threadId", "receivedAt"]
+SYNC = [*INDEX_PROPERTIES, *(p for p in ENVELOPE if p != "references")]
+PROPERTY_SETS = [LIST_VIEW, SYNC, [*INDEX_PROPERTIES, *ENVELOPE], ["id"], ["sentAt", "cc"]]
+
+
+def plain(value: Any) -> Any:
+    """What a client reads: the value written as JSON and read back."""
+    return orjson.loads(orjson.dumps(value))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Account:
+    """Every golden message (non-ASCII names, encoded words, groups, missing and
+    repeated fields), indexed as Dovecot's files would be."""
+    root = tmp_path / "Maildir"
+    make_folder(root, marker=False)
+    for n, eml in enumerate(sorted(DATA.glob("*.eml"))):
+        deliver(root, eml.read_bytes(), flags="S" if n % 2 else "FS", received=1_700_000_000 + n)
+    return Account.open("u", root, tmp_path / "state")
+
+
+@pytest.mark.parametrize("properties", PROPERTY_SETS)
+def test_spliced_emails_are_the_built_ones(corpus: Account, properties: list[str]) -> None:
+    wanted = frozenset(properties) | {"id"}
+    spliced, missing = EmailRecords(corpus, serialized=True).get(None, wanted, {})
+    built, _ = EmailRecords(corpus).get(None, wanted, {})
+    assert not missing
+    assert all(isinstance(e, Serialized) for e in spliced)
+    assert all(isinstance(e, dict) for e in built)
+    assert plain(spliced) == plain(built)
+    assert len(spliced) == len(list(DATA.glob("*.eml")))
+
+
+def test_what_cannot_be_spliced_is_built(corpus: Account) -> None:
+    """``headers``, body properties and an Email whose envelope is not kept come
+    from email_json; the JSON is the same either way."""
+    for extra in ("headers", "bodyStructure", "header:X-Mailer:asText"):
+        got, _ = EmailRecords(corpus, serialized=True).get(None, frozenset({"id", extra}), {})
+        assert all(isinstance(e, dict) for e in got)
+    ids = list(corpus.index.emails)
+    corpus.views.keep_only(ids[1:])  # the first Email's views are gone
+    records = EmailRecords(corpus, serialized=True)
+    got, _ = records.get(ids, frozenset(SYNC), {})
+    assert plain(got) == plain(EmailRecords(corpus).get(ids, frozenset(SYNC), {})[0])
+    assert ids[0] in corpus.views.envelopes(ids[:1])  # made from the file and kept
+
+
+async def test_references_read_into_spliced_emails(jmap: Jmap) -> None:
+    """Through the real app (which writes with orjson, so Email/get splices):
+    ``/list/*/threadId`` of a spliced Email/get feeds Thread/get (§3.7), and a
+    pointer to one whole Email resolves too."""
+    responses = await jmap.request([
+        ["Email/query", {"sort": [{"property": "receivedAt"}]}, "q"],
+        ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                       "properties": LIST_VIEW}, "g"],
+        ["Thread/get", {"#ids": {"resultOf": "g", "name": "Email/get",
+                                 "path": "/list/*/threadId"}}, "t"],
+        ["Email/get", {"#ids": {"resultOf": "t", "name": "Thread/get",
+                                "path": "/list/*/emailIds"}, "properties": ["subject"]}, "e"],
+        ["Core/echo", {"#first": {"resultOf": "g", "name": "Email/get", "path": "/list/0"}}, "x"],
+    ])  # fmt: skip
+    names = [name for name, _, _ in responses]
+    assert names == ["Email/query", "Email/get", "Thread/get", "Email/get", "Core/echo"], responses
+    emails = responses[1][1]["list"]
+    assert emails
+    assert {e["threadId"] for e in emails} == {t["id"] for t in responses[2][1]["list"]}
+    assert {e["id"] for e in responses[3][1]["list"]} >= {e["id"] for e in emails}
+    assert responses[4][1]["first"] == emails[0]
+
+
+async def test_the_app_splices_what_it_builds_in_process(jmap: Jmap) -> None:
+    over_http = (await jmap.call("Email/get", ids=None, properties=SYNC))["list"]
+    in_process, _ = EmailRecords(jmap.account).get(None, frozenset(SYNC) | {"id"}, {})
+    assert over_http == plain(in_process)
+
+
+def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path) -> None:
+    path = tmp_path / "views.sqlite"
+    ViewStore(path).close()
+    old = {p: None for p in ENVELOPE} | {
+        "subject": "Grüße",
+        "from": [{"name": None, "email": "a@b"}],
+    }
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO envelopes VALUES ('Mold', ?)", (msgpack.packb(old),))
+    db.execute("INSERT INTO envelopes VALUES ('Mnew', ?)", (pack_envelope(old),))
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    store = ViewStore(path)
+    texts = store.envelopes(["Mold", "Mnew"])
+    assert texts["Mold"] == texts["Mnew"] == {p: orjson.dumps(v) for p, v in old.items()}
+    store.close()
+    db = sqlite3.connect(path)
+    rows = dict(db.execute("SELECT email_id, data FROM envelopes"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert isinstance(msgpack.unpackb(rows["Mold"]), list)
+    assert envelope_text(rows["Mold"]) == texts["Mold"]
+
+
+@pytest.mark.parametrize("seconds", [0, 1.999, 1_700_000_000.5, 253_402_300_799, -1.5, 86_399])
+def test_format_epoch_is_format_utc_date(seconds: float) -> None:
+    from datetime import UTC, datetime
+
+    assert format_epoch(seconds) == format_utc_date(datetime.fromtimestamp(seconds, UTC))
