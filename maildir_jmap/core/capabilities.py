@@ -29,7 +29,11 @@ class CoreLimits:
     maxSizeRequest: int = 10_000_000
     maxConcurrentRequests: int = 8
     maxCallsInRequest: int = 64
-    maxObjectsInGet: int = 1000
+    maxObjectsInGet: int = 5000
+    """A 45,000-message INBOX's list view in one request of 9 Email/query + Email/get
+    pairs (issue 18: an initial sync in fewer round trips than IMAP). The largest
+    response it allows is bounded by what the user keeps: Email/get of 5,000 whole
+    messages holds at most their text parts (each at most 256k characters kept)."""
     maxObjectsInSet: int = 1000
 
     def capability(self) -> JSONObject:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from maildir_jmap.core.capabilities import CoreLimits
 from maildir_jmap.mail.snippet import mark, snippet_preview
 from maildir_jmap.store.maildir import deliver
 from tests.mail.conftest import Jmap
@@ -48,7 +49,9 @@ async def test_no_match_gives_nulls_and_limits_rfc8621_5_1(jmap: Jmap) -> None:
     assert (await jmap.error("SearchSnippet/get", emailIds=[], filter={"colour": 1}))[
         "type"
     ] == "unsupportedFilter"
-    too_many = await jmap.error("SearchSnippet/get", emailIds=[f"M{n}" for n in range(1001)])
+    too_many = await jmap.error(
+        "SearchSnippet/get", emailIds=[f"M{n}" for n in range(CoreLimits().maxObjectsInGet + 1)]
+    )
     assert too_many["type"] == "requestTooLarge"
 
 
