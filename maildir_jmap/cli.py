@@ -85,6 +85,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from maildir_jmap import dovecot_config
     from maildir_jmap.store.account import Account
     from maildir_jmap.store.names import LAYOUTS
+    from maildir_jmap.store.owner import AccountOwned
 
     maildir = Path(args.maildir).expanduser()
     if not maildir.is_dir():
@@ -101,15 +102,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     mail = dovecot.for_user({"user": user, "home": str(maildir.parent)}) if dovecot else None
     bar = ProgressBar()
     started = time.monotonic()
-    account = Account.open(
-        user,
-        maildir,
-        state_dir,
-        layout=LAYOUTS.get(args.layout),
-        roles=dovecot.namespace.mailboxes.roles if dovecot else None,
-        progress=bar,
-        escape=mail.escape if mail else None,
-    )
+    try:
+        account = Account.open(
+            user,
+            maildir,
+            state_dir,
+            layout=LAYOUTS.get(args.layout),
+            roles=dovecot.namespace.mailboxes.roles if dovecot else None,
+            progress=bar,
+            escape=mail.escape if mail else None,
+        )
+    except AccountOwned as exc:
+        raise CliError(f"{exc}; the server keeps the index up to date itself") from None
     account.compact()
     account.sync_search()
     bar.close()

@@ -18,6 +18,7 @@ from maildir_jmap.core.session import build_session
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.http.auth import CHALLENGES, authenticate, credential_of
 from maildir_jmap.metrics import API_SECONDS
+from maildir_jmap.server.accounts import AccountUnavailable
 from maildir_jmap.server.execute import SlotsFull
 from maildir_jmap.server.login import AuthServiceDown, Throttled, Unauthorized
 from maildir_jmap.server.server import Server
@@ -39,6 +40,12 @@ def problem_response(
     """An RFC 7807 problem details response."""
     body = {"type": kind, "status": status, "detail": detail, **extra}
     return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
+
+
+def unavailable_response(exc: AccountUnavailable) -> Response:
+    """One user's account cannot be served here now (a broken Maildir, or another
+    process owns it): 503, and a client retries."""
+    return problem_response(503, "about:blank", str(exc), {"Retry-After": "30"})
 
 
 def request_error_response(exc: RequestError) -> Response:

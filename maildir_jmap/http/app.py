@@ -18,7 +18,7 @@ from maildir_jmap import __version__
 from maildir_jmap.config import Config
 from maildir_jmap.core.dispatch import Registry
 from maildir_jmap.dovecot_config import DovecotConfig
-from maildir_jmap.http import api, blobs, ops, push, websocket
+from maildir_jmap.http import api, blobs, ops, push, route, websocket
 from maildir_jmap.http.proxy import TrustedProxies
 from maildir_jmap.server.accounts import AccountUnavailable
 from maildir_jmap.server.server import Server
@@ -81,6 +81,7 @@ def create_app(
     app.include_router(push.router)
     app.include_router(websocket.router)
     app.include_router(ops.router)
+    app.include_router(route.router)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -93,7 +94,7 @@ def create_app(
     @app.exception_handler(AccountUnavailable)
     async def account_unavailable(request: Request, exc: AccountUnavailable) -> Response:
         # One user's broken Maildir: their requests fail, nobody else's.
-        return api.problem_response(503, "about:blank", str(exc), {"Retry-After": "30"})
+        return api.unavailable_response(exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

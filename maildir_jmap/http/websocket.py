@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import decode_json, request_from_json
-from maildir_jmap.http.api import open_account_of, server_of, session_for
+from maildir_jmap.http.api import open_account_of, server_of, session_for, unavailable_response
 from maildir_jmap.http.auth import authenticate, credential_of
 from maildir_jmap.server.accounts import AccountUnavailable
 from maildir_jmap.server.login import Unauthorized
@@ -139,6 +139,17 @@ class Connection:
                 await self.push(changed, states)
 
 
+async def refuse(websocket: WebSocket, exc: AccountUnavailable) -> None:
+    """Answer the handshake as an HTTP request would be answered (503 with
+    Retry-After, so a client retries, or reaches the owning backend once routing
+    moved), where the server can send a denial response; else close, which the
+    handshake sees as 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(unavailable_response(exc))
+    else:
+        await websocket.close(code=1011)
+
+
 @router.websocket(WEBSOCKET_PATH)
 @router.websocket(WEBSOCKET_PATH.rstrip("/"))
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -150,8 +161,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     try:
         await open_account_of(server, user)
-    except AccountUnavailable:
-        await websocket.close(code=1011)
+    except AccountUnavailable as exc:
+        await refuse(websocket, exc)
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         await websocket.close(code=1002)

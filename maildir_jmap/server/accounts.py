@@ -22,6 +22,7 @@ from maildir_jmap.progress import progress_line
 from maildir_jmap.store import folders
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
+from maildir_jmap.store.owner import AccountOwned
 from maildir_jmap.sync.watcher import Watcher
 from maildir_jmap.users import User
 
@@ -50,6 +51,12 @@ class LoggedProgress:
 
 class AccountUnavailable(Exception):
     """This user's Maildir cannot be opened right now."""
+
+
+class AccountElsewhere(AccountUnavailable):
+    """Another process owns this account's state (store/owner.py): routing sent the
+    user to the wrong backend, or the user is moving. Answered 503 with Retry-After,
+    never served, so two processes never write one journal."""
 
 
 @dataclass
@@ -127,6 +134,11 @@ class AccountPool:
                 escape=mail.escape if mail is not None else None,
                 progress=LoggedProgress(user.name),
             )
+        except AccountOwned as exc:
+            log.warning("not serving %s: %s", user.name, exc)
+            raise AccountElsewhere(
+                f"the account of {user.name} is served by another process right now"
+            ) from exc
         except Exception as exc:
             log.exception("cannot open the account of %s at %s", user.name, user.maildir)
             raise AccountUnavailable(f"the mailbox of {user.name} cannot be opened") from exc

@@ -29,6 +29,7 @@ from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import Journal, decode_change_set, encode_change_set
 from maildir_jmap.store.names import Layout
 from maildir_jmap.store.objects import ObjectStore
+from maildir_jmap.store.owner import OwnerLock
 from maildir_jmap.store.quota import Quota
 from maildir_jmap.store.reconcile import Progress, reconcile
 from maildir_jmap.store.records import Change, EmailRecord
@@ -81,6 +82,8 @@ class Account:
     """Set by ``close``: whoever still holds this object must open the account anew."""
     unreadable: dict[str, str] = field(default_factory=dict, repr=False)
     """Message files the last scans could not read (path -> why)."""
+    owner: OwnerLock | None = field(default=None, repr=False)
+    """This process's hold on the state directory (store/owner.py), until ``close``."""
 
     @classmethod
     def open(
@@ -102,25 +105,31 @@ class Account:
         account_id = account_id_for(username)
         state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        blobs = BlobStore(state_dir / "uploads", upload_expiry)
-        blobs.sweep()
-        journal = Journal(state_dir / "index")
-        index = load_index(journal)
-        account = cls(
-            account_id,
-            username,
-            maildir,
-            state_dir,
-            blobs,
-            layout,
-            index,
-            journal,
-            roles,
-        )
-        folders = list_folders(maildir, account.layout)
-        break_dead_locks(maildir / f.directory for f in folders if f.selectable)
-        if scan:
-            account.rescan(progress=progress)
+        owner = OwnerLock.take(state_dir)  # before anything here is read or written
+        try:
+            blobs = BlobStore(state_dir / "uploads", upload_expiry)
+            blobs.sweep()
+            journal = Journal(state_dir / "index")
+            index = load_index(journal)
+            account = cls(
+                account_id,
+                username,
+                maildir,
+                state_dir,
+                blobs,
+                layout,
+                index,
+                journal,
+                roles,
+                owner=owner,
+            )
+            folders = list_folders(maildir, account.layout)
+            break_dead_locks(maildir / f.directory for f in folders if f.selectable)
+            if scan:
+                account.rescan(progress=progress)
+        except BaseException:
+            owner.release()
+            raise
         return account
 
     @property
@@ -314,6 +323,8 @@ class Account:
             views = self.caches.pop("views", None)
             if isinstance(views, ViewStore):
                 views.close()
+            if self.owner is not None:
+                self.owner.release()
 
 
 def load_index(journal: Journal) -> Index:

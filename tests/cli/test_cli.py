@@ -159,6 +159,32 @@ def test_serve_password_from_environment(tmp_path: Path, maildir: Path) -> None:
     assert not (tmp_path / "st" / "password").exists()
 
 
+def test_a_second_server_or_index_on_a_served_account_is_refused(
+    tmp_path: Path, maildir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: while one `serve` process owns the account, a second `serve` of the
+    same Maildir and state will not start and `index` refuses, each saying why."""
+    state = ["--state-dir", str(tmp_path / "st")]
+    env = {"MAILDIR_JMAP_PASSWORD": "pw"}
+    port = free_port()
+    owner = _serve(["serve", str(maildir), "--port", str(port), "--user", "erin", *state], env)
+    try:
+        url = f"http://127.0.0.1:{port}/jmap/session"
+        assert _wait_for(url, ("erin", "pw"), owner).status_code == 200
+        other = ["serve", str(maildir), "--port", str(free_port()), "--user", "erin", *state]
+        second = _serve(other, env)
+        out, _ = second.communicate(timeout=30)
+        assert second.returncode != 0
+        assert "is in use by pid " in out
+        assert "served by another process" in out
+        assert main(["index", str(maildir), "--user", "erin", *state]) == 2
+        assert "is in use by pid " in capsys.readouterr().err
+        assert httpx.get(url, auth=("erin", "pw")).status_code == 200  # the owner serves on
+    finally:
+        owner.terminate()
+        owner.communicate(timeout=10)
+
+
 def test_serve_layout_fs_is_honoured(tmp_path: Path) -> None:
     """Issue 15: ``serve --layout fs`` was dropped on the way to the config, so a
     Maildir with no folders yet (which detection takes for Maildir++) got .Work."""

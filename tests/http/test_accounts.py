@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from dataclasses import replace
@@ -79,3 +80,39 @@ def test_idle_accounts_close_and_reopen(tmp_path: Path, users: UserDirectory) ->
         session = httpx.get(server.url + "/jmap/session", auth=ALICE)
         assert session.status_code == 200
         assert len(state.pool.open_accounts()) == 1
+
+
+def test_an_account_another_server_owns_is_refused_until_it_lets_go(
+    tmp_path: Path, users: UserDirectory
+) -> None:
+    """Two servers on one state directory (issue 20): each account is served by the
+    one that opened it first; the other answers 503 with Retry-After, for the API and
+    the WebSocket handshake alike, and serves it once the owner closed it."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    state = tmp_path / "state"
+    first = create_app(Config(state_dir=state, idle_close=0.5), users)
+    second = create_app(Config(state_dir=state, watch=False), users)
+    with LiveServer(first) as one, LiveServer(second) as two:
+        assert httpx.get(one.url + "/jmap/session", auth=ALICE).status_code == 200
+        assert httpx.get(two.url + "/jmap/session", auth=BOB).status_code == 200
+        refused = httpx.post(
+            two.url + "/jmap/api/", auth=ALICE, json={"using": [], "methodCalls": []}
+        )
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "30"
+        assert "served by another process" in refused.json()["detail"]
+        assert httpx.get(one.url + "/jmap/session", auth=BOB).status_code == 503
+        basic = "Basic " + base64.b64encode(":".join(ALICE).encode()).decode()
+        with pytest.raises(InvalidStatus) as handshake:
+            connect(
+                two.url.replace("http", "ws") + "/jmap/ws/",
+                subprotocols=["jmap"],  # type: ignore[list-item]
+                additional_headers={"Authorization": basic},
+            )
+        assert handshake.value.response.status_code == 503
+        deadline = time.monotonic() + 10
+        while first.state.server.pool.open_accounts() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the first server closes alice's account once idle
+        assert httpx.get(two.url + "/jmap/session", auth=ALICE).status_code == 200
