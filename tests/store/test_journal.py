@@ -59,6 +59,7 @@ def test_compaction_writes_snapshot_and_empties_journal(tmp_path: Path) -> None:
     before = {e.id: e.keywords for e in account.index.emails.values()}
     account.compact()
     assert account.journal.records == 0
+    account.close()  # a restart: the owner lock (store/owner.py) allows one open at a time
     reopened = Account.open("u", root, tmp_path / "state", scan=False)
     assert {e.id: e.keywords for e in reopened.index.emails.values()} == before
     assert reopened.index.epoch == account.index.epoch
@@ -73,6 +74,7 @@ def test_records_already_in_the_snapshot_are_skipped(tmp_path: Path) -> None:
     journal_bytes = account.journal.journal_path.read_bytes()
     account.compact()
     account.journal.journal_path.write_bytes(journal_bytes)  # the truncation never happened
+    account.close()
     reopened = Account.open("u", root, tmp_path / "state", scan=False)
     assert reopened.index.modseq == account.index.modseq
     assert set(reopened.index.emails) == set(account.index.emails)
@@ -100,7 +102,9 @@ def test_crash_between_journal_append_and_snapshot_loses_nothing(tmp_path: Path)
     for n in range(3):
         put(root, message(f"first {n}"), "S")
     state = tmp_path / "state"
-    Account.open("u", root, state).compact()
+    first = Account.open("u", root, state)
+    first.compact()
+    first.close()
     for n in range(3):
         put(root / ".Archive", message(f"later {n}"), "F")
     script = textwrap.dedent(
@@ -151,6 +155,7 @@ def test_pruned_tombstones_make_old_states_unanswerable(tmp_path: Path) -> None:
     account.compact(max_tombstones=2)
     assert account.index.floor > oldest
     assert account.index.floor <= middle
+    account.close()
     reopened = Account.open("u", root, tmp_path / "state", scan=False)
     assert reopened.index.floor == account.index.floor
     assert len([t for t in reopened.index.tombstones.values() if t.type == EMAIL]) <= 2
