@@ -98,6 +98,11 @@ class Config:
     idle_close: float = 1800.0
     """Seconds without requests after which an account (its watcher, index and
     caches) is closed; it reopens on the next request. 0: never."""
+    route_backends: tuple[str, ...] = ()
+    """``HOST:PORT`` of every backend users are spread over (server/routing.py);
+    empty: no route lookup is served."""
+    route_port: int = 8080
+    """The JMAP port of a backend Dovecot's passdb names by ``host=`` alone."""
 
 
 def problems(config: Config) -> list[str]:
@@ -138,4 +143,13 @@ def problems(config: Config) -> list[str]:
     ):
         if count < 1:
             found.append(f"{key} must be 1 or more, not {count}")
+    from maildir_jmap.server.routing import parse_backend
+
+    found += [
+        f"route.backends: {b!r} is not HOST:PORT"
+        for b in config.route_backends
+        if not parse_backend(b)
+    ]
+    if not 1 <= config.route_port <= 65535:
+        found.append(f"route.port {config.route_port} is not a port (1-65535)")
     return found

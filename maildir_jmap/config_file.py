@@ -125,6 +125,12 @@ SETTINGS = (
             "VAPID contact (mailto: or https: URI) push services see."),
     Setting("push", "max_lifetime", "float", float(7 * DAY),
             "Longest PushSubscription lifetime in seconds."),
+    Setting("route", "backends", "list", [],
+            'Backends (HOST:PORT) users are spread over when Dovecot\'s passdb gives no '
+            'host=, e.g. ["10.0.0.11:8080", "10.0.0.12:8080"]; /jmap/route answers nginx\'s '
+            "auth_request with the user's one. Empty: no route lookup."),
+    Setting("route", "port", "int", 8080,
+            "JMAP port of a backend the passdb names by host= without port=."),
 )  # fmt: skip
 BY_NAME = {(s.section, s.key): s for s in SETTINGS}
 
@@ -277,6 +283,8 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         push_allow_http=allow_private,
         push_subject=v("push", "contact"),
         push_max_lifetime=v("push", "max_lifetime"),
+        route_backends=v("route", "backends"),
+        route_port=v("route", "port"),
     )
 
 

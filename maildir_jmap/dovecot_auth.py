@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 TIMEOUT = 20.0
 """Dovecot delays failed logins (auth_failure_delay, growing per client address)."""
 USERDB_CACHE_SECONDS = 60.0
+ROUTE_FIELDS = ("host", "port")
 _ESCAPES = {"0": "\0", "1": "\001", "t": "\t", "r": "\r", "n": "\n"}
 
 
@@ -167,21 +168,30 @@ class Userdb:
     service: str = "jmap"
 
     def lookup(self, name: str) -> dict[str, str] | None:
+        """The userdb's fields for ``name`` (``USER``), None if it has no such user."""
+        return self._ask("USER", name)
+
+    def passdb_fields(self, name: str) -> dict[str, str] | None:
+        """The passdb's extra fields for ``name`` without a password (``PASS``, what
+        ``doveadm auth lookup`` asks): where it routes the user (``host``, ``port``)."""
+        return self._ask("PASS", name)
+
+    def _ask(self, command: str, name: str) -> dict[str, str] | None:
         connection = _Connection(self.socket_path)
         try:
             connection.send(
-                "VERSION\t1\t0", f"USER\t1\t{escape(name)}\tservice={escape(self.service)}"
+                "VERSION\t1\t0", f"{command}\t1\t{escape(name)}\tservice={escape(self.service)}"
             )
             while True:
                 fields, values = _fields(connection.line())
                 if fields[0] in ("VERSION", "SPID"):
                     continue
-                if fields[:2] == ["USER", "1"]:
+                if fields[:2] == [command, "1"]:
                     return {"user": fields[2] if len(fields) > 2 else name, **values}
                 if fields[:2] == ["NOTFOUND", "1"]:
                     return None
                 if fields[:2] == ["FAIL", "1"]:
-                    raise AuthUnavailable(values.get("reason", "userdb lookup failed"))
+                    raise AuthUnavailable(values.get("reason", f"{command} lookup failed"))
                 raise AuthUnavailable(f"unexpected reply {fields[:1]}")
         finally:
             connection.close()
@@ -221,6 +231,12 @@ class DovecotUsers:
         except AuthUnavailable as exc:
             return f"Dovecot's auth does not answer: {exc}"
         return None
+
+    def route_fields(self, name: str) -> dict[str, str]:
+        """The passdb's ``host`` and ``port`` for ``name`` (nothing else of the
+        reply, which may carry the password hash, leaves this method)."""
+        fields = self.userdb.passdb_fields(name) or {}
+        return {key: fields[key] for key in ROUTE_FIELDS if fields.get(key)}
 
     def refresh(self, force: bool = False) -> bool:
         if force:  # a reload: ask Dovecot's userdb afresh

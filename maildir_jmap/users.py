@@ -105,6 +105,11 @@ class Users(Protocol):
         """Why logins cannot be checked right now, or None (readiness)."""
         ...
 
+    def route_fields(self, name: str) -> dict[str, str]:
+        """What the user database says about which backend serves ``name``
+        (Dovecot's passdb ``host``/``port``); empty when it says nothing."""
+        ...
+
 
 class LoginCache:
     """Recently verified (name, password) pairs, keyed by an HMAC under a key that
@@ -149,6 +154,9 @@ class UserDirectory:
 
     def ready(self) -> str | None:
         return None
+
+    def route_fields(self, name: str) -> dict[str, str]:
+        return {}  # the users file pins nobody: the consistent hash decides
 
     def replace(self, users: dict[str, User]) -> None:
         """Serve ``users`` from now on; what was verified before is verified again."""

@@ -62,5 +62,17 @@ async def authenticate(conn: HTTPConnection, login: Login) -> User:
     raise Unauthorized("authentication required")
 
 
+def basic_login(conn: HTTPConnection) -> str | None:
+    """The user name a Basic Authorization header gives, unchecked (for routing a
+    request whose credentials the backend checks), or None."""
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return _basic(value)[0]
+    except Unauthorized:
+        return None
+
+
 def peer(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "?"

@@ -35,6 +35,7 @@ from maildir_jmap.server.execute import Slots, run_request
 from maildir_jmap.server.login import Login
 from maildir_jmap.server.push import WEBPUSH_VAPID, PushService
 from maildir_jmap.server.registry import build_registry
+from maildir_jmap.server.routing import Routing, parse_backend
 from maildir_jmap.server.throttle import Throttle
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
@@ -91,6 +92,9 @@ class Server:
         """The EmailSubmission sender (delivery/scheduler.py), while the server runs."""
         self._owners: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        backends = tuple(b for b in map(parse_backend, config.route_backends) if b)
+        self.routing = Routing(backends, config.route_port) if backends else None
+        """Which backend serves each user (server/routing.py); None: not routing."""
 
     # -- accounts ------------------------------------------------------------------
 
@@ -137,6 +141,12 @@ class Server:
     def account(self, user: User) -> Account:
         """The user's account, opened on first use (server/accounts.py)."""
         return self.pool.get(user)
+
+    def backend_for(self, name: str) -> str | None:
+        """The backend that serves ``name`` (blocking: asks Dovecot's passdb)."""
+        if self.routing is None:
+            return None
+        return self.routing.backend_for(name, self.users.route_fields(name))
 
     def open_account(self, name: str) -> Account | None:
         user = self.users.get(name)
