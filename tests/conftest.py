@@ -83,18 +83,24 @@ class LiveServer:
     """A real uvicorn serving ``app`` on a loopback port, in a background thread;
     over TLS when given a (certificate, key) pair."""
 
-    def __init__(self, app: Any, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        tls: tuple[Path, Path] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
         import threading
 
         import uvicorn
 
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://{host}:{self.port}"
         config = uvicorn.Config(
             app,
-            host="127.0.0.1",
+            host=host,
             port=self.port,
             log_level="warning",
             timeout_graceful_shutdown=1,  # streams a test left open end then

@@ -76,7 +76,12 @@ def available() -> str | None:
 
 class Deployment:
     def __init__(
-        self, root: Path, *, listescape: bool = False, submission_port: int | None = None
+        self,
+        root: Path,
+        *,
+        listescape: bool = False,
+        submission_port: int | None = None,
+        routes: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.vmail = root / "vmail"
@@ -89,6 +94,8 @@ class Deployment:
         self.submission_port = submission_port
         """Where Pigeonhole sends vacation replies (an SMTP server of the test's)."""
         self.pid: int | None = None
+        self.routes = routes or {}
+        """More passdb extra fields per login (``host=... port=...``, issue 20)."""
 
     def maildir(self, login: str) -> Path:
         local, _, domain = login.partition("@")
@@ -107,8 +114,9 @@ class Deployment:
         lines = []
         for user in USERS:
             home = self.home(user.login)
+            extra = " ".join(f for f in (user.extra, self.routes.get(user.login)) if f)
             lines.append(
-                f"{user.login}:{{PLAIN}}{user.password}:{MAIL_UID}:{MAIL_GID}::{home}::{user.extra}"
+                f"{user.login}:{{PLAIN}}{user.password}:{MAIL_UID}:{MAIL_GID}::{home}::{extra}"
             )
         passwd = self.etc / "passwd"
         passwd.write_text("\n".join(lines) + "\n")

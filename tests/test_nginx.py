@@ -10,7 +10,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.http.app import create_app
 from maildir_jmap.users import User, UserDirectory
 from tests.conftest import PASSWORDS, LiveServer
+from tests.nginx_server import nginx
 from tests.ports import free_port
 from tests.tls import self_signed
 
@@ -77,31 +77,8 @@ def proxied(tmp_path: Path, maildir: Path, password_hashes: dict[str, str]) -> I
     with LiveServer(create_app(config, users)) as live:
         http, https = free_port(), free_port()
         site = installed_site(tmp_path, live.port, http, https)
-        conf = tmp_path / "main.conf"
-        temp = tmp_path / "temp"
-        temp.mkdir()
-        conf.write_text(
-            f"daemon off;\nuser root;\nworker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
-            f"error_log {tmp_path / 'error.log'};\nevents {{}}\nhttp {{\n"
-            f"  access_log off;\n  client_body_temp_path {temp};\n  proxy_temp_path {temp};\n"
-            f"  fastcgi_temp_path {temp};\n  uwsgi_temp_path {temp};\n  scgi_temp_path {temp};\n"
-            f"  include {site};\n}}\n"
-        )
-        nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(conf)])
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{http}/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or nginx.poll() is not None:
-                        raise AssertionError((tmp_path / "error.log").read_text()) from None
-                    time.sleep(0.05)
+        with nginx(tmp_path, site, f"http://127.0.0.1:{http}/"):
             yield live, http, https, tmp_path
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
 
 
 def test_session_eventsource_and_websocket_through_nginx(

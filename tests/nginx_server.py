@@ -1,0 +1,42 @@
+"""A private nginx (Debian's package) serving one site file on loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+@contextlib.contextmanager
+def nginx(root: Path, site: Path, probe: str) -> Iterator[None]:
+    """nginx with ``site`` in a minimal main config under ``root``, until ``probe``
+    (a URL it serves) answers; stopped on exit."""
+    conf = root / "main.conf"
+    temp = root / "temp"
+    temp.mkdir(exist_ok=True)
+    conf.write_text(
+        f"daemon off;\nuser root;\nworker_processes 1;\npid {root / 'nginx.pid'};\n"
+        f"error_log {root / 'error.log'};\nevents {{}}\nhttp {{\n"
+        f"  access_log off;\n  client_body_temp_path {temp};\n  proxy_temp_path {temp};\n"
+        f"  fastcgi_temp_path {temp};\n  uwsgi_temp_path {temp};\n  scgi_temp_path {temp};\n"
+        f"  include {site};\n}}\n"
+    )
+    process = subprocess.Popen(["nginx", "-p", str(root), "-c", str(conf)])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(probe, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError((root / "error.log").read_text()) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
