@@ -382,13 +382,19 @@ def _figures(name: str, imap: list[Run], jmap: list[Run], plain: list[Run]) -> d
 
 
 async def _client(
-    url: str, account: str, inbox: str, ids: list[str], until: float, seed: int
+    url: str,
+    account: str,
+    inbox: str,
+    ids: list[str],
+    until: float,
+    seed: int,
+    auth: tuple[str, str] = ("bench", PASSWORD),
 ) -> tuple[list[float], list[float], int]:
     rng = random.Random(seed)
     reads: list[float] = []
     writes: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(auth=("bench", PASSWORD), timeout=60) as client:
+    async with httpx.AsyncClient(auth=auth, timeout=60) as client:
         while time.perf_counter() < until:
             if rng.random() < 0.8:
                 calls = list_view_calls(account, inbox, position=rng.randrange(0, 500))
