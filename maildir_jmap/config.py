@@ -98,6 +98,11 @@ class Config:
     idle_close: float = 1800.0
     """Seconds without requests after which an account (its watcher, index and
     caches) is closed; it reopens on the next request. 0: never."""
+    account_state: str | None = None
+    """Where each account's state (index, journal, views, uploads, outbox) lives,
+    e.g. ``{home}/.maildir-jmap`` (``{home}``: the userdb's home, ``{user}``: the
+    login), so moving a user's home to another backend moves its ids, states and
+    change log along; ``state_dir/accounts/<id>`` then links to it. None: there."""
     route_backends: tuple[str, ...] = ()
     """``HOST:PORT`` of every backend users are spread over (server/routing.py);
     empty: no route lookup is served."""

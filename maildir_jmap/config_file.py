@@ -125,6 +125,10 @@ SETTINGS = (
             "VAPID contact (mailto: or https: URI) push services see."),
     Setting("push", "max_lifetime", "float", float(7 * DAY),
             "Longest PushSubscription lifetime in seconds."),
+    Setting("mail", "account_state", "str?", "",
+            "Each account's state beside the user's mail, e.g. {home}/.maildir-jmap "
+            "({home}: the userdb's home, {user}: the login), so it moves with the home; "
+            "state_dir/accounts/<id> links to it. Empty: in state_dir."),
     Setting("route", "backends", "list", [],
             'Backends (HOST:PORT) users are spread over when Dovecot\'s passdb gives no '
             'host=, e.g. ["10.0.0.11:8080", "10.0.0.12:8080"]; /jmap/route answers nginx\'s '
@@ -283,6 +287,7 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         push_allow_http=allow_private,
         push_subject=v("push", "contact"),
         push_max_lifetime=v("push", "max_lifetime"),
+        account_state=v("mail", "account_state"),
         route_backends=v("route", "backends"),
         route_port=v("route", "port"),
     )

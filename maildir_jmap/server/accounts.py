@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from maildir_jmap.config import Config
 from maildir_jmap.dovecot_config import UserMail
 from maildir_jmap.progress import progress_line
+from maildir_jmap.server import policy
 from maildir_jmap.store import folders
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.names import LAYOUTS
@@ -123,11 +124,17 @@ class AccountPool:
                 raise AccountUnavailable(
                     f"the Maildir of {user.name} does not exist and cannot be created: {exc}"
                 ) from exc
+        state_dir = policy.account_state_dir(self.config, user)
+        if state_dir is not None and state_dir.resolve().is_relative_to(user.maildir.resolve()):
+            raise AccountUnavailable(
+                f"mail.account_state puts the state of {user.name} inside their Maildir"
+            )
         try:
             account = Account.open(
                 user.name,
                 user.maildir,
                 self.config.state_dir,
+                state_dir=state_dir,
                 layout=LAYOUTS.get(user.layout or self.config.layout),
                 roles=self.roles,
                 upload_expiry=self.config.upload_expiry,

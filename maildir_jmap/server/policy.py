@@ -34,6 +34,14 @@ def sieve_location(config: Config, user: User) -> SieveLocation | None:
     )
 
 
+def account_state_dir(config: Config, user: User) -> Path | None:
+    """Where ``config.account_state`` puts this user's state, if it is set."""
+    if config.account_state is None:
+        return None
+    values = {"home": str(user.home_dir()), "user": user.name}
+    return Path(config.account_state.format(**values)).expanduser()
+
+
 def submission_capability(config: Config) -> JSONObject:
     """RFC 8621 §1.3.2. Delayed send is ours (held here, then relayed), so
     FUTURERELEASE is offered whatever the smarthost supports; SIZE is the limit

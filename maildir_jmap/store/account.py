@@ -98,13 +98,19 @@ class Account:
         progress: Progress | None = None,
         upload_expiry: float = DEFAULT_EXPIRY,
         escape: str | None = None,
+        state_dir: Path | None = None,
     ) -> Account:
+        """``state_dir``: the account's state somewhere else than
+        ``state_root/accounts/<id>`` (beside the user's mail), linked from there."""
         layout = layout or detect_layout(maildir)
         if escape is not None:
             layout = replace(layout, escape=escape)
         account_id = account_id_for(username)
-        state_dir = state_root / "accounts" / account_id
+        if state_dir is None:
+            state_dir = state_root / "accounts" / account_id
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if state_dir != state_root / "accounts" / account_id:
+            link_state(state_root / "accounts" / account_id, state_dir)
         owner = OwnerLock.take(state_dir)  # before anything here is read or written
         try:
             blobs = BlobStore(state_dir / "uploads", upload_expiry)
@@ -325,6 +331,21 @@ class Account:
                 views.close()
             if self.owner is not None:
                 self.owner.release()
+
+
+def link_state(link: Path, target: Path) -> None:
+    """Point ``link`` at an account state kept elsewhere, so what scans the state
+    root (the outbox at start-up) finds it; a real directory there (state kept here
+    before) is left alone and logged, never removed."""
+    if link.is_symlink():
+        if link.resolve() == target.resolve():
+            return
+        link.unlink()
+    elif link.exists():
+        log.warning("%s holds this account's earlier state; it now lives in %s", link, target)
+        return
+    link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    link.symlink_to(target, target_is_directory=True)
 
 
 def load_index(journal: Journal) -> Index:

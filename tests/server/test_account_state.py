@@ -1,0 +1,89 @@
+"""mail.account_state (issue 20): an account's state kept beside the user's mail, so
+moving the home to another backend keeps its ids, states and change log. Two apps
+with their own state roots stand for two backends; each reads the same home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from maildir_jmap.config import Config
+from maildir_jmap.core.capabilities import CORE, MAIL
+from maildir_jmap.users import UserDirectory
+from tests.conftest import AppFactory, client_for
+
+
+async def call(client: httpx.AsyncClient, name: str, **args: Any) -> dict[str, Any]:
+    session = (await client.get("/jmap/session")).json()
+    account = session["primaryAccounts"][MAIL]
+    body = {"using": [CORE, MAIL], "methodCalls": [[name, {"accountId": account, **args}, "c"]]}
+    response = await client.post("/jmap/api/", json=body)
+    ((method, result, _),) = response.json()["methodResponses"]
+    assert method == name, result
+    out: dict[str, Any] = result
+    return out
+
+
+async def move(make_app: AppFactory, tmp_path: Path, template: str | None) -> dict[str, Any]:
+    """Change alice's mailboxes on backend one, close it there, resync on backend two."""
+    one = make_app(config=Config(state_dir=tmp_path / "one", watch=False, account_state=template))
+    async with client_for(one) as client:
+        before = await call(client, "Mailbox/get", ids=None)
+        made = await call(client, "Mailbox/set", create={"n": {"name": "Moved"}})
+        moved_id = made["created"]["n"]["id"]
+        one.state.server.pool.close_all()  # the user leaves this backend
+    two = make_app(config=Config(state_dir=tmp_path / "two", watch=False, account_state=template))
+    async with client_for(two) as client:
+        changes = await call(client, "Mailbox/changes", sinceState=before["state"])
+        after = await call(client, "Mailbox/get", ids=None)
+    return {"changes": changes, "moved_id": moved_id, "before": before, "after": after}
+
+
+async def test_a_user_whose_state_moves_with_the_home_resyncs_without_loss(
+    make_app: AppFactory, tmp_path: Path, users: UserDirectory
+) -> None:
+    got = await move(make_app, tmp_path, "{home}/.maildir-jmap")
+    assert got["changes"]["created"] == [got["moved_id"]]  # the change log came along
+    ids = {m["name"]: m["id"] for m in got["after"]["list"]}
+    assert {m["name"]: m["id"] for m in got["before"]["list"]}.items() <= ids.items()
+    alice = users.get("alice")
+    assert alice is not None
+    home = alice.home_dir() / ".maildir-jmap"
+    assert (home / "owner.lock").exists()
+    link = next((tmp_path / "two" / "accounts").iterdir())
+    assert link.is_symlink()
+    assert link.resolve() == home.resolve()
+
+
+async def test_without_it_a_moved_user_is_told_to_resync_never_given_wrong_changes(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """RFC 8620 §5.2: a state this backend never issued is cannotCalculateChanges."""
+    one = make_app(config=Config(state_dir=tmp_path / "one", watch=False))
+    async with client_for(one) as client:
+        before = await call(client, "Mailbox/get", ids=None)
+        one.state.server.pool.close_all()
+    two = make_app(config=Config(state_dir=tmp_path / "two", watch=False))
+    async with client_for(two) as client:
+        session = (await client.get("/jmap/session")).json()
+        account = session["primaryAccounts"][MAIL]
+        args = {"accountId": account, "sinceState": before["state"]}
+        body = {"using": [CORE, MAIL], "methodCalls": [["Mailbox/changes", args, "c"]]}
+        response = (await client.post("/jmap/api/", json=body)).json()
+    ((method, result, _),) = response["methodResponses"]
+    assert method == "error"
+    assert result["type"] == "cannotCalculateChanges"
+
+
+async def test_a_state_inside_the_maildir_is_refused(make_app: AppFactory, tmp_path: Path) -> None:
+    app = make_app(
+        config=Config(
+            state_dir=tmp_path / "s", watch=False, account_state="{home}/alice-Maildir/.st"
+        )
+    )
+    async with client_for(app) as client:
+        response = await client.get("/jmap/session")
+    assert response.status_code == 503
+    assert "inside their Maildir" in response.json()["detail"]
