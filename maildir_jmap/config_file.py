@@ -98,6 +98,10 @@ SETTINGS = (
             "Seconds between full rescans that catch anything the watcher missed."),
     Setting("mail", "upload_expiry", "float", float(DAY),
             "Seconds an upload no Email refers to is kept."),
+    Setting("mail", "account_state", "str?", "",
+            "Each account's state beside the user's mail, e.g. {home}/.maildir-jmap "
+            "({home}: the userdb's home, {user}: the login), so it moves with the home; "
+            "state_dir/accounts/<id> links to it. Empty: in state_dir."),
     Setting("mail", "idle_close", "float", 1800.0,
             "Seconds without requests before an account is closed (reopened on demand); 0: never."),
     Setting("mail", "mail_domain", "str?", "",
@@ -125,10 +129,6 @@ SETTINGS = (
             "VAPID contact (mailto: or https: URI) push services see."),
     Setting("push", "max_lifetime", "float", float(7 * DAY),
             "Longest PushSubscription lifetime in seconds."),
-    Setting("mail", "account_state", "str?", "",
-            "Each account's state beside the user's mail, e.g. {home}/.maildir-jmap "
-            "({home}: the userdb's home, {user}: the login), so it moves with the home; "
-            "state_dir/accounts/<id> links to it. Empty: in state_dir."),
     Setting("route", "backends", "list", [],
             'Backends (HOST:PORT) users are spread over when Dovecot\'s passdb gives no '
             'host=, e.g. ["10.0.0.11:8080", "10.0.0.12:8080"]; /jmap/route answers nginx\'s '
