@@ -20,6 +20,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -430,13 +431,19 @@ def throughput(maildir: Path, state_dir: Path, clients: int, seconds: float) -> 
             tasks = [_client(url, account, inbox, ids, until, n) for n in range(clients)]
             return await asyncio.gather(*tasks)
 
-        started = time.perf_counter()
-        results = asyncio.run(run_all())
-        elapsed = time.perf_counter() - started
+        return {"clients": float(clients), **timed_clients(run_all)}
+
+
+def timed_clients(
+    run_all: Callable[[], Coroutine[Any, Any, list[tuple[list[float], list[float], int]]]],
+) -> dict[str, float]:
+    """Run the clients ``run_all`` gathers; their rate, latencies and failures."""
+    started = time.perf_counter()
+    results = asyncio.run(run_all())
+    elapsed = time.perf_counter() - started
     reads = [t for r in results for t in r[0]]
     writes = [t for r in results for t in r[1]]
     return {
-        "clients": float(clients),
         "requests_per_s": (len(reads) + len(writes)) / elapsed,
         "read_p50_ms": statistics.median(reads),
         "read_p95_ms": _percentile(reads, 0.95),

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,10 @@ from typing import Any
 
 import httpx
 
-from bench.compare import _client
+from bench.compare import _client, timed_clients
 from bench.generate import generate
 from bench.listview import USING, list_view_calls
-from bench.push import PASSWORD, _percentile, running_server
+from bench.push import PASSWORD, running_server
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,18 +235,7 @@ def run(url: str, logins: list[str], clients: int, seconds: float) -> dict[str, 
             tasks.append(_client(url, account, inbox, ids, until, n, auth=(login, PASSWORD)))
         return await asyncio.gather(*tasks)
 
-    started = time.perf_counter()
-    results = asyncio.run(all_clients())
-    elapsed = time.perf_counter() - started
-    reads = [t for r in results for t in r[0]]
-    writes = [t for r in results for t in r[1]]
-    return {
-        "requests_per_s": (len(reads) + len(writes)) / elapsed,
-        "read_p50_ms": statistics.median(reads),
-        "read_p95_ms": _percentile(reads, 0.95),
-        "write_p95_ms": _percentile(writes, 0.95),
-        "errors": float(sum(r[2] for r in results)),
-    }
+    return timed_clients(all_clients)
 
 
 def scaleout(

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+PROXY = Path(__file__).resolve().parent.parent / "deploy" / "maildir-jmap-proxy.conf"
+
+
+def installed(root: Path, text: str, http: int | None, https: int | None) -> str:
+    """A shipped site file with what an admin changes (certificate, the include's
+    location, the ACME root) and, for serving, loopback ports instead of 80 and 443."""
+    from tests.tls import self_signed
+
+    cert, key = self_signed(root)
+    (root / "www").mkdir(exist_ok=True)
+    proxy = root / "maildir-jmap-proxy.conf"
+    shutil.copy(PROXY, proxy)
+    text = text.replace("/etc/letsencrypt/live/mail.example.org/fullchain.pem", str(cert))
+    text = text.replace("/etc/letsencrypt/live/mail.example.org/privkey.pem", str(key))
+    text = text.replace("/etc/nginx/maildir-jmap-proxy.conf", str(proxy))
+    text = text.replace("/var/www/letsencrypt", str(root / "www"))
+    if http is not None and https is not None:
+        text = text.replace("    listen [::]:80;\n", "").replace("    listen [::]:443 ssl;\n", "")
+        text = text.replace("listen 80;", f"listen 127.0.0.1:{http};")
+        text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
+    return text
 
 
 @contextlib.contextmanager

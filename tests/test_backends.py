@@ -26,13 +26,11 @@ from maildir_jmap.http.app import create_app
 from maildir_jmap.server.routing import Routing
 from tests.conftest import LiveServer
 from tests.deployment import USERS, Deployment, available
-from tests.nginx_server import nginx
+from tests.nginx_server import installed, nginx
 from tests.ports import free_port
-from tests.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "deploy" / "nginx-backends.conf"
-PROXY = ROOT / "deploy" / "maildir-jmap-proxy.conf"
 HOSTS = ("127.0.0.2", "127.0.0.3")
 PINNED = "carol@example.net"
 pytestmark = [
@@ -63,22 +61,11 @@ class Cluster:
 
 
 def site_for(tmp_path: Path, backends: list[str], https: int, http: int) -> Path:
-    cert, key = self_signed(tmp_path)
-    proxy = tmp_path / "maildir-jmap-proxy.conf"
-    shutil.copy(PROXY, proxy)
-    (tmp_path / "www").mkdir()
-    text = SITE.read_text()
+    text = installed(tmp_path, SITE.read_text(), http, https)
     text = text.replace(
         "    server 10.0.0.11:8080;\n    server 10.0.0.12:8080;\n",
         "".join(f"    server {b};\n" for b in backends),
     )
-    text = text.replace("/etc/letsencrypt/live/mail.example.org/fullchain.pem", str(cert))
-    text = text.replace("/etc/letsencrypt/live/mail.example.org/privkey.pem", str(key))
-    text = text.replace("/etc/nginx/maildir-jmap-proxy.conf", str(proxy))
-    text = text.replace("/var/www/letsencrypt", str(tmp_path / "www"))
-    text = text.replace("    listen [::]:80;\n", "").replace("    listen [::]:443 ssl;\n", "")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{http};")
-    text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
     site = tmp_path / "backends.conf"
     site.write_text(text)
     return site

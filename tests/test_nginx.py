@@ -21,34 +21,20 @@ from maildir_jmap.config import Config
 from maildir_jmap.http.app import create_app
 from maildir_jmap.users import User, UserDirectory
 from tests.conftest import PASSWORDS, LiveServer
-from tests.nginx_server import nginx
+from tests.nginx_server import installed, nginx
 from tests.ports import free_port
-from tests.tls import self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE, PROXY = ROOT / "deploy" / "nginx.conf", ROOT / "deploy" / "maildir-jmap-proxy.conf"
+SITE = ROOT / "deploy" / "nginx.conf"
 DEBIAN_MAIN = Path("/etc/nginx/nginx.conf")
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 AUTH = ("alice", PASSWORDS["alice"])
 
 
 def installed_site(tmp_path: Path, backend: int, http: int | None, https: int | None) -> Path:
-    """The shipped site with only what an admin changes: certificate paths, the
-    include's location, the backend port; for serving, loopback ports."""
-    cert, key = self_signed(tmp_path)
-    (tmp_path / "www").mkdir(exist_ok=True)
-    proxy = tmp_path / "maildir-jmap-proxy.conf"
-    shutil.copy(PROXY, proxy)
-    text = SITE.read_text()
-    text = text.replace("/etc/letsencrypt/live/mail.example.org/fullchain.pem", str(cert))
-    text = text.replace("/etc/letsencrypt/live/mail.example.org/privkey.pem", str(key))
-    text = text.replace("/etc/nginx/maildir-jmap-proxy.conf", str(proxy))
-    text = text.replace("/var/www/letsencrypt", str(tmp_path / "www"))
+    """The shipped site installed (tests/nginx_server.py), the backend's port ours."""
+    text = installed(tmp_path, SITE.read_text(), http, https)
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{backend}")
-    if http is not None and https is not None:
-        text = text.replace("    listen [::]:80;\n", "").replace("    listen [::]:443 ssl;\n", "")
-        text = text.replace("listen 80;", f"listen 127.0.0.1:{http};")
-        text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
     site = tmp_path / "site.conf"
     site.write_text(text)
     return site
