@@ -108,9 +108,12 @@ class Deployment:
     def password(self, login: str) -> str:
         return next(u.password for u in USERS if u.login == login)
 
-    def _write(self) -> None:
-        for path in (self.etc, self.run, self.root / "state", self.vmail, self.homes):
-            path.mkdir(parents=True, exist_ok=True)
+    def reroute(self, login: str, fields: str) -> None:
+        """Give ``login`` other passdb route fields; Dovecot re-reads the file."""
+        self.routes[login] = fields
+        self._write_passwd()
+
+    def _write_passwd(self) -> None:
         lines = []
         for user in USERS:
             home = self.home(user.login)
@@ -121,6 +124,12 @@ class Deployment:
         passwd = self.etc / "passwd"
         passwd.write_text("\n".join(lines) + "\n")
         os.chmod(passwd, 0o644)
+
+    def _write(self) -> None:
+        for path in (self.etc, self.run, self.root / "state", self.vmail, self.homes):
+            path.mkdir(parents=True, exist_ok=True)
+        self._write_passwd()
+        passwd = self.etc / "passwd"
         plugins = "quota" + (" listescape" if self.listescape else "")
         submission = (
             f"submission_host = 127.0.0.1:{self.submission_port}" if self.submission_port else ""
