@@ -24,6 +24,7 @@ from maildir_jmap.core.dispatch import AccountAccess, Context, Registry
 from maildir_jmap.core.request import Request
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.delivery.scheduler import Sender
+from maildir_jmap.dovecot_auth import AuthUnavailable
 from maildir_jmap.mail import submission
 from maildir_jmap.mail.identity import IDENTITY
 from maildir_jmap.mail.quota import QUOTA_TYPE, state_of
@@ -95,6 +96,9 @@ class Server:
         backends = tuple(b for b in map(parse_backend, config.route_backends) if b)
         self.routing = Routing(backends, config.route_port) if backends else None
         """Which backend serves each user (server/routing.py); None: not routing."""
+        me = parse_backend(f"{config.host}:{config.port}")
+        self.own_backend = me if me in backends else None
+        """This process among ``route.backends`` (None: not listed, so it serves all)."""
 
     # -- accounts ------------------------------------------------------------------
 
@@ -148,6 +152,26 @@ class Server:
             return None
         return self.routing.backend_for(name, self.users.route_fields(name))
 
+    def serves(self, name: str) -> bool:
+        """Whether routing sends ``name`` here; what this process opens on its own
+        (push subscriptions, queued sends at start-up) it opens only then, so a user
+        who moved to another backend is not held here by the owner lock. Yes when
+        not routing, when this process is not among the backends, or when Dovecot's
+        passdb cannot be asked (the owner lock still arbitrates)."""
+        if self.routing is None or self.own_backend is None:
+            return True
+        try:
+            backend = self.backend_for(name)
+        except AuthUnavailable:
+            return True
+        if backend != self.own_backend:
+            log.info("%s is served by %s, not by this backend", name, backend)
+        return backend == self.own_backend
+
+    def open_served(self, name: str) -> Account | None:
+        """The account of ``name`` if this backend serves them (``serves``)."""
+        return self.open_account(name) if self.serves(name) else None
+
     def open_account(self, name: str) -> Account | None:
         user = self.users.get(name)
         return self.account(user) if user is not None else None
@@ -161,7 +185,10 @@ class Server:
         listener, a verified push subscription or a queued send."""
         if self.push.hub.listening(account.account_id):
             return True
-        if self._owners.get(account.account_id) in self.push.subscribed_users():
+        owner = self._owners.get(account.account_id)
+        if owner is not None and not self.serves(owner):
+            return False  # moved away: let the backend that serves them own it
+        if owner in self.push.subscribed_users():
             return True
         return bool(Outbox(account.state_dir).jobs())
 
@@ -253,11 +280,11 @@ class Server:
 
         def open_subscribed() -> None:
             for name in self.push.subscribed_users():
-                self.open_account(name)
+                self.open_served(name)
 
         await anyio.to_thread.run_sync(open_subscribed)
         await self.push.start(self.owner_of)
-        sender = Sender(self.config.sending, self.open_account, submission.record_outcome)
+        sender = Sender(self.config.sending, self.open_served, submission.record_outcome)
         await sender.start(self.config.state_dir)
         self.outbound = sender
         self._tasks = [

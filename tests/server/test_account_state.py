@@ -11,8 +11,9 @@ import httpx
 
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, MAIL
+from maildir_jmap.server.routing import Routing
 from maildir_jmap.users import UserDirectory
-from tests.conftest import AppFactory, client_for
+from tests.conftest import PASSWORDS, AppFactory, client_for
 
 
 async def call(client: httpx.AsyncClient, name: str, **args: Any) -> dict[str, Any]:
@@ -87,3 +88,38 @@ async def test_a_state_inside_the_maildir_is_refused(make_app: AppFactory, tmp_p
         response = await client.get("/jmap/session")
     assert response.status_code == 503
     assert "inside their Maildir" in response.json()["detail"]
+
+
+def test_a_backend_opens_on_its_own_only_the_users_routed_to_it(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """Push subscriptions and queued sends open accounts at start-up; under routing
+    only on the backend that serves the user, so a moved user is not held by the
+    old backend's owner lock; an account open here for a user routed elsewhere is
+    never kept open as busy."""
+    candidates = (("127.0.0.2:8080", f"127.0.0.3:{p}") for p in range(8080, 8200))
+    backends = next(
+        b for b in candidates if len({Routing(b, 8080).hashed(u) for u in PASSWORDS}) == 2
+    )
+    here = Routing(backends, 8080).hashed("alice")
+    assert here is not None
+    host, port = here.split(":")
+    config = Config(
+        state_dir=tmp_path / "s", watch=False, host=host, port=int(port), route_backends=backends
+    )
+    server = make_app(config=config).state.server
+    elsewhere = "bob"
+    assert server.serves("alice")
+    assert not server.serves(elsewhere)
+    alice = server.open_served("alice")
+    assert alice is not None
+    assert server.open_served(elsewhere) is None
+    assert not server.pool.is_open(elsewhere)
+    account = server.open_account(elsewhere)  # a request that came here anyway
+    server.push.subscribed_users = lambda: {"alice", elsewhere}  # both have Web Push
+    assert server.busy(alice)
+    assert not server.busy(account)
+    unlisted = make_app(
+        config=Config(state_dir=tmp_path / "t", watch=False, route_backends=backends)
+    )
+    assert unlisted.state.server.serves(elsewhere)  # not among the backends: serves all
