@@ -45,6 +45,10 @@ class Config:
     """VAPID ``sub`` contact (RFC 8292 §2.1), a mailto: or https: URI; None: the
     public URL if set, else mailto:postmaster@ this host's name."""
     push_max_lifetime: float = 7 * 24 * 3600.0
+    vapid_key_file: Path | None = None
+    """The VAPID private key (PEM) Web Push is signed with; None: state_dir's own.
+    Backends sharing users share this file, so a subscription made on one is
+    valid on the others."""
     """Longest PushSubscription lifetime; also the default (RFC 8620 §7.2)."""
     sending: SendingSettings = field(default_factory=SendingSettings)
     """EmailSubmission: the smarthost (default: port 25 on this host, as a local

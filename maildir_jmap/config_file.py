@@ -129,6 +129,9 @@ SETTINGS = (
             "VAPID contact (mailto: or https: URI) push services see."),
     Setting("push", "max_lifetime", "float", float(7 * DAY),
             "Longest PushSubscription lifetime in seconds."),
+    Setting("push", "vapid_key_file", "path?", "",
+            "VAPID private key (PEM) for Web Push, made if missing; backends sharing "
+            "users share one. Empty: vapid-key.pem in state_dir."),
     Setting("route", "backends", "list", [],
             'Backends (HOST:PORT) users are spread over when Dovecot\'s passdb gives no '
             'host=, e.g. ["10.0.0.11:8080", "10.0.0.12:8080"]; /jmap/route answers nginx\'s '
@@ -287,6 +290,7 @@ def to_config(values: Mapping[tuple[str, str], Any]) -> Config:
         push_allow_http=allow_private,
         push_subject=v("push", "contact"),
         push_max_lifetime=v("push", "max_lifetime"),
+        vapid_key_file=v("push", "vapid_key_file"),
         account_state=v("mail", "account_state"),
         route_backends=v("route", "backends"),
         route_port=v("route", "port"),

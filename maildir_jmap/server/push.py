@@ -24,7 +24,9 @@ class PushService:
         self.config = config
         self.hub = Hub()
         self.tokens = PushTokens(config.state_dir / "push-token.key")
-        self._key = ece.load_or_create_key(config.state_dir / "vapid-key.pem")
+        self._key = ece.load_or_create_key(
+            config.vapid_key_file or config.state_dir / "vapid-key.pem"
+        )
         self.vapid_public_key = ece.public_key_b64(self._key)
         self.subscriptions = SubscriptionStore.open(
             config.state_dir, self.vapid_public_key, credential_alive

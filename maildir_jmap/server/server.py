@@ -43,6 +43,7 @@ from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD
 from maildir_jmap.store.outbox import SUBMISSION_TYPE, Outbox
 from maildir_jmap.store.quota import Quota
 from maildir_jmap.store.roles import DovecotMailboxes
+from maildir_jmap.sync.subscriptions import FILE_NAME as SUBSCRIPTIONS_FILE
 from maildir_jmap.tokens import TokenStore
 from maildir_jmap.users import User, Users
 
@@ -80,6 +81,7 @@ class Server:
             ),
         )
         self.push = PushService(config, self.login.alive)
+        self.push.subscriptions.copy_of = self._subscriptions_copy
         # One Maildir gets the same roles whoever indexes it (serve, index, check),
         # and the folders Dovecot autocreates are there for JMAP as for IMAP.
         boxes = self.dovecot.namespace.mailboxes if self.dovecot else DovecotMailboxes()
@@ -141,6 +143,8 @@ class Server:
             separator = mail.separator or account.layout.separator
             account.quota = Quota(mail.quota, account.maildir, separator)
         self._owners[account.account_id] = user.name
+        if self.config.account_state is not None:
+            self.push.subscriptions.adopt(user.name)  # they may have moved here
 
     def account(self, user: User) -> Account:
         """The user's account, opened on first use (server/accounts.py)."""
@@ -151,6 +155,15 @@ class Server:
         if self.routing is None:
             return None
         return self.routing.backend_for(name, self.users.route_fields(name))
+
+    def _subscriptions_copy(self, name: str) -> Path | None:
+        """The user's own copy of their push subscriptions, in their account state
+        (``mail.account_state``), written only by the backend that serves them."""
+        user = self.users.get(name) if self.config.account_state is not None else None
+        state = policy.account_state_dir(self.config, user) if user is not None else None
+        if state is None or not self.serves(name):
+            return None
+        return state / SUBSCRIPTIONS_FILE
 
     def serves(self, name: str) -> bool:
         """Whether routing sends ``name`` here; what this process opens on its own

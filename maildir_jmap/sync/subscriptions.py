@@ -127,6 +127,10 @@ class SubscriptionStore:
     credential_alive: Callable[[str], bool] = lambda credential: True
     on_change: list[Callable[[Subscription | None, str], None]] = field(default_factory=list)
     """Called with (subscription or None if destroyed, id) after each change."""
+    copy_of: Callable[[str], Path | None] = lambda user: None
+    """Where a user's own copy of their subscriptions lives (their account state,
+    ``mail.account_state``), so the subscriptions move with them to another
+    backend; None: only this store's file."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _subs: dict[str, Subscription] = field(default_factory=dict)
 
@@ -144,9 +148,42 @@ class SubscriptionStore:
             store._subs[sub.id] = sub
         return store
 
-    def _save(self) -> None:
-        body = {"subscriptions": [asdict(s) for s in self._subs.values()]}
-        replace_file(self.path, json.dumps(body, indent=1).encode("utf-8"))
+    def _save(self, user: str | None = None) -> None:
+        _write(self.path, list(self._subs.values()))
+        copy = self.copy_of(user) if user is not None else None
+        if copy is not None:
+            _write(copy, [s for s in self._subs.values() if s.user == user])
+
+    def adopt(self, user: str) -> int:
+        """Take ``user``'s subscriptions from their own copy when there is one (they
+        may have moved here from another backend): it replaces what this store had
+        of them. How many they have now."""
+        copy = self.copy_of(user)
+        if copy is None:
+            return len([s for s in self.all() if s.user == user])
+        try:
+            data = json.loads(copy.read_text(encoding="utf-8"))
+            theirs = [Subscription(**raw) for raw in data.get("subscriptions", [])]
+        except FileNotFoundError:
+            theirs = [s for s in self.all() if s.user == user]
+            with self._lock:
+                self._save(user)  # the first copy, from what this backend had
+            return len(theirs)
+        except (OSError, ValueError, TypeError):
+            log.exception("unreadable push subscriptions of %s in %s; keeping ours", user, copy)
+            return len([s for s in self.all() if s.user == user])
+        theirs = [s for s in theirs if s.user == user]
+        with self._lock:
+            gone = [i for i, s in self._subs.items() if s.user == user]
+            for sub_id in gone:
+                del self._subs[sub_id]
+            self._subs.update((s.id, s) for s in theirs)
+            self._save()
+        for sub_id in set(gone) - {s.id for s in theirs}:
+            self._notify(None, sub_id)
+        for sub in theirs:
+            self._notify(sub, sub.id)
+        return len(theirs)
 
     def _notify(self, sub: Subscription | None, sub_id: str) -> None:
         for callback in self.on_change:
@@ -176,7 +213,7 @@ class SubscriptionStore:
                 id=sub_id, server_code=new_code(), vapid_key=self.vapid_key, **values
             )
             self._subs[sub_id] = sub
-            self._save()
+            self._save(sub.user)
         self._notify(sub, sub_id)
         return sub
 
@@ -187,15 +224,16 @@ class SubscriptionStore:
                 return None
             sub = replace(sub, **changes)
             self._subs[sub_id] = sub
-            self._save()
+            self._save(sub.user)
         self._notify(sub, sub_id)
         return sub
 
     def destroy(self, sub_id: str) -> bool:
         with self._lock:
-            if self._subs.pop(sub_id, None) is None:
+            sub = self._subs.pop(sub_id, None)
+            if sub is None:
                 return False
-            self._save()
+            self._save(sub.user)
         self._notify(None, sub_id)
         return True
 
@@ -214,3 +252,8 @@ class SubscriptionStore:
         if gone:
             log.info("dropped %d push subscriptions (expired or revoked)", len(gone))
         return gone
+
+
+def _write(path: Path, subscriptions: list[Subscription]) -> None:
+    body = {"subscriptions": [asdict(s) for s in subscriptions]}
+    replace_file(path, json.dumps(body, indent=1).encode("utf-8"))

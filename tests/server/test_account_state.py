@@ -123,3 +123,35 @@ def test_a_backend_opens_on_its_own_only_the_users_routed_to_it(
         config=Config(state_dir=tmp_path / "t", watch=False, route_backends=backends)
     )
     assert unlisted.state.server.serves(elsewhere)  # not among the backends: serves all
+
+
+async def test_push_subscriptions_move_with_the_account_state(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """RFC 8620 §7.2 subscriptions made on one backend are there on the next, signed
+    with the shared VAPID key (push.vapid_key_file), once the user's account opens."""
+    shared = {"account_state": "{home}/.maildir-jmap", "vapid_key_file": tmp_path / "vapid.pem"}
+    sub = {"deviceClientId": "phone", "url": "https://push.example.net/wpush/v2/abc"}
+
+    async def push_call(client: httpx.AsyncClient, args: dict[str, Any]) -> dict[str, Any]:
+        name = "PushSubscription/set" if "create" in args else "PushSubscription/get"
+        body = {"using": [CORE], "methodCalls": [[name, args, "c"]]}
+        ((method, result, _),) = (await client.post("/jmap/api/", json=body)).json()[
+            "methodResponses"
+        ]
+        assert method == name, result
+        out: dict[str, Any] = result
+        return out
+
+    one = make_app(config=Config(state_dir=tmp_path / "one", watch=False, **shared))
+    async with client_for(one) as client:
+        await call(client, "Mailbox/get", ids=[])
+        made = (await push_call(client, {"create": {"s": sub}}))["created"]["s"]["id"]
+        one.state.server.pool.close_all()
+    two = make_app(config=Config(state_dir=tmp_path / "two", watch=False, **shared))
+    async with client_for(two) as client:
+        await call(client, "Mailbox/get", ids=[])  # the account opens here
+        listed = (await push_call(client, {"ids": None}))["list"]
+    assert [s["id"] for s in listed] == [made]
+    assert [s.url for s in two.state.server.push.subscriptions.all()] == [sub["url"]]
+    assert one.state.server.push.vapid_public_key == two.state.server.push.vapid_public_key
