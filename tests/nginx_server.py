@@ -63,3 +63,25 @@ def nginx(root: Path, site: Path, probe: str) -> Iterator[None]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def websocket_echo(base: str, login: str, password: str) -> object:
+    """One Core/echo over the WebSocket (RFC 8887) through nginx's TLS at ``base``;
+    the response's methodResponses."""
+    import base64
+    import json
+    import ssl
+
+    from websockets.sync.client import connect
+
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    header = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    request = {"@type": "Request", "id": "r", "using": ["urn:ietf:params:jmap:core"],
+               "methodCalls": [["Core/echo", {"via": "ws"}, "c"]]}  # fmt: skip
+    url = base.replace("https", "wss") + "/jmap/ws/"
+    headers = {"Authorization": header}
+    with connect(url, subprotocols=["jmap"], additional_headers=headers, ssl=tls) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps(request))
+        return json.loads(ws.recv(timeout=10))["methodResponses"]

@@ -7,17 +7,13 @@ backend that serves them."""
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from maildir_jmap import dovecot_config, serve
 from maildir_jmap.config import Config
@@ -26,7 +22,7 @@ from maildir_jmap.http.app import create_app
 from maildir_jmap.server.routing import Routing
 from tests.conftest import LiveServer
 from tests.deployment import USERS, Deployment, available
-from tests.nginx_server import installed, nginx
+from tests.nginx_server import installed, nginx, websocket_echo
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,27 +141,8 @@ def test_each_users_traffic_reaches_only_their_backend(cluster: Cluster) -> None
 
 
 def test_the_websocket_goes_to_the_users_backend(cluster: Cluster) -> None:
-    import ssl
-
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
-    login, password = cluster.auth(PINNED)
-    header = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
-    url = cluster.base.replace("https", "wss") + "/jmap/ws/"
-    with connect(
-        url, subprotocols=["jmap"], additional_headers={"Authorization": header}, ssl=tls
-    ) as ws:  # type: ignore[list-item]
-        request: dict[str, Any] = {
-            "@type": "Request",
-            "id": "r",
-            "using": [CORE],
-            "methodCalls": [["Core/echo", {"on": "ws"}, "c"]],
-        }
-        ws.send(json.dumps(request))
-        assert json.loads(ws.recv(timeout=10))["methodResponses"] == [
-            ["Core/echo", {"on": "ws"}, "c"]
-        ]
+    echoed = websocket_echo(cluster.base, *cluster.auth(PINNED))
+    assert echoed == [["Core/echo", {"via": "ws"}, "c"]]
     opened = cluster.open_on()
     assert {b for b, users in opened.items() if PINNED in users} == {
         expected_backend(cluster, PINNED)

@@ -24,7 +24,7 @@ from maildir_jmap.core.capabilities import CORE, MAIL
 from maildir_jmap.server.routing import Routing
 from maildir_jmap.store.owner import LOCK_NAME
 from tests.deployment import USERS, Deployment, available
-from tests.nginx_server import installed, nginx
+from tests.nginx_server import installed, nginx, websocket_echo
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,28 +175,6 @@ class Site:
         return out
 
 
-def websocket_echo(site: Site, login: str) -> Any:
-    """One Core/echo over the WebSocket (RFC 8887) through nginx."""
-    import base64
-    import json
-    import ssl
-
-    from websockets.sync.client import connect
-
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
-    user, password = site.auth(login)
-    header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    url = site.base.replace("https", "wss") + "/jmap/ws/"
-    request = {"@type": "Request", "id": "r", "using": [CORE],
-               "methodCalls": [["Core/echo", {"via": "ws"}, "c"]]}  # fmt: skip
-    with connect(url, subprotocols=["jmap"], additional_headers={"Authorization": header},  # type: ignore[list-item]
-                 ssl=tls) as ws:  # fmt: skip
-        ws.send(json.dumps(request))
-        return json.loads(ws.recv(timeout=10))["methodResponses"]
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     hosts = [Host(1), Host(2)]
@@ -239,7 +217,7 @@ def test_users_stay_on_their_host_a_second_owner_is_refused_and_a_move_resyncs(
         url = "/jmap/eventsource/?types=*&closeafter=state&ping=0"
         with client.stream("GET", url, auth=site.auth(PINNED)) as stream:
             assert stream.status_code == 200
-    assert websocket_echo(site, PINNED) == [["Core/echo", {"via": "ws"}, "c"]]
+    assert websocket_echo(site.base, *site.auth(PINNED)) == [["Core/echo", {"via": "ws"}, "c"]]
     for login, backend in expected.items():
         n = backends.index(backend)
         assert site.owner_pid(login) == site.pid_of(n), login  # served there, and only there
