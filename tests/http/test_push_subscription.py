@@ -430,3 +430,28 @@ async def test_updates_of_immutable_properties_and_bad_arguments(make_app: AppFa
         _, result, _ = await one("PushSubscription/set", {"destroy": [sub_id, "Snope"]})
         assert result["destroyed"] == [sub_id]
         assert result["notDestroyed"]["Snope"]["type"] == "notFound"
+
+
+def test_web_push_keeps_working_after_the_user_moves_backend(
+    tmp_path: Path, users: UserDirectory, push_service: tuple[PushService, str]
+) -> None:
+    """Issue 20: subscribed and verified on one backend; the user moves (both
+    backends read the same home, the account state lives there, one VAPID key);
+    the next backend, once the account opens there, delivers StateChanges to the
+    same subscription, signed with the same key."""
+    service, url = push_service
+    shared = {"account_state": "{home}/.maildir-jmap", "vapid_key_file": tmp_path / "vapid.pem"}
+    first = loopback_config(tmp_path / "one", **shared)
+    with LiveServer(create_app(first, users)) as one:
+        key = httpx.get(one.url + "/jmap/session", auth=AUTH).json()["capabilities"][WEBPUSH_VAPID][
+            "applicationServerKey"
+        ]
+        created = subscribe(one, url, keys=UA_KEYS, types=None)
+        verify(one, service, created["id"])
+    with LiveServer(create_app(loopback_config(tmp_path / "two", **shared), users)) as two:
+        state = flag_first_email(two)  # the client's next request opens the account here
+        deliveries = service.wait(2)
+        change = deliveries[1].message()
+        assert change["@type"] == "StateChange"
+        assert change["changed"][account_id(two)]["Email"] == state
+        verify_vapid(deliveries[1].headers["authorization"], key)
