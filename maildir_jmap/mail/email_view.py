@@ -24,6 +24,7 @@ from maildir_jmap.mime.views import (
     ENVELOPE,
     EnvelopeText,
     body_view,
+    envelope_as_text,
     envelope_of,
     has_value,
     leaves,
@@ -129,7 +130,7 @@ def prefetch(
     got.envelopes = views.envelopes(ids)
     if with_body:
         got.bodies = views.bodies(ids)
-    envelopes: dict[str, JSONObject] = {}
+    envelopes: dict[str, EnvelopeText] = {}
     bodies: dict[str, JSONObject | None] = {}
     for rec in records:
         if rec.id in got.envelopes and (not with_body or rec.id in got.bodies):
@@ -139,16 +140,15 @@ def prefetch(
             if raw is None:
                 continue  # gone: email_json reports it as not found
             root = got.roots[rec.id] = parse(raw)
-            envelopes[rec.id] = envelope_of(root.headers)
+            envelopes[rec.id] = envelope_as_text(envelope_of(root.headers))
             bodies[rec.id] = body_view(root, blob_base(rec.id))
         else:
             head = account.read_head(rec)
             if head is None:
                 continue
-            envelopes[rec.id] = envelope_of(split_head(head)[0])
+            envelopes[rec.id] = envelope_as_text(envelope_of(split_head(head)[0]))
     views.put(envelopes, bodies)
-    for email_id, envelope in envelopes.items():
-        got.envelopes[email_id] = {prop: orjson.dumps(value) for prop, value in envelope.items()}
+    got.envelopes.update(envelopes)
     got.bodies.update(bodies)
     return got
 

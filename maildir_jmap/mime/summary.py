@@ -19,7 +19,13 @@ import msgpack
 
 from maildir_jmap.mime.parse import body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
-from maildir_jmap.mime.views import body_view, envelope_of, pack_envelope, text_values
+from maildir_jmap.mime.views import (
+    body_view,
+    envelope_as_text,
+    envelope_of,
+    pack_envelope,
+    text_values,
+)
 
 PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: preview is at most 256 characters
 _WS = re.compile(r"\s+")
@@ -112,7 +118,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
         body = body_view(root, blob_base(email_id(digest)), parts, values)
         derived = Derived(
             document=document_of(root, parts, values),
-            envelope=pack_envelope(envelope),
+            envelope=pack_envelope(envelope_as_text(envelope)),
             body=None if body is None else msgpack.packb(body),
         )
     return Summary(

@@ -50,19 +50,20 @@ EnvelopeText = dict[str, bytes]
 """Convenience property -> its value as JSON text."""
 
 
-def pack_envelope(envelope: Mapping[str, Any]) -> bytes:
+def envelope_as_text(envelope: Mapping[str, Any]) -> EnvelopeText:
+    """An ``envelope_of`` with each property's value as JSON text."""
+    return {prop: orjson.dumps(envelope[prop]) for prop in ENVELOPE}
+
+
+def pack_envelope(text: EnvelopeText) -> bytes:
     """An envelope as kept: each property's JSON text, in ENVELOPE's order."""
-    packed: bytes = msgpack.packb([orjson.dumps(envelope[prop]) for prop in ENVELOPE])
+    packed: bytes = msgpack.packb([text[prop] for prop in ENVELOPE])
     return packed
 
 
 def envelope_text(packed: bytes) -> EnvelopeText:
-    """A kept envelope's JSON texts by property. Envelopes kept before they were
-    text (the envelope itself, packed) are read too."""
-    kept = msgpack.unpackb(packed)
-    if isinstance(kept, dict):
-        return {prop: orjson.dumps(kept[prop]) for prop in ENVELOPE}
-    return dict(zip(ENVELOPE, kept, strict=True))
+    """A kept envelope's JSON texts by property (``pack_envelope`` undone)."""
+    return dict(zip(ENVELOPE, msgpack.unpackb(packed), strict=True))
 
 
 DEFAULT_BODY_PROPERTIES = (

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from maildir_jmap.mime.views import EnvelopeText, envelope_text, pack_envelope
+from maildir_jmap.mime.views import EnvelopeText, envelope_as_text, envelope_text, pack_envelope
 
 BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
 FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
@@ -59,7 +59,7 @@ class ViewStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "UPDATE envelopes SET data = ? WHERE email_id = ?",
-                [(pack_envelope(v), e) for e, v in kept if isinstance(v, dict)],
+                [(pack_envelope(envelope_as_text(v)), e) for e, v in kept if isinstance(v, dict)],
             )
             self._db.execute(f"PRAGMA user_version = {VERSION}")
 
@@ -88,7 +88,7 @@ class ViewStore:
         return self._read("bodies", email_ids, msgpack.unpackb)
 
     def put(
-        self, envelopes: dict[str, dict[str, Any]], bodies: dict[str, dict[str, Any] | None]
+        self, envelopes: dict[str, EnvelopeText], bodies: dict[str, dict[str, Any] | None]
     ) -> None:
         if not envelopes and not bodies:
             return

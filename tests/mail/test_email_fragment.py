@@ -16,7 +16,7 @@ import pytest
 from maildir_jmap.core.types import Serialized, format_epoch, format_utc_date
 from maildir_jmap.mail.email import EmailRecords
 from maildir_jmap.mail.email_view import INDEX_PROPERTIES
-from maildir_jmap.mime.views import ENVELOPE, envelope_text, pack_envelope
+from maildir_jmap.mime.views import ENVELOPE, envelope_as_text, envelope_text, pack_envelope
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import deliver, make_folder
 from maildir_jmap.store.views import ViewStore
@@ -108,7 +108,7 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     }
     db = sqlite3.connect(path)
     db.execute("INSERT INTO envelopes VALUES ('Mold', ?)", (msgpack.packb(old),))
-    db.execute("INSERT INTO envelopes VALUES ('Mnew', ?)", (pack_envelope(old),))
+    db.execute("INSERT INTO envelopes VALUES ('Mnew', ?)", (pack_envelope(envelope_as_text(old)),))
     db.execute("PRAGMA user_version = 0")
     db.commit()
     db.close()
