@@ -54,12 +54,6 @@ class AccountUnavailable(Exception):
     """This user's Maildir cannot be opened right now."""
 
 
-class AccountElsewhere(AccountUnavailable):
-    """Another process owns this account's state (store/owner.py): routing sent the
-    user to the wrong backend, or the user is moving. Answered 503 with Retry-After,
-    never served, so two processes never write one journal."""
-
-
 @dataclass
 class AccountPool:
     config: Config
@@ -141,9 +135,9 @@ class AccountPool:
                 escape=mail.escape if mail is not None else None,
                 progress=LoggedProgress(user.name),
             )
-        except AccountOwned as exc:
+        except AccountOwned as exc:  # routed wrong, or moving: 503, never served twice
             log.warning("not serving %s: %s", user.name, exc)
-            raise AccountElsewhere(
+            raise AccountUnavailable(
                 f"the account of {user.name} is served by another process right now"
             ) from exc
         except Exception as exc:

@@ -132,6 +132,9 @@ class SubscriptionStore:
     ``mail.account_state``), so the subscriptions move with them to another
     backend; None: only this store's file."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _copy_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while a user's copy is written, outside ``_lock``: finding the copy
+    may ask Dovecot's userdb and passdb, which reads must not wait for."""
     _subs: dict[str, Subscription] = field(default_factory=dict)
 
     @classmethod
@@ -148,11 +151,17 @@ class SubscriptionStore:
             store._subs[sub.id] = sub
         return store
 
-    def _save(self, user: str | None = None) -> None:
+    def _save(self) -> None:
+        """This store's file; call with ``_lock`` held."""
         _write(self.path, list(self._subs.values()))
-        copy = self.copy_of(user) if user is not None else None
-        if copy is not None:
-            _write(copy, [s for s in self._subs.values() if s.user == user])
+
+    def _save_copy(self, user: str) -> None:
+        """The user's own copy, from what this store holds of them now (after the
+        change that called it, so the last writer writes the newest)."""
+        with self._copy_lock:
+            copy = self.copy_of(user)
+            if copy is not None:
+                _write(copy, [s for s in self.all() if s.user == user])
 
     def adopt(self, user: str) -> int:
         """Take ``user``'s subscriptions from their own copy when there is one (they
@@ -165,10 +174,8 @@ class SubscriptionStore:
             data = json.loads(copy.read_text(encoding="utf-8"))
             theirs = [Subscription(**raw) for raw in data.get("subscriptions", [])]
         except FileNotFoundError:
-            theirs = [s for s in self.all() if s.user == user]
-            with self._lock:
-                self._save(user)  # the first copy, from what this backend had
-            return len(theirs)
+            self._save_copy(user)  # the first copy, from what this backend had
+            return len([s for s in self.all() if s.user == user])
         except (OSError, ValueError, TypeError):
             log.exception("unreadable push subscriptions of %s in %s; keeping ours", user, copy)
             return len([s for s in self.all() if s.user == user])
@@ -213,7 +220,8 @@ class SubscriptionStore:
                 id=sub_id, server_code=new_code(), vapid_key=self.vapid_key, **values
             )
             self._subs[sub_id] = sub
-            self._save(sub.user)
+            self._save()
+        self._save_copy(sub.user)
         self._notify(sub, sub_id)
         return sub
 
@@ -224,7 +232,8 @@ class SubscriptionStore:
                 return None
             sub = replace(sub, **changes)
             self._subs[sub_id] = sub
-            self._save(sub.user)
+            self._save()
+        self._save_copy(sub.user)
         self._notify(sub, sub_id)
         return sub
 
@@ -233,7 +242,8 @@ class SubscriptionStore:
             sub = self._subs.pop(sub_id, None)
             if sub is None:
                 return False
-            self._save(sub.user)
+            self._save()
+        self._save_copy(sub.user)
         self._notify(None, sub_id)
         return True
 
