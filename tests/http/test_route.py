@@ -32,3 +32,19 @@ async def test_valid_credentials_get_their_backend_and_wrong_ones_401(
 async def test_without_backends_configured_there_is_no_route(make_app: AppFactory) -> None:
     async with client_for(make_app()) as client:
         assert (await client.get("/jmap/route")).status_code == 404
+
+
+async def test_malformed_and_hostile_credentials_get_401_and_no_backend(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
+    config = Config(state_dir=tmp_path / "state", watch=False, route_backends=BACKENDS)
+    app = make_app(config=config)
+    async with client_for(app, None) as anonymous:
+        for header in ("Basic !!!", "Basic " + "QQ==" * 10, "Bearer nope", "Digest x", "Basic"):
+            refused = await anonymous.get("/jmap/route", headers={"Authorization": header})
+            assert refused.status_code == 401, header
+            assert "x-backend" not in refused.headers
+        hostile = await anonymous.get("/jmap/route", auth=("../../etc\r\nX: y", "pw"))
+        assert hostile.status_code == 401
+    assert not app.state.server.pool.open_accounts()
+    assert not (tmp_path / "state" / "accounts").exists()  # nothing made for anyone
