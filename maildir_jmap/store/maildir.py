@@ -214,15 +214,28 @@ def rename_marks(folder: Path, base: str, flags: str, letters: str) -> Path:
     return rename_with(folder, base, lambda _: (flags, letters))
 
 
-def rename_with(folder: Path, base: str, marks: Callable[[FileName], tuple[str, str]]) -> Path:
+def rename_with(
+    folder: Path,
+    base: str,
+    marks: Callable[[FileName], tuple[str, str]],
+    known: Path | None = None,
+) -> Path:
     """Rename a message to the (flags, letters) ``marks`` computes from its current
     name: one rename inside cur/ keeping the base name, under the folder lock
     (MAILDIR.md §6 rule 4), the name read right before the rename so a flag another
     writer just set is seen. A file in new/ moves to cur/ as Dovecot does. If it was
-    renamed meanwhile we look it up again; FileNotFoundError means it is gone."""
-    for _ in range(5):
+    renamed meanwhile we look it up again; FileNotFoundError means it is gone.
+
+    ``known`` is the name the caller last saw: if it still exists under the lock it
+    is the current one, and the folder is not listed (a 45k-message cur/ costs
+    ~10 ms to list, per flag change). If Dovecot renames it between that check and
+    our rename, the rename fails and the next round lists the folder."""
+    for attempt in range(5):
         with folder_lock(folder):
-            current = find_file(folder, base)
+            current = None
+            if attempt == 0 and known is not None and os.path.lexists(known):
+                current = known
+            current = current or find_file(folder, base)
             if current is None:
                 raise FileNotFoundError(errno.ENOENT, f"{base} is not in {folder}")
             parsed = FileName.parse(current.name)

@@ -63,7 +63,7 @@ def edit_keywords(
         result = change(keywords_of(current.flags, current.letters, names))
         return marks_for(result, current.flags, current.letters, names)
 
-    renamed = rename_with(folder, FileName.parse(path.name).base, marks)
+    renamed = rename_with(folder, FileName.parse(path.name).base, marks, known=path)
     return renamed, result
 
 

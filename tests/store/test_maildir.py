@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maildir_jmap.store.maildir import crlf_size, deliver, make_folder, unique_name
+from maildir_jmap.store import maildir
+from maildir_jmap.store.maildir import (
+    FileName,
+    crlf_size,
+    deliver,
+    make_folder,
+    rename_with,
+    unique_name,
+)
 
 NAME = re.compile(r"^[^/:]+,S=(\d+),W=(\d+)(:2,[A-Za-z]*)?$")
 
@@ -83,3 +93,63 @@ def test_size_fields_are_exact_for_any_bytes(raw: bytes) -> None:
         stored = path.read_bytes()
         assert int(match.group(1)) == len(stored)
         assert int(match.group(2)) == crlf_size(stored)
+
+
+def _add_flag(flag: str) -> Callable[[FileName], tuple[str, str]]:
+    def marks(current: FileName) -> tuple[str, str]:
+        return "".join(sorted(set(current.flags) | {flag})), current.letters
+
+    return marks
+
+
+def test_a_flag_change_with_the_known_name_does_not_list_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: listing a 45k-message cur/ per flag change was 38 % of a busy
+    account's time. The name the index holds is tried first, under the lock."""
+    root = folder(tmp_path)
+    path = deliver(root, b"x\n", flags="S")
+    base = FileName.parse(path.name).base
+
+    def listing(*_: object) -> None:
+        raise AssertionError("the folder was listed")
+
+    monkeypatch.setattr(maildir, "find_file", listing)
+    renamed = rename_with(root, base, _add_flag("F"), known=path)
+    assert renamed.name.endswith(":2,FS")
+    assert [p.name for p in (root / "cur").iterdir()] == [renamed.name]
+
+
+def test_a_known_name_another_writer_changed_is_looked_up_again(tmp_path: Path) -> None:
+    """Dovecot set \\Answered since we indexed the file: the stale name is not
+    there, the folder is listed, and both flags end up on the file."""
+    root = folder(tmp_path)
+    path = deliver(root, b"x\n", flags="S")
+    parsed = FileName.parse(path.name)
+    theirs = root / "cur" / parsed.with_marks("RS", "").name()
+    os.rename(path, theirs)
+    renamed = rename_with(root, parsed.base, _add_flag("F"), known=path)
+    assert renamed.name.endswith(":2,FRS")
+    assert [p.name for p in (root / "cur").iterdir()] == [renamed.name]
+
+
+def test_a_rename_between_our_check_and_ours_is_read_again_maildir_md_6(
+    tmp_path: Path,
+) -> None:
+    """Another writer renames the file after we found it (Dovecot does not take our
+    lock): our rename fails, the next round reads its new name and keeps its flag."""
+    root = folder(tmp_path)
+    path = deliver(root, b"x\n", flags="S")
+    parsed = FileName.parse(path.name)
+    seen: list[str] = []
+
+    def marks(current: FileName) -> tuple[str, str]:
+        seen.append(current.flags)
+        if len(seen) == 1:  # the other writer, right between our read and our rename
+            os.rename(path, root / "cur" / parsed.with_marks("DS", "").name())
+        return "".join(sorted(set(current.flags) | {"F"})), current.letters
+
+    renamed = rename_with(root, parsed.base, marks, known=path)
+    assert seen == ["S", "DS"]
+    assert renamed.name.endswith(":2,DFS")
+    assert [p.name for p in (root / "cur").iterdir()] == [renamed.name]
