@@ -36,6 +36,7 @@ from maildir_jmap.store.journal import (
     TouchCounts,
     TouchThread,
 )
+from maildir_jmap.store.recent import RecentChanges
 from maildir_jmap.store.records import (
     Change,
     EmailRecord,
@@ -63,6 +64,8 @@ class Index:
         self.by_file: dict[tuple[str, str], str] = {}  # (mailbox id, base) -> email id
         self.by_message_id: dict[str, str] = {}  # Message-ID or referenced id -> thread id
         self._keyword_sets: dict[frozenset[str], frozenset[str]] = {}
+        self.recent = RecentChanges()  # what changed lately, for change_log
+        self.reborn = 0  # the last modseq an Email id came back with after its destroy
 
     def _share(self, rec: EmailRecord) -> None:
         """Most messages have one of a handful of keyword sets and many share a
@@ -220,14 +223,15 @@ class Index:
                     mailbox = self.mailboxes.get(mailbox_id)
                     if mailbox is not None:
                         mailbox.modseq = max(mailbox.modseq, modseq)
-                        self._bump(MAILBOX, mailbox.modseq)
+                        self._bump(MAILBOX, mailbox.modseq, mailbox_id)
                 case RememberThreads(pairs):
                     for message_id, thread_id in pairs:
                         self.by_message_id.setdefault(message_id, thread_id)
                 case ModseqCounter(modseq):
                     self.modseq = max(self.modseq, modseq)
 
-    def _bump(self, type_name: str, modseq: int) -> None:
+    def _bump(self, type_name: str, modseq: int, record_id: str) -> None:
+        self.recent.note(type_name, modseq, record_id)
         if modseq > self.type_modseq.get(type_name, 0):
             self.type_modseq[type_name] = modseq
 
@@ -238,7 +242,7 @@ class Index:
         self.mailboxes[rec.id] = rec
         self.by_directory[rec.directory] = rec.id
         self.tombstones.pop(rec.id, None)
-        self._bump(MAILBOX, rec.modseq)
+        self._bump(MAILBOX, rec.modseq, rec.id)
 
     def _put_email(self, rec: EmailRecord) -> None:
         self._share(rec)
@@ -248,6 +252,8 @@ class Index:
                 self.by_file.pop((mailbox_id, base), None)
             if old.thread_id != rec.thread_id:
                 self._leave_thread(old.thread_id, rec.id)
+        if old is None and rec.id in self.tombstones:
+            self.reborn = max(self.reborn, rec.modseq)  # its receivedAt may differ now
         self.emails[rec.id] = rec
         for mailbox_id, _, base, _ in rec.files:
             self.by_file[(mailbox_id, base)] = rec.id
@@ -265,7 +271,7 @@ class Index:
         if rec.message_id:
             self.by_message_id.setdefault(rec.message_id, rec.thread_id)
         self.tombstones.pop(rec.id, None)
-        self._bump(EMAIL, rec.modseq)
+        self._bump(EMAIL, rec.modseq, rec.id)
 
     def _sort_thread(self, thread: ThreadRecord) -> None:
         # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
@@ -285,7 +291,7 @@ class Index:
         thread.modseq = max(thread.modseq, modseq)
         thread.created = thread.created or created
         self.tombstones.pop(thread_id, None)
-        self._bump(THREAD, modseq)
+        self._bump(THREAD, modseq, thread_id)
 
     def _drop(self, type_name: str, record_id: str, modseq: int, created: int) -> None:
         if type_name == MAILBOX:
@@ -301,20 +307,42 @@ class Index:
         else:
             self.threads.pop(record_id, None)
         self.tombstones[record_id] = Tombstone(type_name, modseq, created)
-        self._bump(type_name, modseq)
+        self._bump(type_name, modseq, record_id)
 
     # -- /changes ------------------------------------------------------------------------
 
+    def _records_of(
+        self, type_name: str
+    ) -> dict[str, MailboxRecord] | dict[str, EmailRecord] | dict[str, ThreadRecord]:
+        if type_name == MAILBOX:
+            return self.mailboxes
+        return self.emails if type_name == EMAIL else self.threads
+
     def change_log(self, type_name: str, since: int) -> list[tuple[int, str, bool, bool]]:
         """(modseq, id, created after since, destroyed) for every record of the type
-        changed after ``since`` (the input of core.standard.compute_changes)."""
-        records: Iterable[MailboxRecord | EmailRecord | ThreadRecord]
-        if type_name == MAILBOX:
-            records = self.mailboxes.values()
-        elif type_name == EMAIL:
-            records = self.emails.values()
-        else:
-            records = self.threads.values()
+        changed after ``since`` (the input of core.standard.compute_changes): from
+        the ids that changed lately when the log of them reaches back to ``since``,
+        the same entries ``scanned_log`` finds, since every modseq a record or
+        tombstone holds went through ``_bump``."""
+        ids = self.recent.since(type_name, since)
+        if ids is None:
+            return self.scanned_log(type_name, since)
+        found = self._records_of(type_name)
+        entries = []
+        for record_id in ids:
+            rec = found.get(record_id)
+            if rec is not None:
+                if rec.modseq > since:
+                    entries.append((rec.modseq, record_id, rec.created > since, False))
+                continue
+            gone = self.tombstones.get(record_id)
+            if gone is not None and gone.type == type_name and gone.modseq > since:
+                entries.append((gone.modseq, record_id, gone.created > since, True))
+        return entries
+
+    def scanned_log(self, type_name: str, since: int) -> list[tuple[int, str, bool, bool]]:
+        """``change_log`` by a pass over every record and tombstone of the type."""
+        records = self._records_of(type_name).values()
         entries = [(r.modseq, r.id, r.created > since, False) for r in records if r.modseq > since]
         entries += [
             (t.modseq, record_id, t.created > since, True)
@@ -379,4 +407,5 @@ class Index:
         for key, type_name, modseq, created in data["tombstones"]:
             index.tombstones[key] = Tombstone(type_name, modseq, created)
         index.by_message_id = dict(data["message_ids"])
+        index.recent.reset(index.modseq)  # a snapshot holds no history
         return index

@@ -15,6 +15,7 @@ from maildir_jmap.store.journal import (
     decode_change_set,
     encode_change_set,
 )
+from maildir_jmap.store.recent import RecentChanges
 from maildir_jmap.store.records import Change, EmailRecord, MailboxRecord, file_ref
 
 
@@ -161,3 +162,43 @@ def test_journal_replay_and_snapshot_give_back_the_same_index(history: list[Chan
     assert msgpack.packb(replayed.to_snapshot()) == expected
     snapshot = msgpack.unpackb(expected, raw=False, strict_map_key=False)
     assert msgpack.packb(Index.from_snapshot(snapshot).to_snapshot()) == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(histories(), st.integers(1, 6), st.integers(0, 3))
+def test_the_change_log_from_recent_changes_is_the_full_pass(
+    history: list[Change], limit: int, replays: int
+) -> None:
+    """change_log answers from the ids changed lately (store/recent.py) whenever its
+    log reaches back to ``since``: for every state, with logs cut short and journal
+    records applied again (idempotent replay), that is exactly what a pass over
+    every record and tombstone finds; past the log's reach it makes that pass."""
+    index = Index("e1")
+    index.recent = RecentChanges(limit=limit)
+    applied = []
+    for change in history:
+        ops = index.stamp(change)
+        index.apply_ops(ops)
+        applied.append(ops)
+    for ops in applied[len(applied) - replays :]:
+        index.apply_ops(ops)
+    for type_name in (MAILBOX, EMAIL, THREAD):
+        for since in range(index.modseq + 1):
+            assert sorted(index.change_log(type_name, since)) == sorted(
+                index.scanned_log(type_name, since)
+            ), (type_name, since)
+
+
+def test_an_index_from_a_snapshot_logs_changes_after_it_and_scans_before() -> None:
+    index = Index()
+    box = inbox(index)
+    commit(index, Change(mailboxes={box.id: box}, emails={"M0001": email(1, box.id)}))
+    loaded = Index.from_snapshot(
+        msgpack.unpackb(msgpack.packb(index.to_snapshot()), raw=False, strict_map_key=False)
+    )
+    at_load = loaded.modseq
+    assert loaded.recent.since(EMAIL, at_load - 1) is None  # history before the snapshot
+    commit(loaded, Change(emails={"M0002": email(2, box.id)}))
+    assert list(loaded.recent.since(EMAIL, at_load) or ()) == ["M0002"]
+    assert changes(loaded, EMAIL, at_load) == (["M0002"], [], [])
+    assert changes(loaded, EMAIL, 0) == (["M0001", "M0002"], [], [])
