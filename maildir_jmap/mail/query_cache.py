@@ -130,7 +130,8 @@ class QueryCache:
             rec = index.emails.get(email_id)
             if rec is not None:
                 threads.add(rec.thread_id)
-        ids.update(index, Matcher(index, account).compile(filter_), threads, emails)
+        keys_known = index.reborn <= since
+        ids.update(index, Matcher(index, account).compile(filter_), threads, emails, keys_known)
         return True
 
     def put(self, index: Index, key: str, ids: Sequence[str], filter_: Any) -> None:

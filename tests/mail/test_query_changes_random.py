@@ -15,11 +15,21 @@ from maildir_jmap.store.maildir import FileName, deliver
 from tests.mail.conftest import Jmap
 
 
-def mutate(rng: random.Random, maildir: Path, step: int) -> None:
+def mutate(
+    rng: random.Random, maildir: Path, step: int, expunged: list[bytes] | None = None
+) -> None:
+    """One change as Dovecot or a delivery would make it. With ``expunged``, an
+    expunged message's content is kept there, and may come back later under a
+    different receivedAt (same content, so the same Email id: "reborn")."""
     files = [p for sub in ("cur", "new") for p in (maildir / sub).iterdir()]
     archive = maildir / ".Archive" / "cur"
-    action = rng.choice(["deliver", "reply", "flag", "move", "expunge"])
-    if action == "deliver" or not files:
+    actions = ["deliver", "reply", "flag", "move", "expunge"]
+    action = "reborn" if expunged and rng.random() < 0.5 else rng.choice(actions)
+    if action == "reborn":
+        assert expunged is not None
+        raw = expunged.pop(rng.randrange(len(expunged)))
+        deliver(maildir, raw, received=1_800_000_000 + rng.randrange(10**6))
+    elif action == "deliver" or not files:
         deliver(
             maildir,
             f"Subject: new {step}\nMessage-ID: <n{step}@x>\n\nbody {step}\n".encode(),
@@ -40,7 +50,10 @@ def mutate(rng: random.Random, maildir: Path, step: int) -> None:
         path = rng.choice(files)
         os.rename(path, archive / path.name)
     else:
-        rng.choice(files).unlink()
+        victim = rng.choice(files)
+        if expunged is not None:
+            expunged.append(victim.read_bytes())
+        victim.unlink()
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -87,10 +100,12 @@ async def test_cached_results_carried_across_changes_equal_recomputed_ones(
     jmap: Jmap, maildir: Path, seed: int
 ) -> None:
     """A receivedAt-ordered result kept in the cache and re-placed after each change
-    (OrderedResult.update) is what filtering and sorting afresh gives."""
+    (OrderedResult.update) is what filtering and sorting afresh gives. The cache
+    holds every shape, and each answer must be the object carried, not a result
+    computed again (with the default 16 entries, 20 shapes in turn never hit)."""
     from maildir_jmap.core.query import Comparator
     from maildir_jmap.mail.email_results import OrderedResult
-    from maildir_jmap.mail.query_cache import cached_query, run_query
+    from maildir_jmap.mail.query_cache import QueryCache, cached_query, run_query
 
     rng = random.Random(seed)
     inbox = (await jmap.mailboxes())["Inbox"]["id"]
@@ -105,16 +120,24 @@ async def test_cached_results_carried_across_changes_equal_recomputed_ones(
     shapes = [
         (f, asc, collapse) for f in filters for asc in (False, True) for collapse in (False, True)
     ]
+    account.caches["email-query"] = QueryCache(size=len(shapes))
+    kept = {}
     for shape in shapes:  # fill the cache
         filter_, asc, collapse = shape
         ids = cached_query(account, filter_, [Comparator("receivedAt", asc, None, {})], collapse)
         assert isinstance(ids, OrderedResult)
-    for round_ in range(5):
+        kept[repr(shape)] = ids
+    expunged: list[bytes] = []
+    for round_ in range(8):
         for step in range(rng.randrange(1, 4)):
-            mutate(rng, maildir, 100 + round_ * 10 + step)
+            mutate(rng, maildir, 100 + round_ * 10 + step, expunged)
+            if rng.random() < 0.5:
+                account.rescan()  # an expunge and its rebirth in one carried window
         account.rescan()
         for filter_, asc, collapse in shapes:
             sort = [Comparator("receivedAt", asc, None, {})]
-            carried = list(cached_query(account, filter_, sort, collapse))
+            answer = cached_query(account, filter_, sort, collapse)
+            assert answer is kept[repr((filter_, asc, collapse))]  # carried
+            carried = list(answer)
             fresh = list(run_query(account.index, filter_, sort, collapse, account))
             assert carried == fresh, (seed, round_, filter_, asc, collapse)
