@@ -140,6 +140,18 @@ class QueryCache:
             del self.results[next(iter(self.results))]
 
 
+def query_key(filter_: Any, sort: list[Comparator], collapse: bool) -> str:
+    """What tells one query from another in the cache."""
+    return orjson.dumps(
+        [
+            filter_,
+            [(c.property, c.is_ascending, c.collation, dict(c.extra)) for c in sort],
+            collapse,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+
+
 def cached_query(
     account: Account, filter_: Any, sort: list[Comparator], collapse: bool
 ) -> Sequence[str]:
@@ -148,14 +160,7 @@ def cached_query(
         account.sync_search()  # before the cache: a synced search can change results
     cache = account.caches.setdefault("email-query", QueryCache())
     assert isinstance(cache, QueryCache)
-    key = orjson.dumps(
-        [
-            filter_,
-            [(c.property, c.is_ascending, c.collation, dict(c.extra)) for c in sort],
-            collapse,
-        ],
-        option=orjson.OPT_SORT_KEYS,
-    ).decode()
+    key = query_key(filter_, sort, collapse)
     ids = cache.get(account, key)
     if ids is None:
         ids = run_query(index, filter_, sort, collapse, account)
