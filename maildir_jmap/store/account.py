@@ -40,7 +40,8 @@ from maildir_jmap.store.views import PackedRow, ViewStore
 
 log = logging.getLogger(__name__)
 
-COMPACT_RECORDS = 2000  # rewrite the snapshot after this many journal records
+COMPACT_RECORDS = 2000  # rewrite the snapshot after this many journal records, at least
+COMPACT_PER_EMAIL = 5  # ... or one record per this many Emails, whichever is more
 COMPACT_BYTES = 64 << 20
 MAX_TOMBSTONES = 100_000  # /changes reaches back this many destroyed records
 VIEW_BATCH = 500  # views stored per transaction while indexing
@@ -298,7 +299,9 @@ class Account:
         }
         if change.delivered:
             changed[EMAIL_DELIVERY] = self.index.state(EMAIL)
-        if self.journal.records >= COMPACT_RECORDS or self.journal.bytes >= COMPACT_BYTES:
+        if self.journal.records >= compact_after(len(self.index.emails)) or (
+            self.journal.bytes >= COMPACT_BYTES
+        ):
             self.compact()
         self.announce(changed)
         return changed
@@ -331,6 +334,15 @@ class Account:
                 views.close()
             if self.owner is not None:
                 self.owner.release()
+
+
+def compact_after(emails: int) -> int:
+    """Journal records that make a snapshot worth writing. A snapshot costs about
+    17 µs per Email (1.7 s at 100k, every request of the account waiting), a
+    record 37 µs to replay at start-up: at one record per five Emails a 100k
+    account compacts every 20,000 writes, not every 2,000, and starts at most
+    0.7 s slower (measured on the bench's Xeon, issue 18)."""
+    return max(COMPACT_RECORDS, emails // COMPACT_PER_EMAIL)
 
 
 def link_state(link: Path, target: Path) -> None:

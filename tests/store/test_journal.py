@@ -7,7 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.journal import Journal
@@ -64,6 +67,33 @@ def test_compaction_writes_snapshot_and_empties_journal(tmp_path: Path) -> None:
     assert {e.id: e.keywords for e in reopened.index.emails.values()} == before
     assert reopened.index.epoch == account.index.epoch
     assert reopened.index.modseq == account.index.modseq
+
+
+def test_a_large_account_compacts_after_records_in_proportion_to_its_emails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a 100k snapshot costs 1.7 s with the account waiting, so the
+    journal grows to one record per five Emails first (compact_after)."""
+    from maildir_jmap.store import account as account_module
+    from maildir_jmap.store.records import Change
+
+    assert account_module.compact_after(10_000) == 2000
+    assert account_module.compact_after(100_000) == 20_000
+    monkeypatch.setattr(account_module, "COMPACT_RECORDS", 2)
+    monkeypatch.setattr(account_module, "COMPACT_PER_EMAIL", 1)
+    root = maildir(tmp_path / "M")
+    for n in range(4):
+        put(root, message(f"m{n}"), "")
+    account = Account.open("u", root, tmp_path / "state")
+    account.compact()
+    rec = next(iter(account.index.emails.values()))
+    for n in range(3):  # 4 Emails: compact at the 4th record, not at the 2nd
+        rec = replace(rec, keywords=frozenset({f"k{n}"}))
+        account.commit(Change(emails={rec.id: rec}))
+        assert account.journal.records == n + 1
+    account.commit(Change(emails={rec.id: replace(rec, keywords=frozenset())}))
+    assert account.journal.records == 0
+    account.close()
 
 
 def test_records_already_in_the_snapshot_are_skipped(tmp_path: Path) -> None:
