@@ -15,6 +15,7 @@ import imaplib
 import random
 import re
 import select
+import shutil
 import socket
 import statistics
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 
 from bench.listview import USING, _server, list_view_calls
+from bench.machine import cpu_ticks, stolen_since
 from bench.push import PASSWORD, _percentile
 from maildir_jmap.store.account import account_id_for
 
@@ -419,19 +421,36 @@ async def _client(
 
 
 def throughput(maildir: Path, state_dir: Path, clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` concurrent HTTP clients of one account, 80 % list views at random
-    positions and 20 % flag changes, for ``seconds``."""
+    """``clients`` concurrent HTTP clients of one account for ``seconds``: with wrk
+    (bench/wrk.py), four in five loop list views at random positions and one in
+    five loops flag changes; without it, Python clients that each mix the two
+    80/20 (they take a core of their own, which the server then lacks)."""
     with _server(maildir, state_dir, concurrent=clients) as url, _jmap_client(True) as client:
         account, inbox = _account_and_inbox(client, url)
         query = {"accountId": account, "filter": {"inMailbox": inbox}, "limit": 1000}
         ids = _post(client, url, [["Email/query", query, "q"]])[0][1]["ids"]
+        if shutil.which("wrk"):
+            from bench import wrk
+
+            writers = clients // 5
+            prepared = {"bench": (account, inbox, ids)}
+            before = cpu_ticks()
+            figures = wrk.split(url, prepared, clients - writers, writers, seconds)
+            return {
+                "clients": float(clients),
+                "load": 1.0,
+                "stolen": stolen_since(before),
+                **figures,
+            }
 
         async def run_all() -> list[tuple[list[float], list[float], int]]:
             until = time.perf_counter() + seconds
             tasks = [_client(url, account, inbox, ids, until, n) for n in range(clients)]
             return await asyncio.gather(*tasks)
 
-        return {"clients": float(clients), **timed_clients(run_all)}
+        before = cpu_ticks()
+        figures = timed_clients(run_all)
+        return {"clients": float(clients), "load": 0.0, "stolen": stolen_since(before), **figures}
 
 
 def timed_clients(
@@ -445,6 +464,7 @@ def timed_clients(
     writes = [t for r in results for t in r[1]]
     return {
         "requests_per_s": (len(reads) + len(writes)) / elapsed,
+        "write_share": len(writes) / max(1, len(reads) + len(writes)),
         "read_p50_ms": statistics.median(reads),
         "read_p95_ms": _percentile(reads, 0.95),
         "write_p50_ms": statistics.median(writes),

@@ -12,9 +12,7 @@ before the clock starts. ``python -m bench.scaleout [clients users seconds]``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -29,8 +27,9 @@ import httpx
 
 from bench.compare import _client, timed_clients
 from bench.generate import generate
-from bench.listview import USING, list_view_calls
+from bench.listview import USING
 from bench.push import PASSWORD, running_server
+from bench.wrk import run_wrk
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,85 +145,11 @@ def _prepare(client: httpx.Client, url: str, login: str) -> tuple[str, str, list
     return account, inbox, call("Email/query", query)["ids"]
 
 
-WRK_SCRIPT = r"""
-local users = {%s}
-local reads = %s
-math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  local u = users[math.random(#users)]
-  wrk.headers["Authorization"] = u[1]
-  local body
-  if math.random() < 0.8 then
-    body = string.format(reads, u[2], u[3], math.random(0, 499), u[2])
-  else
-    body = string.format('{"using":%s,"methodCalls":[["Email/set",{"accountId":"%%s",' ..
-      '"update":{"%%s":{"keywords/$flagged":%%s}}},"s"]]}', u[2],
-      u[4][math.random(#u[4])], math.random() < 0.5 and "true" or "null")
-  end
-  return wrk.format(nil, "/jmap/api/", nil, body)
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{"requests":%%d,"seconds":%%f,"p50":%%f,"p95":%%f,"errors":%%d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(95) / 1000, e.connect + e.read + e.write + e.status + e.timeout))
-end
-"""
-
-
-def _lua(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def run_wrk(url: str, prepared: dict[str, Any], clients: int, seconds: float) -> dict[str, float]:
-    """The same mix from wrk (C, two threads), so the load generator takes little of
-    the cores the backends need; one latency distribution for reads and writes."""
-    users = []
-    for login, (account, inbox, ids) in prepared.items():
-        header = "Basic " + base64.b64encode(f"{login}:{PASSWORD}".encode()).decode()
-        sample = ", ".join(_lua(i) for i in ids[:200])
-        users.append(f"{{{_lua(header)}, {_lua(account)}, {_lua(inbox)}, {{{sample}}}}}")
-    calls = list_view_calls("ACCOUNT", "INBOX", position=123456)
-    reads = json.dumps({"using": USING, "methodCalls": calls}, separators=(",", ":"))
-    reads = reads.replace("%", "%%").replace('"ACCOUNT"', '"%s"', 1).replace('"INBOX"', '"%s"')
-    reads = reads.replace("123456", "%d").replace('"ACCOUNT"', '"%s"')
-    using = json.dumps(USING, separators=(",", ":"))
-    script = WRK_SCRIPT % (", ".join(users), _lua(reads), using)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(script)
-        lua.flush()
-        done = subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{clients}",
-                f"-d{int(seconds)}s",
-                "--timeout",
-                "30s",
-                "-s",
-                lua.name,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return {
-        "requests_per_s": figures["requests"] / figures["seconds"],
-        "p50_ms": figures["p50"],
-        "p95_ms": figures["p95"],
-        "errors": float(figures["errors"]),
-    }
-
-
 def run(url: str, logins: list[str], clients: int, seconds: float) -> dict[str, float]:
     with httpx.Client() as client:
         prepared = {login: _prepare(client, url, login) for login in logins}
     if shutil.which("wrk"):
-        return run_wrk(url, prepared, clients, seconds)
+        return run_wrk(url, prepared, clients, seconds, reads=0.8)
 
     async def all_clients() -> list[tuple[list[float], list[float], int]]:
         until = time.perf_counter() + seconds
