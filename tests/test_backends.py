@@ -81,6 +81,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         others = {routing.hashed(u.login) for u in USERS if u.login != PINNED}
         if others != {pinned}:
             break
+    else:
+        raise AssertionError("100 draws of ports never spread the users over both backends")
     pin_host, pin_port = pinned.split(":")
     routes = {PINNED: f"host={pin_host} port={pin_port}"}
     dovecot = Deployment(tmp_path / "site", routes=routes).start()
