@@ -10,6 +10,7 @@ import imaplib
 import random
 import sys
 import threading
+import time
 from typing import Any
 
 from maildir_jmap.mime.headers import as_message_ids
@@ -42,17 +43,39 @@ def message_id_of(raw: bytes) -> str | None:
 
 
 class Shared:
-    """What the actors tell each other: removed Message-IDs, and a stop flag."""
+    """What the actors tell each other: removed Message-IDs, and a stop flag; and,
+    so that a message gone with a folder can be told from a lost one, when each
+    IMAP DELETE ran and when each JMAP move into a folder ran."""
 
     def __init__(self) -> None:
         self.removed: set[str] = set()
         self.guard = threading.Lock()
         self.stop = threading.Event()
         self.errors: list[str] = []
+        self.deletes: list[tuple[str, float, float]] = []  # folder, from, to
+        self.moves: list[tuple[str, str, float, float]] = []  # Message-ID, folder, from, to
 
     def remove(self, mids: set[str]) -> None:
         with self.guard:
             self.removed |= mids
+
+    def raced_delete(self, mid: str) -> str | None:
+        """How ``mid`` may have gone with a deleted folder although the deleting
+        actor did not see it there: a JMAP move into that very folder ran while
+        the IMAP actor listed and deleted it (DELETE takes the folder's messages
+        with it, as RFC 3501 §6.3.4 allows). None when no such race happened."""
+        with self.guard:
+            for moved, folder, start, end in self.moves:
+                for deleted, begun, done in self.deletes:
+                    if moved == mid and folder == deleted and start < done and end > begun:
+                        return f"{mid}: JMAP moved it into {folder} while IMAP deleted {folder}"
+        return None
+
+    def history(self, mid: str) -> list[str]:
+        with self.guard:
+            return [f"moved by JMAP into {f} at {a:.3f}-{b:.3f}" for m, f, a, b in self.moves
+                    if m == mid] + [f"IMAP DELETE {f} at {a:.3f}-{b:.3f}"
+                                    for f, a, b in self.deletes]  # fmt: skip
 
 
 def selectable(client: imaplib.IMAP4) -> list[str]:
@@ -151,10 +174,15 @@ class ImapActor:
             made = [f for f in folders if f.startswith(("Imap", "Jmap", "Renamed"))]
             if made:
                 target = rng.choice(made)
+                begun = time.monotonic()
                 for box_uid in self.uids(target):
                     self.shared.remove(self.mids(box_uid))
                 c.select("INBOX")
-                c.delete(target)
+                try:
+                    c.delete(target)
+                finally:
+                    with self.shared.guard:
+                        self.shared.deletes.append((target, begun, time.monotonic()))
         else:
             c.subscribe(folder) if rng.random() < 0.5 else c.unsubscribe(folder)
 
@@ -203,8 +231,9 @@ class MdaActor:
 
 
 class JmapActor:
-    def __init__(self, account: Account, rng: random.Random, shared: Shared) -> None:
+    def __init__(self, account: Account, rng: random.Random, shared: Shared, sep: str) -> None:
         self.account = account
+        self.sep = sep
         self.rng = rng
         self.shared = shared
         self.n = 0
@@ -253,7 +282,19 @@ class JmapActor:
         elif roll < 0.6 and emails:
             rec = rng.choice(emails)
             target = rng.sample(boxes, rng.randint(1, min(2, len(boxes))))
+            begun = time.monotonic()
             self.call("Email/set", update={rec.id: {"mailboxIds": {b.id: True for b in target}}})
+            if rec.message_id:
+                with self.shared.guard:
+                    self.shared.moves += [
+                        (
+                            rec.message_id,
+                            self.sep.join(b.levels) or "INBOX",
+                            begun,
+                            time.monotonic(),
+                        )
+                        for b in target
+                    ]
         elif roll < 0.72:
             mid = f"jmap-{self.n}-{rng.getrandbits(32):x}@soak"
             blob = self.account.blobs.put_bytes(message(mid, "imported")).blob_id
