@@ -82,23 +82,27 @@ class EmailRecords:
         emails = self.index.emails
         records = [r for r in (emails.get(i) for i in wanted) if r is not None]
         got = prefetch(self.account, records, properties, body)
-        splicer = Splicer(properties) if self.serialized and Splicer.serves(properties) else None
-        envelopes = got.envelopes
+        splicer = None
+        if self.serialized and Splicer.serves(properties, body):
+            splicer = Splicer(properties, body)
+        envelopes, bodies = got.envelopes, got.bodies
         for email_id in wanted:
             rec = emails.get(email_id)
             if rec is None:
                 missing.append(email_id)
                 continue
             if splicer is not None:
-                envelope = envelopes.get(email_id)
-                if envelope is not None or not splicer.needs_envelope:
-                    found.append(splicer.email(rec, envelope))
+                envelope, kept = envelopes.get(email_id), bodies.get(email_id)
+                if (envelope is not None or not splicer.needs_envelope) and (
+                    kept is not None or not splicer.needs_body
+                ):
+                    found.append(splicer.email(rec, envelope, kept))
                     continue
-            view = email_json(self.account, rec, properties, body, got)
-            if view is None:
+            built = email_json(self.account, rec, properties, body, got)
+            if built is None:
                 missing.append(email_id)
             else:
-                found.append(view)
+                found.append(built)
         return found, missing
 
     def changes(self, since_state: str, max_changes: int | None) -> Changes:

@@ -1,10 +1,12 @@
 """Emails as pre-serialized JSON (issue 18: a list view or an initial sync of
 thousands of Emails without building and serializing each one again).
 
-When every property an Email/get asks for comes from the index record or the
-envelope kept at index time (store/views.py, as JSON text by property), each
-Email is spliced from JSON text into one ``Serialized`` value, which the
-transport writes out as is (``Context.serialized``). It is the same JSON that
+When every property an Email/get asks for comes from the index record, the
+envelope or the body view kept at index time (store/views.py, as JSON text),
+each Email is spliced from JSON text into one ``Serialized`` value, which the
+transport writes out as is (``Context.serialized``). Body properties splice with
+the default ``bodyProperties`` only, which is what the body view holds; a value
+is read back into a string only when ``maxBodyValueBytes`` cuts it. It is the same JSON that
 mail/email_view.py ``email_json`` builds: tests/mail/test_email_fragment.py holds
 the two side by side.
 """
@@ -16,8 +18,9 @@ from collections.abc import Callable, Set
 import orjson
 
 from maildir_jmap.core.types import Serialized, format_epoch
-from maildir_jmap.mail.email_view import INDEX_PROPERTIES
-from maildir_jmap.mime.views import ENVELOPE, EnvelopeText
+from maildir_jmap.mail.email_view import BODY, INDEX_PROPERTIES, BodyOptions
+from maildir_jmap.mime.parse import truncate
+from maildir_jmap.mime.views import BODY_LISTS, DEFAULT_PART, ENVELOPE, BodyText, EnvelopeText
 from maildir_jmap.store.records import EmailRecord
 
 _dumps = orjson.dumps
@@ -39,30 +42,61 @@ _INDEX_TEXT: dict[str, Callable[[EmailRecord], bytes]] = {
     "preview": lambda rec: _dumps(rec.preview),
 }
 assert _INDEX_TEXT.keys() == INDEX_PROPERTIES
-_KEY = {prop: _dumps(prop) + b":" for prop in (*INDEX_PROPERTIES, *ENVELOPE)}
+_KEY = {prop: _dumps(prop) + b":" for prop in (*INDEX_PROPERTIES, *ENVELOPE, *BODY)}
+_PROBLEM = {False: b',"isEncodingProblem":false', True: b',"isEncodingProblem":true'}
+_TRUNCATED = {False: b',"isTruncated":false}', True: b',"isTruncated":true}'}
 
 
 class Splicer:
     """Makes the Emails of one Email/get with ``properties`` as JSON text."""
 
-    def __init__(self, properties: frozenset[str]) -> None:
+    def __init__(self, properties: frozenset[str], body: BodyOptions) -> None:
         self.index = [(_KEY[p], _INDEX_TEXT[p]) for p in sorted(properties & INDEX_PROPERTIES)]
         self.envelope = [(_KEY[p], p) for p in ENVELOPE if p in properties]
+        self.lists = [(_KEY[p], p) for p in BODY_LISTS if p in properties]
+        self.values = "bodyValues" in properties
+        self.body = body
 
     @staticmethod
-    def serves(properties: frozenset[str]) -> bool:
+    def serves(properties: frozenset[str], body: BodyOptions) -> bool:
         """Whether every one of ``properties`` can be spliced."""
-        return properties <= _KEY.keys()
+        if not properties <= _KEY.keys():
+            return False
+        return not properties & BODY or body.properties == DEFAULT_PART
 
     @property
     def needs_envelope(self) -> bool:
         return bool(self.envelope)
 
-    def email(self, rec: EmailRecord, envelope: EnvelopeText | None) -> Serialized:
-        """The Email as JSON text; ``envelope`` is its kept one (None only when no
-        envelope property is asked for)."""
+    @property
+    def needs_body(self) -> bool:
+        return bool(self.lists) or self.values
+
+    def email(
+        self, rec: EmailRecord, envelope: EnvelopeText | None, view: BodyText | None = None
+    ) -> Serialized:
+        """The Email as JSON text; ``envelope`` and ``view`` are its kept ones (None
+        only when no envelope or body property is asked for)."""
         parts = [key + text(rec) for key, text in self.index]
         if self.envelope:
             assert envelope is not None
             parts += [key + envelope[prop] for key, prop in self.envelope]
+        if self.needs_body:
+            assert view is not None
+            parts += [key + view.lists[prop] for key, prop in self.lists]
+            if self.values:
+                parts.append(_KEY["bodyValues"] + self._values(view))
         return orjson.Fragment(b"{" + b",".join(parts) + b"}")
+
+    def _values(self, view: BodyText) -> bytes:
+        """The bodyValues object (RFC 8621 §4.2: fetch*BodyValues, maxBodyValueBytes)."""
+        body, out = self.body, []
+        for part_id in view.chosen(body.text, body.html, body.every):
+            text, problem, is_html, length = view.values[part_id]
+            truncated = 0 < body.max_bytes < length
+            if truncated:
+                text = _dumps(truncate(view.value(part_id), is_html, body.max_bytes)[0])
+            out.append(
+                _dumps(part_id) + b':{"value":' + text + _PROBLEM[problem] + _TRUNCATED[truncated]
+            )
+        return b"{" + b",".join(out) + b"}"

@@ -20,14 +20,18 @@ from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_proper
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
 from maildir_jmap.mime.summary import blob_base
 from maildir_jmap.mime.views import (
+    BODY_LISTS,
     DEFAULT_PART,
     ENVELOPE,
+    BodyText,
     EnvelopeText,
+    body_text,
     body_view,
     envelope_as_text,
     envelope_of,
     has_value,
     leaves,
+    pack_body,
     part_json,
 )
 from maildir_jmap.store.account import Account
@@ -103,7 +107,7 @@ class Prefetched:
 
     def __init__(self) -> None:
         self.envelopes: dict[str, EnvelopeText] = {}
-        self.bodies: dict[str, JSONObject | None] = {}
+        self.bodies: dict[str, BodyText | None] = {}
         self.roots: dict[str, Part] = {}
 
 
@@ -149,7 +153,9 @@ def prefetch(
             envelopes[rec.id] = envelope_as_text(envelope_of(split_head(head)[0]))
     views.put(envelopes, bodies)
     got.envelopes.update(envelopes)
-    got.bodies.update(bodies)
+    got.bodies.update(
+        {k: None if v is None else body_text(pack_body(v)) for k, v in bodies.items()}
+    )
     return got
 
 
@@ -212,34 +218,22 @@ def email_json(
     return out
 
 
-def _kept_body(
-    out: JSONObject, view: JSONObject, wanted: frozenset[str], body: BodyOptions
-) -> None:
+def _kept_body(out: JSONObject, view: BodyText, wanted: frozenset[str], body: BodyOptions) -> None:
     """The body properties from a kept view (mime/views.py ``body_view``), as
     ``_body`` makes them from a parse."""
-    for prop in ("bodyStructure", "textBody", "htmlBody", "attachments"):
+    for prop in BODY_LISTS:
         if prop in wanted:
-            out[prop] = view[prop]
+            out[prop] = orjson.loads(view.lists[prop])
     if "bodyValues" not in wanted:
         return
-    chosen: list[str] = []
-    if body.every:
-        chosen += view["leaves"]
-    if body.text:
-        chosen += view["text"]
-    if body.html:
-        chosen += view["html"]
-    kept = view["values"]
     values: dict[str, Any] = {}
-    for part_id in chosen:
-        if part_id in kept and part_id not in values:
-            text, problem, is_html = kept[part_id]
-            text, truncated = truncate(text, is_html, body.max_bytes)
-            values[part_id] = {
-                "value": text,
-                "isEncodingProblem": problem,
-                "isTruncated": truncated,
-            }
+    for part_id in view.chosen(body.text, body.html, body.every):
+        text, truncated = truncate(view.value(part_id), view.values[part_id][2], body.max_bytes)
+        values[part_id] = {
+            "value": text,
+            "isEncodingProblem": view.values[part_id][1],
+            "isTruncated": truncated,
+        }
     out["bodyValues"] = values
 
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgpack
-
 from maildir_jmap.mime.parse import body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
 from maildir_jmap.mime.views import (
     body_view,
     envelope_as_text,
     envelope_of,
+    pack_body,
     pack_envelope,
     text_values,
 )
@@ -119,7 +118,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
         derived = Derived(
             document=document_of(root, parts, values),
             envelope=pack_envelope(envelope_as_text(envelope)),
-            body=None if body is None else msgpack.packb(body),
+            body=None if body is None else pack_body(body),
         )
     return Summary(
         digest=digest,

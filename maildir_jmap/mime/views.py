@@ -4,7 +4,9 @@ values that can be made once and kept (issue 18: parse once, not per request).
 - ``envelope_of``: the convenience header properties (from, subject, sentAt, ...);
 - ``body_view``: bodyStructure, textBody, htmlBody and attachments with the
   default ``bodyProperties`` and the decoded text of every text/* leaf, so that
-  Email/get of whole messages needs neither the file nor the parser.
+  Email/get of whole messages needs neither the file nor the parser; kept as
+  JSON text too (``pack_body``, ``BodyText``), so that whole messages are
+  spliced as list views are.
 
 Both are made at index time, in the worker pool, from the parse the summary does
 anyway (mime/summary.py), and kept in the state directory (store/views.py). An
@@ -16,6 +18,7 @@ list view's Emails are spliced from text rather than built and serialized again
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -186,3 +189,54 @@ def body_view(
         "leaves": [p.part_id for p in leaves(root)],
         "values": values,
     }
+
+
+BODY_LISTS = ("bodyStructure", "textBody", "htmlBody", "attachments")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyText:
+    """A kept body view as Email/get writes it: each of BODY_LISTS as JSON text,
+    the partIds that fetchTextBodyValues, fetchHTMLBodyValues and
+    fetchAllBodyValues choose, and each text leaf's value."""
+
+    lists: dict[str, bytes]
+    text: list[str]
+    html: list[str]
+    leaves: list[str]
+    values: dict[str, list[Any]]
+    """partId -> [value as JSON text, isEncodingProblem, isHtml, UTF-8 length]."""
+
+    def chosen(self, text: bool, html: bool, every: bool) -> list[str]:
+        """The partIds whose values the fetch*BodyValues arguments ask for, each
+        once, in the order Email/get lists them (RFC 8621 §4.2)."""
+        wanted = [*(self.leaves if every else ()), *(self.text if text else ()),
+                  *(self.html if html else ())]  # fmt: skip
+        return [p for p in dict.fromkeys(wanted) if p in self.values]
+
+    def value(self, part_id: str) -> str:
+        """A leaf's text as a string (to truncate it, or for an in-process caller)."""
+        text: str = orjson.loads(self.values[part_id][0])
+        return text
+
+
+def pack_body(view: Mapping[str, Any]) -> bytes:
+    """A ``body_view`` as kept: its lists and values as JSON text."""
+    values = {
+        part_id: [orjson.dumps(text), problem, is_html, len(text.encode("utf-8"))]
+        for part_id, (text, problem, is_html) in view["values"].items()
+    }
+    lists = [orjson.dumps(view[name]) for name in BODY_LISTS]
+    packed: bytes = msgpack.packb([*lists, view["text"], view["html"], view["leaves"], values])
+    return packed
+
+
+def body_text(packed: bytes) -> BodyText:
+    """A kept body view (``pack_body`` undone). One kept before body views were
+    JSON text (a msgpack map of ``body_view``) is read as well, so an index
+    built earlier serves without being rebuilt."""
+    kept = msgpack.unpackb(packed)
+    if isinstance(kept, dict):
+        kept = msgpack.unpackb(pack_body(kept))
+    *lists, text, html, every, values = kept
+    return BodyText(dict(zip(BODY_LISTS, lists, strict=True)), text, html, every, values)

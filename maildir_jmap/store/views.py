@@ -11,8 +11,11 @@ never change (their id is their content's hash), so an entry never goes stale;
 entries of Emails that are gone are dropped at compaction. Derived data in the
 state directory: delete the file and it fills again as Emails are read.
 
-A body view stored as NULL means "not kept" (text larger than MAX_VIEW_CHARS):
-Email/get parses that message from its file, and does not try to keep it again.
+Body views are kept as JSON text too (mime/views.py ``pack_body``); one kept in
+the earlier form, a msgpack map, is read as well (``body_text``), so an index
+built before needs no rewrite. A body view stored as NULL means "not kept" (text
+larger than MAX_VIEW_CHARS): Email/get parses that message from its file, and
+does not try to keep it again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from typing import Any
 
 import msgpack
 
-from maildir_jmap.mime.views import EnvelopeText, envelope_as_text, envelope_text, pack_envelope
+from maildir_jmap.mime.views import (
+    BodyText,
+    EnvelopeText,
+    body_text,
+    envelope_as_text,
+    envelope_text,
+    pack_body,
+    pack_envelope,
+)
 
 BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
 FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
@@ -83,9 +94,9 @@ class ViewStore:
         """Envelopes by Email id, as JSON text by property."""
         return self._read("envelopes", email_ids, envelope_text)
 
-    def bodies(self, email_ids: list[str]) -> dict[str, dict[str, Any] | None]:
-        """Body views by Email id; None for one stored as not kept."""
-        return self._read("bodies", email_ids, msgpack.unpackb)
+    def bodies(self, email_ids: list[str]) -> dict[str, BodyText | None]:
+        """Body views by Email id, as JSON text; None for one stored as not kept."""
+        return self._read("bodies", email_ids, body_text)
 
     def put(
         self, envelopes: dict[str, EnvelopeText], bodies: dict[str, dict[str, Any] | None]
@@ -100,7 +111,7 @@ class ViewStore:
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO bodies VALUES (?, ?)",
-                [(k, None if v is None else msgpack.packb(v)) for k, v in bodies.items()],
+                [(k, None if v is None else pack_body(v)) for k, v in bodies.items()],
             )
 
     def put_packed(self, rows: list[PackedRow]) -> None:

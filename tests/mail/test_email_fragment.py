@@ -1,7 +1,8 @@
 """Emails spliced from JSON text (mail/email_fragment.py, issue 18) are the Emails
-mail/email_view.py builds, key for key and value for value; result references
-(RFC 8620 §3.7) read into them; envelopes kept before they were text are
-rewritten once."""
+mail/email_view.py builds, key for key and value for value, list views and whole
+messages alike (every fetch*BodyValues and maxBodyValueBytes of RFC 8621 §4.2);
+result references (RFC 8620 §3.7) read into them; envelopes kept before they
+were text are rewritten once, body views kept before are read as they are."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ import pytest
 
 from maildir_jmap.core.types import Serialized, format_epoch, format_utc_date
 from maildir_jmap.mail.email import EmailRecords
-from maildir_jmap.mail.email_view import INDEX_PROPERTIES
-from maildir_jmap.mime.views import ENVELOPE, envelope_as_text, envelope_text, pack_envelope
+from maildir_jmap.mail.email_view import BODY, INDEX_PROPERTIES
+from maildir_jmap.mime.parse import parse
+from maildir_jmap.mime.summary import blob_base
+from maildir_jmap.mime.views import (
+    ENVELOPE,
+    BodyText,
+    body_view,
+    envelope_as_text,
+    envelope_text,
+    pack_envelope,
+)
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import deliver, make_folder
 from maildir_jmap.store.views import ViewStore
@@ -57,11 +67,17 @@ def test_spliced_emails_are_the_built_ones(corpus: Account, properties: list[str
 
 
 def test_what_cannot_be_spliced_is_built(corpus: Account) -> None:
-    """``headers``, body properties and an Email whose envelope is not kept come
-    from email_json; the JSON is the same either way."""
-    for extra in ("headers", "bodyStructure", "header:X-Mailer:asText"):
+    """``headers``, body parts with other than the default bodyProperties and an
+    Email whose envelope is not kept come from email_json; the JSON is the same
+    either way."""
+    for extra in ("headers", "header:X-Mailer:asText"):
         got, _ = EmailRecords(corpus, serialized=True).get(None, frozenset({"id", extra}), {})
         assert all(isinstance(e, dict) for e in got)
+    other_parts = {"bodyProperties": ["partId", "type", "header:Content-Type"]}
+    wanted = frozenset({"id", "bodyStructure", "textBody"})
+    got, _ = EmailRecords(corpus, serialized=True).get(None, wanted, other_parts)
+    assert all(isinstance(e, dict) for e in got)
+    assert plain(got) == plain(EmailRecords(corpus).get(None, wanted, other_parts)[0])
     ids = list(corpus.index.emails)
     corpus.views.keep_only(ids[1:])  # the first Email's views are gone
     records = EmailRecords(corpus, serialized=True)
@@ -121,6 +137,54 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
     assert isinstance(msgpack.unpackb(rows["Mold"]), list)
     assert envelope_text(rows["Mold"]) == texts["Mold"]
+
+
+WHOLE = frozenset({"id", "subject", *BODY})
+FETCHES = [
+    {},
+    {"fetchAllBodyValues": True},
+    {"fetchTextBodyValues": True},
+    {"fetchHTMLBodyValues": True},
+    {"fetchTextBodyValues": True, "fetchHTMLBodyValues": True, "fetchAllBodyValues": True},
+]
+
+
+@pytest.mark.parametrize("fetch", FETCHES)
+@pytest.mark.parametrize("max_bytes", [0, 1, 3, 17, 64, 200, 100_000])
+def test_spliced_whole_messages_are_the_built_ones(
+    corpus: Account, fetch: dict[str, bool], max_bytes: int
+) -> None:
+    """Every golden message (nested multiparts, HTML, 8-bit and other charsets),
+    cut at every kind of boundary: mid-codepoint, inside an HTML tag, not at all."""
+    options = {**fetch, "maxBodyValueBytes": max_bytes} if max_bytes else fetch
+    spliced, _ = EmailRecords(corpus, serialized=True).get(None, WHOLE, options)
+    built, _ = EmailRecords(corpus).get(None, WHOLE, options)
+    assert all(isinstance(e, Serialized) for e in spliced)
+    assert plain(spliced) == plain(built)
+    values = [v for e in plain(spliced) for v in e["bodyValues"].values()]
+    assert bool(values) == bool(fetch)
+    if max_bytes == 3:
+        assert any(v["isTruncated"] for v in values) == bool(fetch)
+    assert all(len(v["value"].encode()) <= (max_bytes or 10**9) for v in values)
+
+
+def test_body_views_kept_before_they_were_text_are_read(corpus: Account) -> None:
+    """A body view in the msgpack-map form of before (an index built by an earlier
+    release) serves the same Email, and the same JSON, as one kept now."""
+    ids = list(corpus.index.emails)
+    options = {"fetchAllBodyValues": True, "maxBodyValueBytes": 40}
+    before = plain(EmailRecords(corpus, serialized=True).get(ids, WHOLE, options)[0])
+    db = sqlite3.connect(corpus.state_dir / "views.sqlite")
+    for email_id in ids:
+        root = parse(corpus.read_message(corpus.index.emails[email_id]) or b"")
+        old = msgpack.packb(body_view(root, blob_base(email_id)))
+        db.execute("UPDATE bodies SET data = ? WHERE email_id = ?", (old, email_id))
+    db.commit()
+    db.close()
+    assert all(isinstance(b, BodyText) for b in corpus.views.bodies(ids).values())
+    spliced, _ = EmailRecords(corpus, serialized=True).get(ids, WHOLE, options)
+    assert all(isinstance(e, Serialized) for e in spliced)
+    assert plain(spliced) == before
 
 
 @pytest.mark.parametrize("seconds", [0, 1.999, 1_700_000_000.5, 253_402_300_799, -1.5, 86_399])
