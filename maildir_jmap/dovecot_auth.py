@@ -244,6 +244,15 @@ class DovecotUsers:
                 self._cache.clear()
         return False
 
+    def remembered(self, name: str, password: str) -> User | None:
+        """A password Dovecot's passdb accepted moments ago, for a user its userdb
+        answered for moments ago: both from memory, or None."""
+        if not self._logins.fresh(name, password):
+            return None
+        with self._lock:
+            cached = self._cache.get(name)
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def get(self, name: str) -> User | None:
         if not valid_username(name):
             return None

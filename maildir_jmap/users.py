@@ -96,6 +96,12 @@ class Users(Protocol):
         self, name: str, password: str, remote: str | None = None, secured: bool = False
     ) -> User | None: ...
 
+    def remembered(self, name: str, password: str) -> User | None:
+        """The user if ``verify`` accepted this password for them moments ago
+        (``LoginCache``), else None; touches neither a hash nor a socket, so the
+        event loop may call it (``verify`` it may not)."""
+        ...
+
     def refresh(self, force: bool = False) -> bool:
         """Re-read where the users come from if it changed (``force``: anyway);
         whether it was re-read."""
@@ -168,6 +174,10 @@ class UserDirectory:
 
     def names(self) -> list[str]:
         return sorted(self._users)
+
+    def remembered(self, name: str, password: str) -> User | None:
+        user = self._users.get(name)
+        return user if user is not None and self._logins.fresh(name, password) else None
 
     def verify(
         self, name: str, password: str, remote: str | None = None, secured: bool = False

@@ -265,3 +265,19 @@ def test_with_our_throttle_off_dovecots_auth_penalty_holds_the_address(
         ["doveadm", "-c", str(dovecot.conf), "penalty"], capture_output=True, text=True
     )
     assert "203.0.113.5" in penalty.stdout, penalty.stdout + penalty.stderr
+
+
+def test_dovecots_answers_are_remembered_not_guessed(tmp_path: Path, dovecot: Dovecot) -> None:
+    """The event loop's check (``remembered``): only a password Dovecot's passdb
+    accepted, for a user its userdb answered for; a wrong one never."""
+    users = users_of(dovecot_config(tmp_path, dovecot))
+    assert users.remembered(USER, PASSWORD) is None
+    assert users.verify(USER, "not-it", "127.0.0.1", True) is None
+    assert users.remembered(USER, "not-it") is None
+    verified = users.verify(USER, PASSWORD, "127.0.0.1", True)
+    assert verified is not None
+    remembered = users.remembered(USER, PASSWORD)
+    assert remembered is not None
+    assert remembered.maildir == verified.maildir
+    users.refresh(force=True)  # a reload: the userdb is asked afresh
+    assert users.remembered(USER, PASSWORD) is None

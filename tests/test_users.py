@@ -27,3 +27,27 @@ def test_a_changed_file_is_reread_and_a_broken_one_keeps_the_users(tmp_path: Pat
     save_users_file(path, {"bob": User("bob", tmp_path, hash_password("b"))})
     assert users.refresh() is True
     assert users.ready() is None
+
+
+def test_a_password_is_remembered_only_once_verified_and_only_until_it_changes(
+    tmp_path: Path,
+) -> None:
+    """``remembered`` (the event loop's check, no argon2): nothing before a
+    verification, nothing for another password, nothing once the users file
+    gives the user a new password (a re-read forgets what was verified)."""
+    path = tmp_path / "users.toml"
+    save_users_file(path, {"alice": User("alice", tmp_path, hash_password("old"))})
+    users = UsersFile(path)
+    assert users.remembered("alice", "old") is None
+    assert users.verify("alice", "wrong") is None
+    assert users.remembered("alice", "wrong") is None
+    assert users.verify("alice", "old") is not None
+    remembered = users.remembered("alice", "old")
+    assert remembered is not None
+    assert remembered.name == "alice"
+    assert users.remembered("alice", "old-") is None
+    assert users.remembered("bob", "old") is None
+    save_users_file(path, {"alice": User("alice", tmp_path, hash_password("new"))})
+    assert users.refresh() is True
+    assert users.remembered("alice", "old") is None
+    assert users.verify("alice", "old") is None

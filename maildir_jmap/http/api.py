@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.responses import Response
 
+from maildir_jmap.core.dispatch import AccountAccess
 from maildir_jmap.core.errors import RequestError
 from maildir_jmap.core.request import parse_request
 from maildir_jmap.core.session import build_session
@@ -101,13 +102,19 @@ def base_url(request: HTTPConnection, server: Server) -> str:
     return url
 
 
-def session_for(request: HTTPConnection, server: Server, user: User) -> JSONObject:
+def session_for(
+    request: HTTPConnection,
+    server: Server,
+    user: User,
+    accounts: dict[str, AccountAccess] | None = None,
+) -> JSONObject:
+    """The Session (RFC 8620 §2); ``accounts``: the user's, when already found."""
     base = base_url(request, server)
     return build_session(
         username=user.name,
         base_url=base,
         capabilities=server.capabilities(base),
-        accounts=server.access(user).values(),
+        accounts=(server.access(user) if accounts is None else accounts).values(),
     )
 
 
@@ -192,5 +199,5 @@ async def api(request: Request) -> Response:
         return request_error_response(too_many)
     except RequestError as exc:
         return request_error_response(exc)
-    result["sessionState"] = session_for(request, server, user)["state"]
+    result["sessionState"] = session_for(request, server, user, accounts)["state"]
     return json_response(result)

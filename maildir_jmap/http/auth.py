@@ -39,7 +39,7 @@ def credential_of(conn: HTTPConnection) -> str:
 
 def _secured(conn: HTTPConnection) -> bool:
     """TLS, or a loopback peer (a local proxy): Dovecot's idea of "secured"."""
-    if conn.url.scheme in ("https", "wss"):
+    if conn.scope.get("scheme") in ("https", "wss"):  # what conn.url reads, unbuilt
         return True
     return peer(conn) in ("127.0.0.1", "::1")
 

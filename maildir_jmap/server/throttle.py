@@ -20,6 +20,7 @@ refused outright with 429 until its failures age out; never a user name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -41,7 +42,10 @@ def penalty_delay(penalty: int, unit: float = 1.0) -> float:
     return float(min(2 << min(penalty - 1, 8), MAX_DELAY)) * unit
 
 
+@functools.lru_cache(maxsize=4096)
 def address_key(address: str) -> str:
+    """The key an address's failures count under: itself, an IPv4-mapped address
+    as IPv4, an IPv6 address by its /48 (cached: every login asks)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
