@@ -6,9 +6,9 @@ envelope or the body view kept at index time (store/views.py, as JSON text),
 each Email is spliced from JSON text into one ``Serialized`` value, which the
 transport writes out as is (``Context.serialized``). Body properties splice with
 the default ``bodyProperties`` only, which is what the body view holds; a value
-is read back into a string only when ``maxBodyValueBytes`` cuts it. It is the same JSON that
-mail/email_view.py ``email_json`` builds: tests/mail/test_email_fragment.py holds
-the two side by side.
+is read back into a string only when ``maxBodyValueBytes`` cuts it. It is the
+same JSON that mail/email_view.py ``email_json`` builds:
+tests/mail/test_email_fragment.py holds the two side by side.
 """
 
 from __future__ import annotations

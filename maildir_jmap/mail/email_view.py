@@ -25,13 +25,11 @@ from maildir_jmap.mime.views import (
     ENVELOPE,
     BodyText,
     EnvelopeText,
-    body_text,
     body_view,
     envelope_as_text,
     envelope_of,
     has_value,
     leaves,
-    pack_body,
     part_json,
 )
 from maildir_jmap.store.account import Account
@@ -135,7 +133,7 @@ def prefetch(
     if with_body:
         got.bodies = views.bodies(ids)
     envelopes: dict[str, EnvelopeText] = {}
-    bodies: dict[str, JSONObject | None] = {}
+    bodies: dict[str, BodyText | None] = {}
     for rec in records:
         if rec.id in got.envelopes and (not with_body or rec.id in got.bodies):
             continue
@@ -145,7 +143,8 @@ def prefetch(
                 continue  # gone: email_json reports it as not found
             root = got.roots[rec.id] = parse(raw)
             envelopes[rec.id] = envelope_as_text(envelope_of(root.headers))
-            bodies[rec.id] = body_view(root, blob_base(rec.id))
+            view = body_view(root, blob_base(rec.id))
+            bodies[rec.id] = None if view is None else BodyText.of(view)
         else:
             head = account.read_head(rec)
             if head is None:
@@ -153,9 +152,7 @@ def prefetch(
             envelopes[rec.id] = envelope_as_text(envelope_of(split_head(head)[0]))
     views.put(envelopes, bodies)
     got.envelopes.update(envelopes)
-    got.bodies.update(
-        {k: None if v is None else body_text(pack_body(v)) for k, v in bodies.items()}
-    )
+    got.bodies.update(bodies)
     return got
 
 
@@ -228,12 +225,9 @@ def _kept_body(out: JSONObject, view: BodyText, wanted: frozenset[str], body: Bo
         return
     values: dict[str, Any] = {}
     for part_id in view.chosen(body.text, body.html, body.every):
-        text, truncated = truncate(view.value(part_id), view.values[part_id][2], body.max_bytes)
-        values[part_id] = {
-            "value": text,
-            "isEncodingProblem": view.values[part_id][1],
-            "isTruncated": truncated,
-        }
+        _, problem, is_html, _ = view.values[part_id]
+        text, truncated = truncate(view.value(part_id), is_html, body.max_bytes)
+        values[part_id] = {"value": text, "isEncodingProblem": problem, "isTruncated": truncated}
     out["bodyValues"] = values
 
 

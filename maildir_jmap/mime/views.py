@@ -219,24 +219,34 @@ class BodyText:
         text: str = orjson.loads(self.values[part_id][0])
         return text
 
+    @classmethod
+    def of(cls, view: Mapping[str, Any]) -> BodyText:
+        """A ``body_view`` as JSON text."""
+        values = {
+            part_id: [orjson.dumps(text), problem, is_html, len(text.encode("utf-8"))]
+            for part_id, (text, problem, is_html) in view["values"].items()
+        }
+        lists = {name: orjson.dumps(view[name]) for name in BODY_LISTS}
+        return cls(lists, view["text"], view["html"], view["leaves"], values)
+
+    def packed(self) -> bytes:
+        """As kept (``body_text`` undoes it)."""
+        lists = [self.lists[name] for name in BODY_LISTS]
+        packed: bytes = msgpack.packb([*lists, self.text, self.html, self.leaves, self.values])
+        return packed
+
 
 def pack_body(view: Mapping[str, Any]) -> bytes:
     """A ``body_view`` as kept: its lists and values as JSON text."""
-    values = {
-        part_id: [orjson.dumps(text), problem, is_html, len(text.encode("utf-8"))]
-        for part_id, (text, problem, is_html) in view["values"].items()
-    }
-    lists = [orjson.dumps(view[name]) for name in BODY_LISTS]
-    packed: bytes = msgpack.packb([*lists, view["text"], view["html"], view["leaves"], values])
-    return packed
+    return BodyText.of(view).packed()
 
 
 def body_text(packed: bytes) -> BodyText:
-    """A kept body view (``pack_body`` undone). One kept before body views were
-    JSON text (a msgpack map of ``body_view``) is read as well, so an index
-    built earlier serves without being rebuilt."""
+    """A kept body view. One kept before body views were JSON text (a msgpack map
+    of ``body_view``) is read as well, so an index built earlier serves without
+    being rebuilt."""
     kept = msgpack.unpackb(packed)
     if isinstance(kept, dict):
-        kept = msgpack.unpackb(pack_body(kept))
+        return BodyText.of(kept)
     *lists, text, html, every, values = kept
     return BodyText(dict(zip(BODY_LISTS, lists, strict=True)), text, html, every, values)

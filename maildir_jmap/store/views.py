@@ -11,7 +11,7 @@ never change (their id is their content's hash), so an entry never goes stale;
 entries of Emails that are gone are dropped at compaction. Derived data in the
 state directory: delete the file and it fills again as Emails are read.
 
-Body views are kept as JSON text too (mime/views.py ``pack_body``); one kept in
+Body views are kept as JSON text too (mime/views.py ``BodyText``); one kept in
 the earlier form, a msgpack map, is read as well (``body_text``), so an index
 built before needs no rewrite. A body view stored as NULL means "not kept" (text
 larger than MAX_VIEW_CHARS): Email/get parses that message from its file, and
@@ -34,7 +34,6 @@ from maildir_jmap.mime.views import (
     body_text,
     envelope_as_text,
     envelope_text,
-    pack_body,
     pack_envelope,
 )
 
@@ -98,9 +97,7 @@ class ViewStore:
         """Body views by Email id, as JSON text; None for one stored as not kept."""
         return self._read("bodies", email_ids, body_text)
 
-    def put(
-        self, envelopes: dict[str, EnvelopeText], bodies: dict[str, dict[str, Any] | None]
-    ) -> None:
+    def put(self, envelopes: dict[str, EnvelopeText], bodies: dict[str, BodyText | None]) -> None:
         if not envelopes and not bodies:
             return
         with self._lock, self._db:
@@ -111,7 +108,7 @@ class ViewStore:
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO bodies VALUES (?, ?)",
-                [(k, None if v is None else pack_body(v)) for k, v in bodies.items()],
+                [(k, None if v is None else v.packed()) for k, v in bodies.items()],
             )
 
     def put_packed(self, rows: list[PackedRow]) -> None:
