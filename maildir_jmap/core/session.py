@@ -17,18 +17,27 @@ UPLOAD_PATH = "/jmap/upload/{accountId}/"
 EVENTSOURCE_PATH = "/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}"
 
 
+def capabilities_digest(capabilities: Mapping[str, JSONObject]) -> str:
+    """What ``build_session``'s state takes of the server's capabilities; a caller
+    that keeps the same capabilities keeps this too (every API response names the
+    Session's state, and the capabilities are most of its bytes)."""
+    return hashlib.sha256(orjson.dumps(capabilities, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def build_session(
     *,
     username: str,
     base_url: str,
     capabilities: Mapping[str, JSONObject],
     accounts: Iterable[AccountAccess],
+    digest_of_capabilities: str | None = None,
 ) -> JSONObject:
     """The Session object. URLs are absolute (several client libraries do not
     resolve relative ones); ``type`` sits in the query as §2 recommends.
 
     ``state`` is a digest of everything else, so it changes exactly when the
-    Session does (§2)."""
+    Session does (§2); ``digest_of_capabilities`` is ``capabilities_digest`` of
+    ``capabilities``, when the caller kept it."""
     base = base_url.rstrip("/")
     accounts = list(accounts)
     primary: dict[str, str] = {}
@@ -39,7 +48,6 @@ def build_session(
                 if capability != CORE:
                     primary.setdefault(capability, access.account_id)
     session: JSONObject = {
-        "capabilities": dict(capabilities),
         "accounts": {a.account_id: a.session_entry() for a in accounts},
         "primaryAccounts": primary,
         "username": username,
@@ -48,6 +56,7 @@ def build_session(
         "uploadUrl": base + UPLOAD_PATH,
         "eventSourceUrl": base + EVENTSOURCE_PATH,
     }
-    digest = hashlib.sha256(orjson.dumps(session, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    session["state"] = digest[:16]
-    return session
+    kept = digest_of_capabilities or capabilities_digest(capabilities)
+    rest = orjson.dumps(session, option=orjson.OPT_SORT_KEYS)
+    session["state"] = hashlib.sha256(kept.encode() + rest).hexdigest()[:16]
+    return {"capabilities": dict(capabilities), **session}

@@ -22,6 +22,7 @@ from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, QUOTA, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Context, Registry
 from maildir_jmap.core.request import Request
+from maildir_jmap.core.session import capabilities_digest
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.delivery.scheduler import Sender
 from maildir_jmap.dovecot_auth import AuthUnavailable
@@ -87,6 +88,8 @@ class Server:
         boxes = self.dovecot.namespace.mailboxes if self.dovecot else DovecotMailboxes()
         roles = config.mailbox_roles if config.mailbox_roles is not None else boxes.roles
         self.pool = AccountPool(config, self._wire, roles, boxes.autocreate, self.mail_of)
+        self._capabilities: dict[str, tuple[dict[str, JSONObject], str]] = {}
+        """The Session's capabilities and their digest, by base URL (``capabilities``)."""
         self.requests = Slots()
         """Requests running per user (RFC 8620 §2 maxConcurrentRequests)."""
         self.uploads = Slots()
@@ -238,16 +241,25 @@ class Server:
 
     # -- the Session and requests --------------------------------------------------
 
-    def capabilities(self, base_url: str) -> dict[str, JSONObject]:
-        """The Session's ``capabilities``: core limits, what the datatypes add, and the
-        WebSocket transport (RFC 8887 §3) at ``base_url``'s ws/wss twin."""
-        websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
-        return {
-            CORE: self.config.limits.capability(),
-            **mail.session_capabilities(self.registry),
-            WEBSOCKET: {"url": websocket_url, "supportsPush": True},
-            WEBPUSH_VAPID: {"applicationServerKey": self.push.vapid_public_key},
-        }
+    def capabilities(self, base_url: str) -> tuple[dict[str, JSONObject], str]:
+        """The Session's ``capabilities`` (core limits, what the datatypes add, and the
+        WebSocket transport, RFC 8887 §3, at ``base_url``'s ws/wss twin) with their
+        ``capabilities_digest``. They change only with the configuration, and every
+        API response states the Session's state: made once per base URL (a few:
+        the base comes from the Host header, so at most 64 are kept)."""
+        kept = self._capabilities.get(base_url)
+        if kept is None:
+            websocket_url = "ws" + base_url.removeprefix("http") + WEBSOCKET_PATH
+            made = {
+                CORE: self.config.limits.capability(),
+                **mail.session_capabilities(self.registry),
+                WEBSOCKET: {"url": websocket_url, "supportsPush": True},
+                WEBPUSH_VAPID: {"applicationServerKey": self.push.vapid_public_key},
+            }
+            if len(self._capabilities) >= 64:
+                self._capabilities.clear()
+            kept = self._capabilities[base_url] = (made, capabilities_digest(made))
+        return kept
 
     def supported(self) -> frozenset[str]:
         """Capabilities a request may name in ``using``."""

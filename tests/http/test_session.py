@@ -52,6 +52,45 @@ async def test_session_shape_rfc8620_2(client: httpx.AsyncClient) -> None:
     assert account["isReadOnly"] is False
 
 
+async def test_urls_and_state_follow_the_host_each_request_names_rfc8620_2(
+    client: httpx.AsyncClient,
+) -> None:
+    """The Session's URLs come from the request's Host (or, without one, the
+    server's address): each base has its own Session state, kept per base."""
+    plain = (await client.get("/jmap/session")).json()
+    other = (await client.get("/jmap/session", headers={"Host": "mail.example:8443"})).json()
+    again = (await client.get("/jmap/session", headers={"Host": "mail.example:8443"})).json()
+    assert other["apiUrl"] == "http://mail.example:8443/jmap/api/"
+    assert other["capabilities"][WEBSOCKET]["url"] == "ws://mail.example:8443/jmap/ws/"
+    assert other["state"] == again["state"] != plain["state"]
+    api = await client.post(
+        "/jmap/api/",
+        headers={"Host": "mail.example:8443"},
+        json={"using": [CORE], "methodCalls": [["Core/echo", {}, "c"]]},
+    )
+    assert api.json()["sessionState"] == other["state"]  # §3.4
+
+
+def test_base_url_without_a_host_header_is_the_servers_address() -> None:
+    from starlette.requests import Request
+
+    from maildir_jmap.http.api import base_url
+
+    class NoPublicUrl:
+        class config:
+            public_url = None
+
+    def request(server: tuple[str, int], scheme: str = "http") -> Request:
+        scope = {"type": "http", "scheme": scheme, "server": server, "headers": [],
+                 "path": "/jmap/session", "root_path": "/mail"}  # fmt: skip
+        return Request(scope)
+
+    server: Any = NoPublicUrl()
+    assert base_url(request(("10.0.0.2", 80)), server) == "http://10.0.0.2/mail"
+    assert base_url(request(("10.0.0.2", 8080)), server) == "http://10.0.0.2:8080/mail"
+    assert base_url(request(("10.0.0.2", 443), "wss"), server) == "https://10.0.0.2/mail"
+
+
 async def test_only_working_capabilities_are_advertised(client: httpx.AsyncClient) -> None:
     session = (await client.get("/jmap/session")).json()
     # Vacation needs a Sieve location in the config: not advertised without one.
