@@ -20,6 +20,7 @@ from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_proper
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
 from maildir_jmap.mime.summary import blob_base
 from maildir_jmap.mime.views import (
+    AT,
     BODY_LISTS,
     DEFAULT_PART,
     ENVELOPE,
@@ -129,9 +130,10 @@ def prefetch(
     with_body = bool(rest & BODY)
     views = account.views
     ids = [r.id for r in records]
-    got.envelopes = views.envelopes(ids)
     if with_body:
-        got.bodies = views.bodies(ids)
+        got.envelopes, got.bodies = views.whole(ids)
+    else:
+        got.envelopes = views.envelopes(ids)
     envelopes: dict[str, EnvelopeText] = {}
     bodies: dict[str, BodyText | None] = {}
     for rec in records:
@@ -194,7 +196,7 @@ def email_json(
     view = got.bodies.get(rec.id)
     if envelope is not None and (view is not None or not rest & BODY):
         for prop in rest & CONVENIENCE.keys():
-            out[prop] = orjson.loads(envelope[prop])
+            out[prop] = orjson.loads(envelope[AT[prop]])
         if view is not None:
             _kept_body(out, view, rest, body)
         return out

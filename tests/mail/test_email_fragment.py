@@ -130,7 +130,7 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     db.close()
     store = ViewStore(path)
     texts = store.envelopes(["Mold", "Mnew"])
-    assert texts["Mold"] == texts["Mnew"] == {p: orjson.dumps(v) for p, v in old.items()}
+    assert texts["Mold"] == texts["Mnew"] == [orjson.dumps(old[p]) for p in ENVELOPE]
     store.close()
     db = sqlite3.connect(path)
     rows = dict(db.execute("SELECT email_id, data FROM envelopes"))
