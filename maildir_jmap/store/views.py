@@ -97,6 +97,28 @@ class ViewStore:
         """Body views by Email id, as JSON text; None for one stored as not kept."""
         return self._read("bodies", email_ids, body_text)
 
+    def whole(
+        self, email_ids: list[str]
+    ) -> tuple[dict[str, EnvelopeText], dict[str, BodyText | None]]:
+        """``envelopes`` and ``bodies`` in one read (a client opening messages asks
+        for both; a body is kept only with its envelope)."""
+        envelopes: dict[str, EnvelopeText] = {}
+        bodies: dict[str, BodyText | None] = {}
+        with self._lock:
+            for start in range(0, len(email_ids), BATCH):
+                chunk = email_ids[start : start + BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT e.email_id, e.data, b.email_id IS NOT NULL, b.data FROM envelopes e"  # noqa: S608
+                    f" LEFT JOIN bodies b ON b.email_id = e.email_id WHERE e.email_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                for email_id, envelope, has_body, body in rows:
+                    envelopes[email_id] = envelope_text(envelope)
+                    if has_body:
+                        bodies[email_id] = None if body is None else body_text(body)
+        return envelopes, bodies
+
     def put(self, envelopes: dict[str, EnvelopeText], bodies: dict[str, BodyText | None]) -> None:
         if not envelopes and not bodies:
             return
