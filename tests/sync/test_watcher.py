@@ -96,6 +96,24 @@ def test_a_delivery_is_seen_at_once(watched: tuple[Account, Watcher]) -> None:
     assert "EmailDelivery" in changed[-1]  # RFC 8621 §1.5: new mail arrived
 
 
+def test_a_stream_of_flag_changes_is_reconciled_in_batches(
+    watched: tuple[Account, Watcher],
+) -> None:
+    """A lone change is taken after a short wait; changes that keep coming (a client
+    storing flags one message at a time) are taken in batches, not one by one."""
+    account, watcher = watched
+    paths = [deliver(account.maildir, f"Subject: {n}\n\nx\n".encode()) for n in range(40)]
+    wait_for(lambda: len(account.index.emails) == 40)
+    time.sleep(0.6)  # a quiet spell: the next batch is a first one again
+    before = watcher.batches
+    for path in paths:
+        base, _, flags = path.name.partition(":2,")
+        os.rename(path, path.with_name(f"{base}:2,{''.join(sorted(flags + 'F'))}"))
+        time.sleep(0.015)
+    wait_for(lambda: all("$flagged" in e.keywords for e in account.index.emails.values()))
+    assert watcher.batches - before <= 10  # one per rename with the short wait throughout
+
+
 def test_our_own_writes_commit_nothing_more(watched: tuple[Account, Watcher]) -> None:
     from maildir_jmap.mail.mailbox_set import MailboxSetRecords
 
