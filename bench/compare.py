@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bench import rawclient
 from bench.listview import USING, _server, list_view_calls
 from bench.machine import cpu_ticks, stolen_since
 from bench.push import PASSWORD, _percentile
@@ -334,16 +335,25 @@ def compare(maildir: Path, state_dir: Path, workdir: Path, repeats: int) -> dict
             jmap_port = int(url.rsplit(":", 1)[1])
             imap_proxy, jmap_proxy = CountingProxy(dovecot.port), CountingProxy(jmap_port)
             try:
-                imap_runs, jmap_runs, plain_runs = [], [], []
+                imap_runs, jmap_runs, plain_runs, bytes_runs = [], [], [], []
                 for _ in range(repeats + 1):  # the first of each warms caches
                     imap_run, imap_state, imap_count = imap_initial_sync(imap_proxy)
                     imap_runs.append(imap_run)
                     jmap_run, jmap_state, jmap_count = jmap_initial_sync(jmap_proxy, True)
                     jmap_runs.append(jmap_run)
                     plain_runs.append(jmap_initial_sync(jmap_proxy, False)[0])
+                    bytes_runs.append(rawclient.initial_sync(jmap_proxy.port, SYNC_PROPERTIES))
                 out |= _figures("sync", imap_runs[1:], jmap_runs[1:], plain_runs[1:])
+                out["sync_jmap_bytes_rt"] = float(statistics.median(r[0] for r in bytes_runs[1:]))
+                out["sync_jmap_bytes_ms"] = statistics.median(r[1] for r in bytes_runs[1:]) * 1000
+                if {r[2] for r in bytes_runs} != {jmap_count}:
+                    raise RuntimeError(f"the bytes client counted {bytes_runs}, not {jmap_count}")
                 out["inbox_messages"] = float(jmap_count)
                 out["imap_messages"] = float(imap_count)
+                # Before the resync rounds add small messages, which would be the newest.
+                from bench.workloads import imap_side, jmap_side
+
+                out |= imap_side(dovecot.port, repeats) | jmap_side(jmap_port, repeats)
                 imap_resyncs, jmap_resyncs, plain_resyncs = [], [], []
                 for n in range(repeats):
                     _dovecot_changes(dovecot, 50, 10, seed=n)
@@ -355,9 +365,6 @@ def compare(maildir: Path, state_dir: Path, workdir: Path, repeats: int) -> dict
                     imap_state = imap_initial_sync(imap_proxy)[1]
                     jmap_state = jmap_initial_sync(jmap_proxy, True)[1]
                 out |= _figures("resync", imap_resyncs, jmap_resyncs, plain_resyncs)
-                from bench.workloads import imap_side, jmap_side
-
-                out |= imap_side(dovecot.port, repeats) | jmap_side(jmap_port, repeats)
             finally:
                 imap_proxy.close()
                 jmap_proxy.close()

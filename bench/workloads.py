@@ -1,8 +1,10 @@
 """Two workloads side by side with Dovecot IMAP on the same Maildir (issue 18):
 
 - *full messages*: 50 whole messages, as a client opening them does: IMAP
-  ``UID FETCH <50 newest> BODY.PEEK[]`` against JMAP Email/get of the same 50
-  with ``bodyStructure`` and ``fetchAllBodyValues`` (the ids already known);
+  ``UID FETCH <50 newest> BODY.PEEK[]`` (newest by ``UID SORT (REVERSE
+  ARRIVAL)``) against JMAP Email/get of the same 50 (newest by receivedAt) with
+  ``bodyStructure`` and ``fetchAllBodyValues`` (the ids already known), read by
+  httpx and decoded, and read as bytes (bench/rawclient.py);
 - *attachment-name search*: a word that only attachments' file names carry
   (the generator's ``photo.jpg``; ``photo`` is not in its body vocabulary):
   IMAP ``UID SEARCH TEXT photo`` in INBOX against JMAP Email/query
@@ -17,6 +19,7 @@ import time
 from typing import Any
 
 from bench.compare import Imap, _account_and_inbox, _jmap_client, _post
+from bench.rawclient import EMAIL_MARK, BytesClient
 
 FULL_MESSAGES = 50
 WORD = "photo"
@@ -36,7 +39,9 @@ def imap_side(port: int, repeats: int) -> dict[str, float]:
     imap = Imap(port)
     try:
         imap.command("SELECT", "INBOX")
-        uids = imap._check(imap.client.uid("SEARCH", "ALL"))[0].split()[-FULL_MESSAGES:]
+        # The JMAP side's 50: newest first by arrival (INTERNALDATE, as receivedAt).
+        newest = imap._check(imap.client.uid("SORT", "(REVERSE ARRIVAL)", "UTF-8", "ALL"))
+        uids = newest[0].split()[:FULL_MESSAGES]
         wanted = b",".join(uids).decode()
 
         def fetch() -> int:
@@ -95,9 +100,16 @@ def jmap_side(port: int, repeats: int) -> dict[str, float]:
             return total
 
         _, fetch_ms = _timed(fetch, repeats)
+        raw = BytesClient(port)
+        calls = [["Email/get", get, "g"]]
+        counted, bytes_ms = _timed(lambda: raw.post(calls).count(EMAIL_MARK), repeats)
+        raw.close()
+        if counted != FULL_MESSAGES:
+            raise RuntimeError(f"the bytes client counted {counted} Emails")
         hits, search_ms = _timed(query, repeats)
     return {
         "full_jmap_ms": fetch_ms,
+        "full_jmap_bytes_ms": bytes_ms,
         "attsearch_jmap_ms": search_ms,
         "attsearch_jmap_hits": float(hits),
     }
@@ -106,6 +118,11 @@ def jmap_side(port: int, repeats: int) -> dict[str, float]:
 ROWS = [
     ("full_imap_ms", "50 full messages, IMAP UID FETCH BODY.PEEK[] (ms, median)", "{:.1f}"),
     ("full_jmap_ms", "50 full messages, JMAP Email/get with body values (ms)", "{:.1f}"),
+    (
+        "full_jmap_bytes_ms",
+        "50 full messages, JMAP answer read as bytes like IMAP's (ms)",
+        "{:.1f}",
+    ),
     ("attsearch_imap_hits", "attachment-name search, IMAP SEARCH TEXT hits in INBOX", "{:.0f}"),
     ("attsearch_jmap_hits", "attachment-name search, JMAP Email/query text hits", "{:.0f}"),
     ("attsearch_imap_ms", "attachment-name search, IMAP (ms, median)", "{:.1f}"),
