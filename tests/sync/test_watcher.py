@@ -104,7 +104,7 @@ def test_a_stream_of_flag_changes_is_reconciled_in_batches(
     account, watcher = watched
     paths = [deliver(account.maildir, f"Subject: {n}\n\nx\n".encode()) for n in range(40)]
     wait_for(lambda: len(account.index.emails) == 40)
-    time.sleep(0.6)  # a quiet spell: the next batch is a first one again
+    time.sleep(0.2)  # a quiet spell: the next batch is a first one again
     before = watcher.batches
     for path in paths:
         base, _, flags = path.name.partition(":2,")
