@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,24 +73,26 @@ class ViewStore:
             )
             self._db.execute(f"PRAGMA user_version = {VERSION}")
 
+    def _rows(self, select: str, email_ids: list[str]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``select`` (``{marks}`` standing for the ids' placeholders),
+        BATCH ids at a time; the caller holds the lock."""
+        for start in range(0, len(email_ids), BATCH):
+            chunk = email_ids[start : start + BATCH]
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(select.format(marks=marks), chunk).fetchall()
+
     def _read(
         self, table: str, email_ids: list[str], unpack: Callable[[bytes], Any]
     ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        select = f"SELECT email_id, data FROM {table} WHERE email_id IN ({{marks}})"  # noqa: S608
         with self._lock:
-            for start in range(0, len(email_ids), BATCH):
-                chunk = email_ids[start : start + BATCH]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT email_id, data FROM {table} WHERE email_id IN ({marks})",  # noqa: S608
-                    chunk,
-                ).fetchall()
-                for email_id, data in rows:
-                    out[email_id] = None if data is None else unpack(data)
-        return out
+            return {
+                email_id: None if data is None else unpack(data)
+                for email_id, data in self._rows(select, email_ids)
+            }
 
     def envelopes(self, email_ids: list[str]) -> dict[str, EnvelopeText]:
-        """Envelopes by Email id, as JSON text by property."""
+        """Envelopes by Email id, as JSON text (in ENVELOPE's order)."""
         return self._read("envelopes", email_ids, envelope_text)
 
     def bodies(self, email_ids: list[str]) -> dict[str, BodyText | None]:
@@ -104,19 +106,15 @@ class ViewStore:
         for both; a body is kept only with its envelope)."""
         envelopes: dict[str, EnvelopeText] = {}
         bodies: dict[str, BodyText | None] = {}
+        select = (
+            "SELECT e.email_id, e.data, b.email_id IS NOT NULL, b.data FROM envelopes e"
+            " LEFT JOIN bodies b ON b.email_id = e.email_id WHERE e.email_id IN ({marks})"
+        )
         with self._lock:
-            for start in range(0, len(email_ids), BATCH):
-                chunk = email_ids[start : start + BATCH]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT e.email_id, e.data, b.email_id IS NOT NULL, b.data FROM envelopes e"  # noqa: S608
-                    f" LEFT JOIN bodies b ON b.email_id = e.email_id WHERE e.email_id IN ({marks})",
-                    chunk,
-                ).fetchall()
-                for email_id, envelope, has_body, body in rows:
-                    envelopes[email_id] = envelope_text(envelope)
-                    if has_body:
-                        bodies[email_id] = None if body is None else body_text(body)
+            for email_id, envelope, has_body, body in self._rows(select, email_ids):
+                envelopes[email_id] = envelope_text(envelope)
+                if has_body:
+                    bodies[email_id] = None if body is None else body_text(body)
         return envelopes, bodies
 
     def put(self, envelopes: dict[str, EnvelopeText], bodies: dict[str, BodyText | None]) -> None:
