@@ -363,17 +363,15 @@ def link_state(link: Path, target: Path) -> None:
 def load_index(journal: Journal) -> Index:
     """Snapshot + journal replay; an unreadable snapshot starts a fresh index (a new
     epoch, so clients resync) rather than serving a wrong one."""
-    snapshot = None
-    try:
-        snapshot = journal.load_snapshot()
-    except Exception:
-        log.exception("snapshot in %s is unreadable; rebuilding the index", journal.directory)
     index = Index()
+    snapshot = journal.snapshot_entries()
     if snapshot is not None:
         try:
             index = Index.from_snapshot(snapshot)
-        except (ValueError, KeyError, TypeError):
-            log.exception("snapshot in %s is invalid; rebuilding the index", journal.directory)
+        except Exception:
+            log.exception(
+                "snapshot in %s is unreadable or invalid; rebuilding the index", journal.directory
+            )
             index = Index()
             snapshot = None
     replayed = 0

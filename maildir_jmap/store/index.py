@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from maildir_jmap.store.journal import (
@@ -47,6 +47,10 @@ from maildir_jmap.store.records import (
 
 MAILBOX, EMAIL, THREAD = "Mailbox", "Email", "Thread"
 COUNT_PROPERTIES = ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
+SNAPSHOT_KEYS = frozenset(
+    {"v", "epoch", "modseq", "floor", "types", "mailboxes", "emails", "threads", "tombstones"}
+    | {"message_ids"}
+)
 
 
 class Index:
@@ -373,39 +377,84 @@ class Index:
             "floor": self.floor,
             "types": self.type_modseq,
             "mailboxes": [m.to_list() for m in self.mailboxes.values()],
-            "emails": [e.to_list() for e in self.emails.values()],
             "threads": [[t.id, t.modseq, t.created] for t in self.threads.values()],
+            "emails": [e.to_list() for e in self.emails.values()],
             "tombstones": [[k, t.type, t.modseq, t.created] for k, t in self.tombstones.items()],
             "message_ids": list(self.by_message_id.items()),
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> Index:
-        """From ``to_snapshot``'s form, as msgpack gives it back."""
-        if data.get("v") != 1:
-            raise ValueError(f"unknown snapshot version {data.get('v')!r}")
-        index = cls(str(data["epoch"]))
-        index.modseq = int(data["modseq"])
-        index.floor = int(data["floor"])
-        index.type_modseq = dict(data["types"])
-        for row in data["mailboxes"]:
-            box = MailboxRecord.from_list(row)
-            index.mailboxes[box.id] = box
-            index.by_directory[box.directory] = box.id
-        for tid, modseq, created in data["threads"]:
-            index.threads[tid] = ThreadRecord(tid, [], modseq, created)
-        for row in data["emails"]:
-            rec = EmailRecord.from_list(row)
-            index._share(rec)
-            index.emails[rec.id] = rec
-            for mailbox_id, _, base, _ in rec.files:
-                index.by_file[(mailbox_id, base)] = rec.id
-            thread = index.threads.setdefault(rec.thread_id, ThreadRecord(rec.thread_id))
-            thread.email_ids.append(rec.id)
+    def from_snapshot(cls, data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Index:
+        """From ``to_snapshot``'s form, as msgpack gives it back: a map, or its
+        entries in order as ``Journal.snapshot_entries`` streams them: the version
+        first, then (as ``to_snapshot`` writes them) Threads before the Emails and
+        Message-IDs that share their ids. A snapshot written with Emails first reads
+        the same, with its Threads in another order."""
+        entries = data.items() if isinstance(data, Mapping) else data
+        index = cls()
+        seen: set[str] = set()
+        for key, value in entries:
+            if not seen and (key != "v" or value != 1):
+                raise ValueError(f"unknown snapshot version {value if key == 'v' else None!r}")
+            seen.add(key)
+            match key:
+                case "epoch":
+                    index.epoch = str(value)
+                case "modseq":
+                    index.modseq = int(value)
+                case "floor":
+                    index.floor = int(value)
+                case "types":
+                    index.type_modseq = dict(value)
+                case "mailboxes":
+                    index._load_mailboxes(value)
+                case "emails":
+                    index._load_emails(value)
+                case "threads":
+                    index._load_threads(value)
+                case "tombstones":
+                    index._load_tombstones(value)
+                case "message_ids":
+                    index._load_message_ids(value)
+        missing = SNAPSHOT_KEYS - seen
+        if missing:
+            raise KeyError(f"snapshot without {', '.join(sorted(missing))}")
         for thread in index.threads.values():
             index._sort_thread(thread)
-        for key, type_name, modseq, created in data["tombstones"]:
-            index.tombstones[key] = Tombstone(type_name, modseq, created)
-        index.by_message_id = dict(data["message_ids"])
         index.recent.reset(index.modseq)  # a snapshot holds no history
         return index
+
+    def _load_emails(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            rec = EmailRecord.from_list(row)
+            thread = self.threads.get(rec.thread_id)
+            if thread is None:
+                thread = self.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
+            self._share(rec)
+            self.emails[rec.id] = rec
+            for mailbox_id, _, base, _ in rec.files:
+                self.by_file[(mailbox_id, base)] = rec.id
+            thread.email_ids.append(rec.id)
+
+    def _load_threads(self, rows: Iterable[Sequence[Any]]) -> None:
+        for tid, modseq, created in rows:
+            thread = self.threads.get(tid)
+            if thread is None:
+                thread = self.threads[tid] = ThreadRecord(tid)
+            thread.modseq, thread.created = modseq, created
+
+    def _load_message_ids(self, pairs: Iterable[Sequence[str]]) -> None:
+        threads = self.threads
+        for message_id, thread_id in pairs:
+            thread = threads.get(thread_id)  # its id, not a copy per Message-ID
+            self.by_message_id[message_id] = thread.id if thread is not None else thread_id
+
+    def _load_mailboxes(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            box = MailboxRecord.from_list(row)
+            self.mailboxes[box.id] = box
+            self.by_directory[box.directory] = box.id
+
+    def _load_tombstones(self, rows: Iterable[Sequence[Any]]) -> None:
+        for key, type_name, modseq, created in rows:
+            self.tombstones[key] = Tombstone(type_name, modseq, created)

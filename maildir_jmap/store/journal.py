@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
@@ -152,6 +152,31 @@ def decode_change_set(record: Any) -> tuple[int, list[Op]]:
     return int(record.get("m", 0)), [decode_op(row) for row in record["ops"]]
 
 
+STREAMED = frozenset({"emails", "message_ids"})
+"""Snapshot entries that grow with the account, read an item at a time."""
+
+
+def _entries(handle: BinaryIO) -> Iterator[tuple[str, Any]]:
+    with handle:
+        unpacker = msgpack.Unpacker(
+            handle, raw=False, strict_map_key=False, read_size=1 << 20, max_buffer_size=MAX_RECORD
+        )
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key in STREAMED:
+                items = (unpacker.unpack() for _ in range(unpacker.read_array_header()))
+                yield key, items
+                for _ in items:
+                    pass  # what the reader left of this entry, so that the next one is next
+            else:
+                yield key, unpacker.unpack()
+        try:
+            unpacker.unpack()
+        except msgpack.OutOfData:
+            return
+        raise ValueError("data after the snapshot")
+
+
 class Journal:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -164,13 +189,18 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------
 
-    def load_snapshot(self) -> dict[str, Any] | None:
+    def snapshot_entries(self) -> Iterator[tuple[str, Any]] | None:
+        """The snapshot's top-level entries in their order, or None if there is no
+        snapshot. The lists under ``STREAMED`` keys come as iterators over their
+        items, each to be used up before the next entry: a large index is built one
+        record at a time and never holds its whole snapshot unpacked, whose freed
+        lists were left behind as a third of its resident memory (issue 18, 100k
+        Emails: 3.1 KB per message loaded whole, 2.0 KB streamed)."""
         try:
-            data = self.snapshot_path.read_bytes()
+            handle = open(self.snapshot_path, "rb")  # noqa: SIM115 (closed by the generator)
         except FileNotFoundError:
             return None
-        snapshot: dict[str, Any] = msgpack.unpackb(data, raw=False, strict_map_key=False)
-        return snapshot
+        return _entries(handle)
 
     def replay(self) -> Iterator[Any]:
         """Yield every intact record; cut the file after the last one."""

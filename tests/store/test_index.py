@@ -4,6 +4,9 @@ forms that must give back exactly what was written."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 from maildir_jmap.core.records import compute_changes
 from maildir_jmap.store.index import EMAIL, MAILBOX, THREAD, Index
 from maildir_jmap.store.journal import (
+    Journal,
     ModseqCounter,
     decode_change_set,
     encode_change_set,
@@ -162,6 +166,12 @@ def test_journal_replay_and_snapshot_give_back_the_same_index(history: list[Chan
     assert msgpack.packb(replayed.to_snapshot()) == expected
     snapshot = msgpack.unpackb(expected, raw=False, strict_map_key=False)
     assert msgpack.packb(Index.from_snapshot(snapshot).to_snapshot()) == expected
+    with tempfile.TemporaryDirectory() as directory:  # streamed from the file, as on load
+        journal = Journal(Path(directory))
+        journal.write_snapshot(live.to_snapshot())
+        entries = journal.snapshot_entries()
+        assert entries is not None
+        assert msgpack.packb(Index.from_snapshot(entries).to_snapshot()) == expected
 
 
 @settings(max_examples=80, deadline=None)

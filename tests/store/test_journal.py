@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from maildir_jmap.store.account import Account
@@ -67,6 +69,64 @@ def test_compaction_writes_snapshot_and_empties_journal(tmp_path: Path) -> None:
     assert {e.id: e.keywords for e in reopened.index.emails.values()} == before
     assert reopened.index.epoch == account.index.epoch
     assert reopened.index.modseq == account.index.modseq
+
+
+def test_a_snapshot_written_with_emails_before_threads_loads_the_same_index(
+    tmp_path: Path,
+) -> None:
+    """Snapshots before issue 18's streamed load put Emails before Threads; they
+    read the same, a Thread's ids and states included."""
+    root = maildir(tmp_path / "M")
+    put(root, message("a"), "S")
+    put(root, message("b", In_Reply_To="<a@example.org>"))
+    account = Account.open("u", root, tmp_path / "state")
+    snapshot = account.index.to_snapshot()
+    account.close()
+    earlier = {k: snapshot[k] for k in snapshot if k != "threads"}
+    earlier["threads"] = snapshot["threads"]  # after the Emails, as written then
+    assert list(earlier).index("threads") > list(earlier).index("emails")
+    account.journal.snapshot_path.write_bytes(msgpack.packb(earlier, use_bin_type=True))
+    reopened = Account.open("u", root, tmp_path / "state", scan=False)
+    assert reopened.index.epoch == account.index.epoch
+    assert {e.id: e.to_list() for e in reopened.index.emails.values()} == {
+        e.id: e.to_list() for e in account.index.emails.values()
+    }
+    assert {t.id: (t.email_ids, t.modseq) for t in reopened.index.threads.values()} == {
+        t.id: (t.email_ids, t.modseq) for t in account.index.threads.values()
+    }
+    assert reopened.index.by_message_id == account.index.by_message_id
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # cut short
+        lambda data: data + b"\xc1",  # something after it
+        lambda data: msgpack.packb({**msgpack.unpackb(data, strict_map_key=False), "v": 2}),
+        lambda data: b"\x81\xa1v\x01",  # the version and nothing else
+    ],
+    ids=["cut-short", "trailing-bytes", "unknown-version", "missing-entries"],
+)
+def test_a_damaged_snapshot_rebuilds_the_index_from_the_maildir(
+    tmp_path: Path, damage: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot that can't be read whole starts a fresh index (a new epoch, so
+    clients resync) from the Maildir, which it leaves as it was."""
+    root = maildir(tmp_path / "M")
+    for n in range(3):
+        put(root, message(f"m{n}"), "S")
+    account = Account.open("u", root, tmp_path / "state")
+    ids = set(account.index.emails)
+    account.compact()
+    account.close()
+    path = account.journal.snapshot_path
+    path.write_bytes(damage(path.read_bytes()))
+    files = sorted(p.name for p in root.rglob("*") if p.is_file())
+    reopened = Account.open("u", root, tmp_path / "state")
+    assert "rebuilding the index" in caplog.text
+    assert reopened.index.epoch != account.index.epoch
+    assert set(reopened.index.emails) == ids
+    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == files
 
 
 def test_a_large_account_compacts_after_records_in_proportion_to_its_emails(
