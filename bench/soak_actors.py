@@ -19,6 +19,7 @@ from maildir_jmap.store.account import Account
 from maildir_jmap.store.folders import list_folders
 from maildir_jmap.store.index import EMAIL, MAILBOX
 from maildir_jmap.store.maildir import FileName, unique_name
+from maildir_jmap.store.records import EmailRecord
 from tests.jmap_calls import invoke
 
 SNAPSHOT_EVERY = 7  # states kept for the /changes replay: every 7th JMAP call
@@ -268,6 +269,12 @@ class JmapActor:
                 self.server_fails.append(f"{name}: {error}")
         return result if method != "error" else {}
 
+    def _message_id(self, rec: EmailRecord) -> str | None:
+        """The Message-ID the soak knows the message by (the index keeps it only
+        for threading)."""
+        head = self.account.read_head(rec)
+        return None if head is None else message_id_of(head)
+
     def step(self) -> None:
         self.n += 1
         rng, index = self.rng, self.account.index
@@ -282,13 +289,14 @@ class JmapActor:
         elif roll < 0.6 and emails:
             rec = rng.choice(emails)
             target = rng.sample(boxes, rng.randint(1, min(2, len(boxes))))
+            message_id = self._message_id(rec)
             begun = time.monotonic()
             self.call("Email/set", update={rec.id: {"mailboxIds": {b.id: True for b in target}}})
-            if rec.message_id:
+            if message_id:
                 with self.shared.guard:
                     self.shared.moves += [
                         (
-                            rec.message_id,
+                            message_id,
                             self.sep.join(b.levels) or "INBOX",
                             begun,
                             time.monotonic(),
@@ -314,8 +322,9 @@ class JmapActor:
             )
         elif roll < 0.87 and emails:
             rec = rng.choice(emails)
-            if rec.message_id:
-                self.shared.remove({rec.message_id})
+            message_id = self._message_id(rec)
+            if message_id:
+                self.shared.remove({message_id})
             self.call("Email/set", destroy=[rec.id])
         elif roll < 0.93:
             self.call("Mailbox/set", create={"m": {"name": f"Jmap{self.n}"}})

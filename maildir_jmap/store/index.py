@@ -272,8 +272,6 @@ class Index:
                 rec.id,
                 key=lambda e: (emails[e].received, e) if e in emails else (0, e),
             )
-        if rec.message_id:
-            self.by_message_id.setdefault(rec.message_id, rec.thread_id)
         self.tombstones.pop(rec.id, None)
         self._bump(EMAIL, rec.modseq, rec.id)
 

@@ -64,10 +64,14 @@ class MailboxRecord:
 @dataclass(slots=True)
 class EmailRecord:
     """One message, whatever the number of its files (copies in several folders are
-    one Email). ``files`` holds a FileRef per copy."""
+    one Email). ``files`` holds a FileRef per copy.
+
+    Kept small: at 100k messages every field is megabytes (issue 18). The SHA-256
+    is kept as its 32 bytes, not 64 hex digits; the Message-ID lives only in the
+    index's ``by_message_id``, where threading looks it up."""
 
     id: str
-    digest: str  # hex SHA-256 of the CRLF form: blobId = "G" + digest
+    sha256: bytes  # of the CRLF form: blobId = "G" + its hex digest
     thread_id: str
     files: list[FileRef]
     keywords: frozenset[str]
@@ -77,11 +81,15 @@ class EmailRecord:
     sender: str = ""  # From, decoded, for sorting and display
     to: str = ""
     sent_at: int | None = None
-    message_id: str | None = None
     has_attachment: bool = False
     preview: str = ""
     modseq: int = 0
     created: int = 0
+
+    @property
+    def digest(self) -> str:
+        """The hex SHA-256 (``blobId`` is "G" and this)."""
+        return self.sha256.hex()
 
     @property
     def mailbox_ids(self) -> set[str]:
@@ -99,7 +107,7 @@ class EmailRecord:
         """A new Email's record from its index-time parse (mime/summary)."""
         return cls(
             id=summaries.email_id(summary.digest),
-            digest=summary.digest,
+            sha256=bytes.fromhex(summary.digest),
             thread_id=thread_id,
             files=files,
             keywords=keywords,
@@ -109,12 +117,13 @@ class EmailRecord:
             sender=summary.sender,
             to=summary.to,
             sent_at=summary.sent_at,
-            message_id=summary.message_id,
             has_attachment=summary.has_attachment,
             preview=summary.preview,
         )
 
     def to_list(self) -> list[object]:
+        """The journal's and the snapshot's form: the digest as hex, and a place
+        for the Message-ID, which earlier records held there (``from_list``)."""
         return [
             self.id,
             self.digest,
@@ -127,7 +136,7 @@ class EmailRecord:
             self.sender,
             self.to,
             self.sent_at,
-            self.message_id,
+            None,
             self.has_attachment,
             self.preview,
             self.modseq,
@@ -136,11 +145,28 @@ class EmailRecord:
 
     @classmethod
     def from_list(cls, row: Sequence[Any]) -> EmailRecord:
-        """From ``to_list``'s form, as msgpack gives it back."""
-        rec = cls(*row)
-        rec.files = [file_ref(m, d, b + i) for m, d, b, i in rec.files]
-        rec.keywords = frozenset(rec.keywords)
-        return rec
+        """From ``to_list``'s form, as msgpack gives it back. A Message-ID that an
+        earlier record holds is left out: the same change remembered it for
+        threading (``Change.message_ids``), and the snapshot holds those."""
+        (eid, digest, thread_id, files, keywords, size, received, subject, sender, to,
+         sent_at, _, has_attachment, preview, modseq, created) = row  # fmt: skip
+        return cls(
+            eid,
+            bytes.fromhex(digest),
+            thread_id,
+            [file_ref(m, d, b + i) for m, d, b, i in files],
+            frozenset(keywords),
+            size,
+            received,
+            subject,
+            sender,
+            to,
+            sent_at,
+            has_attachment,
+            preview,
+            modseq,
+            created,
+        )
 
 
 @dataclass(slots=True)

@@ -30,14 +30,13 @@ def inbox(index: Index) -> MailboxRecord:
 def email(n: int, mailbox_id: str, *, thread: str = "T1", received: int = 0) -> EmailRecord:
     return EmailRecord(
         id=f"M{n:04x}",
-        digest=f"{n:064x}",
+        sha256=n.to_bytes(32),
         thread_id=thread,
         files=[file_ref(mailbox_id, "cur", f"{n}.host:2,S")],
         keywords=frozenset({"$seen"}),
         size=100 + n,
         received=received or 1_700_000_000 + n,
         subject=f"subject {n}",
-        message_id=f"<{n}@x>",
     )
 
 
