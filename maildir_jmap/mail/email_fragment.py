@@ -20,7 +20,7 @@ import orjson
 from maildir_jmap.core.types import Serialized, format_epoch
 from maildir_jmap.mail.email_view import BODY, INDEX_PROPERTIES, BodyOptions
 from maildir_jmap.mime.parse import truncate
-from maildir_jmap.mime.views import AT, BODY_LISTS, DEFAULT_PART, ENVELOPE, BodyText, EnvelopeText
+from maildir_jmap.mime.views import AT, BODY_LISTS, DEFAULT_PART, KEPT, BodyText, EnvelopeText
 from maildir_jmap.store.records import EmailRecord
 
 _dumps = orjson.dumps
@@ -57,12 +57,11 @@ _INDEX_VALUE: dict[str, Callable[[EmailRecord], object]] = {
     "size": lambda rec: rec.size,
     "receivedAt": lambda rec: format_epoch(rec.received),
     "hasAttachment": lambda rec: rec.has_attachment,
-    "preview": lambda rec: rec.preview,
 }
 """The index record's properties as JSON values: one ``dumps`` of them all per
 Email costs a quarter of one per property (an initial sync makes thousands)."""
 assert _INDEX_VALUE.keys() == INDEX_PROPERTIES
-_KEY = {prop: _dumps(prop) + b":" for prop in (*INDEX_PROPERTIES, *ENVELOPE, *BODY)}
+_KEY = {prop: _dumps(prop) + b":" for prop in (*INDEX_PROPERTIES, *KEPT, *BODY)}
 _PROBLEM = {False: b',"isEncodingProblem":false', True: b',"isEncodingProblem":true'}
 _TRUNCATED = {False: b',"isTruncated":false}', True: b',"isTruncated":true}'}
 
@@ -72,7 +71,7 @@ class Splicer:
 
     def __init__(self, properties: frozenset[str], body: BodyOptions) -> None:
         self.index = [(p, _INDEX_VALUE[p]) for p in sorted(properties & INDEX_PROPERTIES)]
-        self.envelope = [(_KEY[p], AT[p]) for p in ENVELOPE if p in properties]
+        self.envelope = [(_KEY[p], AT[p]) for p in KEPT if p in properties]
         self.lists = [(_KEY[p], p) for p in BODY_LISTS if p in properties]
         self.values = "bodyValues" in properties
         self.body = body

@@ -1,10 +1,10 @@
 """Email objects as JSON (RFC 8621 §4.1) from an index record and, when a property
 needs it, the message file.
 
-Properties the index holds (ids, mailboxes, keywords, size, dates, preview,
-hasAttachment) never touch the disk. The convenience header properties and, with
-the default bodyProperties, the body (structure, parts, values) come from the
-views made at index time (mime/views.py, store/views.py); anything else, or a
+Properties the index holds (ids, mailboxes, keywords, size, dates,
+hasAttachment) never touch the disk. The convenience header properties, the
+preview and, with the default bodyProperties, the body (structure, parts, values)
+come from the views made at index time (mime/views.py, store/views.py); anything else, or a
 view not kept, reads and parses the message once per Email/get entry (and keeps
 its views for the next time).
 """
@@ -18,12 +18,13 @@ import orjson
 from maildir_jmap.core.types import JSONObject, format_epoch
 from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_property
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
-from maildir_jmap.mime.summary import blob_base
+from maildir_jmap.mime.summary import blob_base, preview_of
 from maildir_jmap.mime.views import (
     AT,
     BODY_LISTS,
     DEFAULT_PART,
     ENVELOPE,
+    KEPT,
     BodyText,
     EnvelopeText,
     body_view,
@@ -46,12 +47,13 @@ INDEX_PROPERTIES = frozenset(
         "size",
         "receivedAt",
         "hasAttachment",
-        "preview",
     }
 )
 CONVENIENCE = ENVELOPE
+KEPT_PROPERTIES = frozenset(KEPT)
+"""What a kept envelope answers: the convenience properties and the preview."""
 BODY = frozenset({"bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues"})
-PROPERTIES = INDEX_PROPERTIES | set(CONVENIENCE) | BODY | {"headers"}
+PROPERTIES = INDEX_PROPERTIES | KEPT_PROPERTIES | BODY | {"headers"}
 DEFAULT_PROPERTIES = (
     "id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId",
     "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
@@ -112,7 +114,7 @@ class Prefetched:
 
 def _answerable(rest: frozenset[str], body: BodyOptions) -> bool:
     """Whether kept views can answer every property in ``rest``."""
-    if not rest <= CONVENIENCE.keys() | BODY:
+    if not rest <= KEPT_PROPERTIES | BODY:
         return False
     return not rest & BODY or body.properties == DEFAULT_PART
 
@@ -139,19 +141,16 @@ def prefetch(
     for rec in records:
         if rec.id in got.envelopes and (not with_body or rec.id in got.bodies):
             continue
-        if with_body:
-            raw = account.read_message(rec)
-            if raw is None:
-                continue  # gone: email_json reports it as not found
-            root = got.roots[rec.id] = parse(raw)
-            envelopes[rec.id] = envelope_as_text(envelope_of(root.headers))
-            view = body_view(root, blob_base(rec.id))
-            bodies[rec.id] = None if view is None else BodyText.of(view)
-        else:
-            head = account.read_head(rec)
-            if head is None:
-                continue
-            envelopes[rec.id] = envelope_as_text(envelope_of(split_head(head)[0]))
+        # Made from the whole message, head and body: the preview is kept with the
+        # envelope, and the body view is kept with it while the message is parsed.
+        raw = account.read_message(rec)
+        if raw is None:
+            continue  # gone: email_json reports it as not found
+        root = got.roots[rec.id] = parse(raw)
+        parts = decompose(root)
+        envelopes[rec.id] = envelope_as_text(envelope_of(root.headers), preview_of(parts))
+        view = body_view(root, blob_base(rec.id), parts)
+        bodies[rec.id] = None if view is None else BodyText.of(view)
     views.put(envelopes, bodies)
     got.envelopes.update(envelopes)
     got.bodies.update(bodies)
@@ -186,8 +185,6 @@ def email_json(
             out[prop] = format_epoch(rec.received)
         elif prop == "hasAttachment":
             out[prop] = rec.has_attachment
-        elif prop == "preview":
-            out[prop] = rec.preview
     rest = properties - INDEX_PROPERTIES
     if not rest:
         return out
@@ -195,13 +192,13 @@ def email_json(
     envelope = got.envelopes.get(rec.id)
     view = got.bodies.get(rec.id)
     if envelope is not None and (view is not None or not rest & BODY):
-        for prop in rest & CONVENIENCE.keys():
+        for prop in rest & KEPT_PROPERTIES:
             out[prop] = orjson.loads(envelope[AT[prop]])
         if view is not None:
             _kept_body(out, view, rest, body)
         return out
     root = got.roots.get(rec.id)
-    if root is None and rest & BODY:
+    if root is None and (rest & BODY or "preview" in rest):
         raw = account.read_message(rec)
         if raw is None:
             return None
@@ -245,7 +242,10 @@ def content_json(
     properties, body structure and values) into ``out``."""
     out.update(envelope_of(headers, rest))
     for prop in rest - CONVENIENCE.keys() - BODY:
-        if prop == "headers":
+        if prop == "preview":
+            if root is not None:
+                out[prop] = preview_of(decompose(root))
+        elif prop == "headers":
             out[prop] = [{"name": n, "value": v} for n, v in headers]
         else:
             parsed: HeaderProperty | None = parse_property(prop)

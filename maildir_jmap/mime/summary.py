@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from maildir_jmap.mime.parse import body_value, decompose, parse
+from maildir_jmap.mime.parse import Part, body_value, decompose, parse
 from maildir_jmap.mime.text import document_of, html_to_text
 from maildir_jmap.mime.views import (
+    Values,
     body_view,
     envelope_as_text,
     envelope_of,
@@ -93,6 +94,23 @@ def summarize(raw: bytes, derive: bool = False) -> Summary:
         return Summary(digest, len(crlf), "", "", "", None, None, (), (), False, "")
 
 
+def preview_of(
+    parts: tuple[list[Part], list[Part], list[Part]],
+    values: Values | None = None,
+) -> str:
+    """RFC 8621 §4.1.4 preview: the first text body part's text, HTML as plain
+    text, whitespace runs as one space, at most PREVIEW_CHARS characters.
+    ``parts`` is ``decompose``'s; ``values`` the decoded texts, if made already."""
+    text, html, _ = parts
+    for part in text or html:
+        if part.type in ("text/plain", "text/html"):
+            kept = values.get(str(part.part_id)) if values is not None else None
+            value = kept[0] if kept is not None else str(body_value(part)["value"])
+            preview = html_to_text(value) if part.type == "text/html" else value
+            return _WS.sub(" ", preview).strip()[:PREVIEW_CHARS]
+    return ""
+
+
 def _timestamp(date: str | None) -> int | None:
     return int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()) if date else None
 
@@ -102,22 +120,16 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
     root = parse(crlf)
     envelope = envelope_of(root.headers)  # the last instance counts (RFC 8621 §4.1.3)
     parts = decompose(root)
-    text, html, attachments = parts
+    attachments = parts[2]
     values = text_values(root) if derive else None
-    preview = ""
-    for part in text or html:
-        if part.type in ("text/plain", "text/html"):
-            kept = values.get(str(part.part_id)) if values is not None else None
-            value = kept[0] if kept is not None else str(body_value(part)["value"])
-            preview = html_to_text(value) if part.type == "text/html" else value
-            break
+    preview = preview_of(parts, values)
     message_ids = envelope["messageId"]
     derived = None
     if values is not None:
         body = body_view(root, blob_base(email_id(digest)), parts, values)
         derived = Derived(
             document=document_of(root, parts, values),
-            envelope=pack_envelope(envelope_as_text(envelope)),
+            envelope=pack_envelope(envelope_as_text(envelope, preview)),
             body=None if body is None else pack_body(body),
         )
     return Summary(
@@ -132,7 +144,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
         references=tuple(envelope["references"] or ()),
         # RFC 8621 §4.1.4: attachments other than inline ones make hasAttachment.
         has_attachment=any(p.disposition != "inline" for p in attachments),
-        preview=_WS.sub(" ", preview).strip()[:PREVIEW_CHARS],
+        preview=preview,
         derived=derived,
     )
 

@@ -50,15 +50,25 @@ ENVELOPE: dict[str, tuple[str, Callable[[str], Any]]] = {
 """Convenience property -> (header field, parsed form), RFC 8621 §4.1.3."""
 
 EnvelopeText = list[bytes]
-"""Each convenience property's value as JSON text, in ENVELOPE's order (a list,
-not a map: an initial sync reads thousands, and a dict apiece costs)."""
-AT = {prop: position for position, prop in enumerate(ENVELOPE)}
-"""A convenience property's position in an EnvelopeText."""
+"""Each convenience property's value as JSON text, in ENVELOPE's order, then the
+preview's (a list, not a map: an initial sync reads thousands, and a dict apiece
+costs). The preview is kept here rather than in the index's records, where it
+was a sixth of their memory (issue 18); an envelope kept before then ends
+without it, and counts as not kept (``is_whole``)."""
+KEPT = (*ENVELOPE, "preview")
+"""The Email properties an EnvelopeText holds, in its order."""
+AT = {prop: position for position, prop in enumerate(KEPT)}
+"""A kept property's position in an EnvelopeText."""
 
 
-def envelope_as_text(envelope: Mapping[str, Any]) -> EnvelopeText:
-    """An ``envelope_of`` with each property's value as JSON text."""
-    return [orjson.dumps(envelope[prop]) for prop in ENVELOPE]
+def envelope_as_text(envelope: Mapping[str, Any], preview: str) -> EnvelopeText:
+    """An ``envelope_of`` and the preview, each property's value as JSON text."""
+    return [*(orjson.dumps(envelope[prop]) for prop in ENVELOPE), orjson.dumps(preview)]
+
+
+def is_whole(text: EnvelopeText) -> bool:
+    """Whether a kept envelope holds every property of ``KEPT``."""
+    return len(text) == len(KEPT)
 
 
 def pack_envelope(text: EnvelopeText) -> bytes:

@@ -130,6 +130,7 @@ class Account:
                 roles,
                 owner=owner,
             )
+            account._move_previews()
             folders = list_folders(maildir, account.layout)
             break_dead_locks(maildir / f.directory for f in folders if f.selectable)
             if scan:
@@ -138,6 +139,20 @@ class Account:
             owner.release()
             raise
         return account
+
+    def _move_previews(self) -> None:
+        """An index written before previews were kept with the envelopes holds them
+        in its records: they move to the kept envelopes (store/views.py), and a
+        snapshot without them is written, so that from the next start on the
+        records are without them (issue 18: a sixth of their memory)."""
+        previews = {rec.id: rec.preview for rec in self.index.emails.values() if rec.preview}
+        if not previews:
+            return
+        moved = self.views.add_previews(previews)
+        for rec in self.index.emails.values():
+            rec.preview = ""
+        self.compact()
+        log.info("%s: %d previews moved to the kept envelopes", self.username, moved)
 
     @property
     def is_read_only(self) -> bool:

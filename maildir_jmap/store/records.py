@@ -68,7 +68,8 @@ class EmailRecord:
 
     Kept small: at 100k messages every field is megabytes (issue 18). The SHA-256
     is kept as its 32 bytes, not 64 hex digits; the Message-ID lives only in the
-    index's ``by_message_id``, where threading looks it up."""
+    index's ``by_message_id``, where threading looks it up; the preview only in
+    the kept envelope (store/views.py)."""
 
     id: str
     sha256: bytes  # of the CRLF form: blobId = "G" + its hex digest
@@ -83,6 +84,8 @@ class EmailRecord:
     sent_at: int | None = None
     has_attachment: bool = False
     preview: str = ""
+    """Only in a record read from an index written before previews were kept with
+    the envelopes (store/views.py): ``Account.open`` moves it there and empties it."""
     modseq: int = 0
     created: int = 0
 
@@ -118,7 +121,6 @@ class EmailRecord:
             to=summary.to,
             sent_at=summary.sent_at,
             has_attachment=summary.has_attachment,
-            preview=summary.preview,
         )
 
     def to_list(self) -> list[object]:

@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import orjson
 
 from maildir_jmap.mime.views import (
+    AT,
+    ENVELOPE,
     BodyText,
     EnvelopeText,
     body_text,
-    envelope_as_text,
     envelope_text,
+    is_whole,
     pack_envelope,
 )
 
@@ -69,7 +72,11 @@ class ViewStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "UPDATE envelopes SET data = ? WHERE email_id = ?",
-                [(pack_envelope(envelope_as_text(v)), e) for e, v in kept if isinstance(v, dict)],
+                [
+                    (pack_envelope([orjson.dumps(v[prop]) for prop in ENVELOPE]), e)
+                    for e, v in kept
+                    if isinstance(v, dict)
+                ],  # no preview yet: Account.open adds the records' (add_previews)
             )
             self._db.execute(f"PRAGMA user_version = {VERSION}")
 
@@ -92,8 +99,10 @@ class ViewStore:
             }
 
     def envelopes(self, email_ids: list[str]) -> dict[str, EnvelopeText]:
-        """Envelopes by Email id, as JSON text (in ENVELOPE's order)."""
-        return self._read("envelopes", email_ids, envelope_text)
+        """Envelopes by Email id, as JSON text (in KEPT's order); one kept without
+        its preview is left out, to be made again."""
+        found = self._read("envelopes", email_ids, envelope_text)
+        return {e: text for e, text in found.items() if is_whole(text)}
 
     def bodies(self, email_ids: list[str]) -> dict[str, BodyText | None]:
         """Body views by Email id, as JSON text; None for one stored as not kept."""
@@ -112,7 +121,10 @@ class ViewStore:
         )
         with self._lock:
             for email_id, envelope, has_body, body in self._rows(select, email_ids):
-                envelopes[email_id] = envelope_text(envelope)
+                text = envelope_text(envelope)
+                if not is_whole(text):
+                    continue  # kept without its preview: made again, body and all
+                envelopes[email_id] = text
                 if has_body:
                     bodies[email_id] = None if body is None else body_text(body)
         return envelopes, bodies
@@ -143,6 +155,25 @@ class ViewStore:
             self._db.executemany(
                 "INSERT OR REPLACE INTO bodies VALUES (?, ?)", [(e, b) for e, _, b in rows]
             )
+
+    def add_previews(self, previews: dict[str, str]) -> int:
+        """Give the envelopes kept without a preview theirs (from the records of an
+        index written before previews were kept here); returns how many changed.
+        Envelopes that have one already are left as they are, so it can run again."""
+        with self._lock:
+            rows = self._db.execute("SELECT email_id, data FROM envelopes").fetchall()
+            changed = []
+            for email_id, data in rows:
+                preview = previews.get(email_id)
+                if preview is None:
+                    continue
+                text = envelope_text(data)
+                if len(text) == AT["preview"]:
+                    changed.append((pack_envelope([*text, orjson.dumps(preview)]), email_id))
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("UPDATE envelopes SET data = ? WHERE email_id = ?", changed)
+        return len(changed)
 
     def keep_only(self, email_ids: Iterable[str]) -> int:
         """Drop the views of Emails not in ``email_ids``; returns how many Emails went."""

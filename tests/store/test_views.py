@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from maildir_jmap.mime.parse import parse
-from maildir_jmap.mime.views import BodyText, body_view, envelope_as_text, envelope_of
+from maildir_jmap.mime.views import (
+    AT,
+    BodyText,
+    body_view,
+    envelope_as_text,
+    envelope_of,
+    envelope_text,
+    pack_envelope,
+)
+from maildir_jmap.store.account import Account
+from maildir_jmap.store.journal import Journal
 from maildir_jmap.store.views import ViewStore
+from tests.store.helpers import maildir, message, put
 
 RAW = (
     b"From: Ada <ada@example.org>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n"
@@ -16,7 +31,7 @@ RAW = (
 
 def test_whole_reads_envelopes_and_bodies_as_the_two_reads_do(tmp_path: Path) -> None:
     root = parse(RAW)
-    envelope = envelope_as_text(envelope_of(root.headers))
+    envelope = envelope_as_text(envelope_of(root.headers), "preview")
     view = body_view(root, "Gx")
     assert view is not None
     body = BodyText.of(view)
@@ -39,3 +54,42 @@ def test_whole_reads_envelopes_and_bodies_as_the_two_reads_do(tmp_path: Path) ->
     store.put(dict.fromkeys(many, envelope), dict.fromkeys(many, body))
     assert len(store.whole([*many, "Mnone"])[1]) == 1200
     store.close()
+
+
+def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
+    tmp_path: Path,
+) -> None:
+    """An index written before previews were kept with the envelopes has them in
+    its records and envelopes without them: opening it moves them across once,
+    and the snapshot it writes then has none left in its records (issue 18)."""
+    root = maildir(tmp_path / "M")
+    for n in range(3):
+        put(root, message(f"m{n}", body=f"Preview number {n}.\n"))
+    state = tmp_path / "state"
+    account = Account.open("u", root, state)
+    ids = sorted(account.index.emails)
+    expected = {e: orjson.loads(t[AT["preview"]]) for e, t in account.views.envelopes(ids).items()}
+    assert sorted(expected.values()) == [f"Preview number {n}." for n in range(3)]
+    snapshot = account.index.to_snapshot()
+    account.close()
+    # As the earlier index was: the preview in the record, not in the envelope.
+    emails: Any = snapshot["emails"]
+    for row in emails:
+        row[13] = expected[row[0]]
+    Journal(account.journal.directory).write_snapshot(snapshot)
+    db = sqlite3.connect(state / "accounts" / account.account_id / "views.sqlite")
+    for email_id, data in db.execute("SELECT email_id, data FROM envelopes").fetchall():
+        short = pack_envelope(envelope_text(data)[: AT["preview"]])
+        db.execute("UPDATE envelopes SET data = ? WHERE email_id = ?", (short, email_id))
+    db.commit()
+    db.close()
+
+    reopened = Account.open("u", root, state, scan=False)
+    assert all(rec.preview == "" for rec in reopened.index.emails.values())
+    kept = reopened.views.envelopes(ids)
+    assert {e: orjson.loads(t[AT["preview"]]) for e, t in kept.items()} == expected
+    written = Journal(reopened.journal.directory).snapshot_entries()
+    assert written is not None
+    rows = next(list(value) for key, value in written if key == "emails")
+    assert [row[13] for row in rows] == ["", "", ""]
+    reopened.close()
