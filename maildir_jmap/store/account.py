@@ -36,6 +36,7 @@ from maildir_jmap.store.records import Change, EmailRecord
 from maildir_jmap.store.scan import Names
 from maildir_jmap.store.search import SearchIndex
 from maildir_jmap.store.sieve import SieveLocation
+from maildir_jmap.store.snapshot import index_of
 from maildir_jmap.store.views import PackedRow, ViewStore
 
 log = logging.getLogger(__name__)
@@ -382,7 +383,7 @@ def load_index(journal: Journal) -> Index:
     snapshot = journal.snapshot_entries()
     if snapshot is not None:
         try:
-            index = Index.from_snapshot(snapshot)
+            index = index_of(snapshot)
         except Exception:
             log.exception(
                 "snapshot in %s is unreadable or invalid; rebuilding the index", journal.directory

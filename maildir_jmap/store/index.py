@@ -23,8 +23,7 @@ from __future__ import annotations
 import bisect
 import secrets
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 from maildir_jmap.store.journal import (
     Drop,
@@ -47,10 +46,6 @@ from maildir_jmap.store.records import (
 
 MAILBOX, EMAIL, THREAD = "Mailbox", "Email", "Thread"
 COUNT_PROPERTIES = ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
-SNAPSHOT_KEYS = frozenset(
-    {"v", "epoch", "modseq", "floor", "types", "mailboxes", "emails", "threads", "tombstones"}
-    | {"message_ids"}
-)
 
 
 class Index:
@@ -71,7 +66,7 @@ class Index:
         self.recent = RecentChanges()  # what changed lately, for change_log
         self.reborn = 0  # the last modseq an Email id came back with after its destroy
 
-    def _share(self, rec: EmailRecord) -> None:
+    def share(self, rec: EmailRecord) -> None:
         """Most messages have one of a handful of keyword sets and many share a
         thread: keep one object of each (bench: bytes per message)."""
         rec.keywords = self._keyword_sets.setdefault(rec.keywords, rec.keywords)
@@ -249,7 +244,7 @@ class Index:
         self._bump(MAILBOX, rec.modseq, rec.id)
 
     def _put_email(self, rec: EmailRecord) -> None:
-        self._share(rec)
+        self.share(rec)
         old = self.emails.get(rec.id)
         if old is not None:
             for mailbox_id, _, base, _ in old.files:
@@ -275,7 +270,7 @@ class Index:
         self.tombstones.pop(rec.id, None)
         self._bump(EMAIL, rec.modseq, rec.id)
 
-    def _sort_thread(self, thread: ThreadRecord) -> None:
+    def sort_thread(self, thread: ThreadRecord) -> None:
         # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
         thread.email_ids.sort(
             key=lambda e: (self.emails[e].received, e) if e in self.emails else (0, e)
@@ -365,7 +360,7 @@ class Index:
         self.floor = max(self.floor, oldest[-1][1].modseq)
         return excess
 
-    # -- snapshot form --------------------------------------------------------------------
+    # -- snapshot form (read back by store/snapshot.py) -------------------------------
 
     def to_snapshot(self) -> dict[str, object]:
         return {
@@ -380,79 +375,3 @@ class Index:
             "tombstones": [[k, t.type, t.modseq, t.created] for k, t in self.tombstones.items()],
             "message_ids": list(self.by_message_id.items()),
         }
-
-    @classmethod
-    def from_snapshot(cls, data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Index:
-        """From ``to_snapshot``'s form, as msgpack gives it back: a map, or its
-        entries in order as ``Journal.snapshot_entries`` streams them: the version
-        first, then (as ``to_snapshot`` writes them) Threads before the Emails and
-        Message-IDs that share their ids. A snapshot written with Emails first reads
-        the same, with its Threads in another order."""
-        entries = data.items() if isinstance(data, Mapping) else data
-        index = cls()
-        seen: set[str] = set()
-        for key, value in entries:
-            if not seen and (key != "v" or value != 1):
-                raise ValueError(f"unknown snapshot version {value if key == 'v' else None!r}")
-            seen.add(key)
-            match key:
-                case "epoch":
-                    index.epoch = str(value)
-                case "modseq":
-                    index.modseq = int(value)
-                case "floor":
-                    index.floor = int(value)
-                case "types":
-                    index.type_modseq = dict(value)
-                case "mailboxes":
-                    index._load_mailboxes(value)
-                case "emails":
-                    index._load_emails(value)
-                case "threads":
-                    index._load_threads(value)
-                case "tombstones":
-                    index._load_tombstones(value)
-                case "message_ids":
-                    index._load_message_ids(value)
-        missing = SNAPSHOT_KEYS - seen
-        if missing:
-            raise KeyError(f"snapshot without {', '.join(sorted(missing))}")
-        for thread in index.threads.values():
-            index._sort_thread(thread)
-        index.recent.reset(index.modseq)  # a snapshot holds no history
-        return index
-
-    def _load_emails(self, rows: Iterable[Sequence[Any]]) -> None:
-        for row in rows:
-            rec = EmailRecord.from_list(row)
-            thread = self.threads.get(rec.thread_id)
-            if thread is None:
-                thread = self.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
-            self._share(rec)
-            self.emails[rec.id] = rec
-            for mailbox_id, _, base, _ in rec.files:
-                self.by_file[(mailbox_id, base)] = rec.id
-            thread.email_ids.append(rec.id)
-
-    def _load_threads(self, rows: Iterable[Sequence[Any]]) -> None:
-        for tid, modseq, created in rows:
-            thread = self.threads.get(tid)
-            if thread is None:
-                thread = self.threads[tid] = ThreadRecord(tid)
-            thread.modseq, thread.created = modseq, created
-
-    def _load_message_ids(self, pairs: Iterable[Sequence[str]]) -> None:
-        threads = self.threads
-        for message_id, thread_id in pairs:
-            thread = threads.get(thread_id)  # its id, not a copy per Message-ID
-            self.by_message_id[message_id] = thread.id if thread is not None else thread_id
-
-    def _load_mailboxes(self, rows: Iterable[Sequence[Any]]) -> None:
-        for row in rows:
-            box = MailboxRecord.from_list(row)
-            self.mailboxes[box.id] = box
-            self.by_directory[box.directory] = box.id
-
-    def _load_tombstones(self, rows: Iterable[Sequence[Any]]) -> None:
-        for key, type_name, modseq, created in rows:
-            self.tombstones[key] = Tombstone(type_name, modseq, created)

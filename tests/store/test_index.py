@@ -21,6 +21,7 @@ from maildir_jmap.store.journal import (
 )
 from maildir_jmap.store.recent import RecentChanges
 from maildir_jmap.store.records import Change, EmailRecord, MailboxRecord, file_ref
+from maildir_jmap.store.snapshot import index_of
 
 
 def inbox(index: Index) -> MailboxRecord:
@@ -164,13 +165,13 @@ def test_journal_replay_and_snapshot_give_back_the_same_index(history: list[Chan
     expected = msgpack.packb(live.to_snapshot())
     assert msgpack.packb(replayed.to_snapshot()) == expected
     snapshot = msgpack.unpackb(expected, raw=False, strict_map_key=False)
-    assert msgpack.packb(Index.from_snapshot(snapshot).to_snapshot()) == expected
+    assert msgpack.packb(index_of(snapshot).to_snapshot()) == expected
     with tempfile.TemporaryDirectory() as directory:  # streamed from the file, as on load
         journal = Journal(Path(directory))
         journal.write_snapshot(live.to_snapshot())
         entries = journal.snapshot_entries()
         assert entries is not None
-        assert msgpack.packb(Index.from_snapshot(entries).to_snapshot()) == expected
+        assert msgpack.packb(index_of(entries).to_snapshot()) == expected
 
 
 @settings(max_examples=80, deadline=None)
@@ -202,7 +203,7 @@ def test_an_index_from_a_snapshot_logs_changes_after_it_and_scans_before() -> No
     index = Index()
     box = inbox(index)
     commit(index, Change(mailboxes={box.id: box}, emails={"M0001": email(1, box.id)}))
-    loaded = Index.from_snapshot(
+    loaded = index_of(
         msgpack.unpackb(msgpack.packb(index.to_snapshot()), raw=False, strict_map_key=False)
     )
     at_load = loaded.modseq
