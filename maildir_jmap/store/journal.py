@@ -152,7 +152,7 @@ def decode_change_set(record: Any) -> tuple[int, list[Op]]:
     return int(record.get("m", 0)), [decode_op(row) for row in record["ops"]]
 
 
-STREAMED = frozenset({"emails", "message_ids"})
+STREAMED = frozenset({"threads", "emails", "tombstones", "message_ids"})
 """Snapshot entries that grow with the account, read an item at a time."""
 
 

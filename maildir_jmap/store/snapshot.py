@@ -15,9 +15,11 @@ from maildir_jmap.store.index import Index
 from maildir_jmap.store.records import EmailRecord, MailboxRecord, ThreadRecord, Tombstone
 
 SNAPSHOT_KEYS = frozenset(
-    {"v", "epoch", "modseq", "floor", "types", "mailboxes", "emails", "threads", "tombstones"}
-    | {"message_ids"}
-)
+    [
+        "v", "epoch", "modseq", "floor", "types",
+        "mailboxes", "threads", "emails", "tombstones", "message_ids",
+    ]
+)  # fmt: skip
 
 
 def index_of(data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Index:
