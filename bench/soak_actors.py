@@ -55,6 +55,8 @@ class Shared:
         self.errors: list[str] = []
         self.deletes: list[tuple[str, float, float]] = []  # folder, from, to
         self.moves: list[tuple[str, str, float, float]] = []  # Message-ID, folder, from, to
+        self.refused_copies: list[tuple[str, str, str]] = []  # IMAP COPY/MOVE refused:
+        # source folder, UID, target
 
     def remove(self, mids: set[str]) -> None:
         with self.guard:
@@ -156,10 +158,12 @@ class ImapActor:
         if roll < 0.5:
             flag = rng.choice([r"\Seen", r"\Flagged", r"\Answered", "$later", "todo"])
             c.uid("STORE", uid, rng.choice(["+FLAGS", "-FLAGS"]), f"({flag})")
-        elif roll < 0.6 and others:
-            c.uid("COPY", uid, rng.choice(others))
         elif roll < 0.7 and others:
-            c.uid("MOVE", uid, rng.choice(others))
+            target = rng.choice(others)
+            typ, _ = c.uid("COPY" if roll < 0.6 else "MOVE", uid, target)
+            if typ != "OK":
+                with self.shared.guard:
+                    self.shared.refused_copies.append((folder, uid, target))
         elif roll < 0.8:
             mids = self.mids(uid)
             self.shared.remove(mids)  # before: a race may expunge it either way
