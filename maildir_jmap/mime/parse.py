@@ -104,7 +104,16 @@ class Part:
 
     @property
     def size(self) -> int:
-        return len(self.decoded()[0]) if self.sub_parts is None else 0
+        """The decoded size; base64's is counted, not decoded (what ``decoded``
+        makes of the cleaned sextets is exactly this many bytes: a fifth of an
+        index build's parsing was decoding attachments only to measure them)."""
+        if self.sub_parts is not None:
+            return 0
+        if self.encoding == "base64":
+            sextets = len(self.body.translate(None, NOT_BASE64))
+            sextets -= sextets % 4 == 1  # the dangling sextet ``decoded`` drops
+            return sextets // 4 * 3 + (0, 0, 1, 2)[sextets % 4]
+        return len(self.decoded()[0])
 
 
 def split_head(data: bytes) -> tuple[list[tuple[str, str]], bytes]:

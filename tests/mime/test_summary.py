@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,3 +86,16 @@ def test_summarize_never_raises_on_arbitrary_headers(
         + body
     )
     summarize(raw)
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet=st.sampled_from(["a", "b", " ", "\n", "\t", "\u00a0", "\u2003", "é"])))
+def test_preview_reads_only_the_start_yet_says_what_the_whole_text_would(text: str) -> None:
+    """RFC 8621 §4.1.4: white space collapsed, at most 256 characters; taken from
+    a prefix of the text, it must equal the same made from all of it."""
+    from maildir_jmap.mime.summary import PREVIEW_CHARS, _collapsed_start
+
+    whole = re.sub(r"\s+", " ", text).strip()[:PREVIEW_CHARS]
+    assert _collapsed_start(text) == whole
+    long = text * 300
+    assert _collapsed_start(long) == re.sub(r"\s+", " ", long).strip()[:PREVIEW_CHARS]
