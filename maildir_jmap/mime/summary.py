@@ -10,8 +10,9 @@ preview agree with what a client is shown.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,8 @@ class Derived:
     """mime/views.py ``envelope_of`` as kept (``pack_envelope``)."""
     body: bytes | None
     """mime/views.py ``body_view``, packed; None: too large to keep."""
+    received: int | None = None
+    """The file's mtime when the worker read it (``summarize_file``)."""
 
 
 def to_crlf(raw: bytes) -> bytes:
@@ -177,8 +180,12 @@ def summarize_file(path: str, derive: bool = False) -> Summary | Unreadable | No
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
+            mtime = int(os.fstat(handle.fileno()).st_mtime) if derive else None
     except FileNotFoundError:
         return None
     except OSError as exc:
         return Unreadable(exc.strerror or type(exc).__name__)
-    return summarize(raw, derive)
+    summary = summarize(raw, derive)
+    if summary.derived is not None:
+        return replace(summary, derived=replace(summary.derived, received=mtime))
+    return summary

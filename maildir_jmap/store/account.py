@@ -135,7 +135,7 @@ class Account:
             folders = list_folders(maildir, account.layout)
             break_dead_locks(maildir / f.directory for f in folders if f.selectable)
             if scan:
-                account.rescan(progress=progress)
+                account.rescan(progress=progress, first=not index.emails)
         except BaseException:
             owner.release()
             raise
@@ -241,40 +241,49 @@ class Account:
         directories: set[str] | None = None,
         progress: Progress | None = None,
         names: Names | None = None,
+        first: bool = False,
     ) -> Change:
         """Reconcile with the disk (every folder, or only ``directories`` listed in
-        full and the files ``names`` reports elsewhere) and commit."""
+        full and the files ``names`` reports elsewhere) and commit. ``first``: the
+        first build of an account nobody reads yet (its text is indexed as it is
+        parsed, ``SearchIndex.begin_direct``)."""
         with self.lock:
             search, views = self.search, self.views
             search.discard_staged()
+            if first:
+                search.begin_direct()
             rows: list[PackedRow] = []
 
             def stage(email_id: str, derived: Derived) -> None:
                 # Issue 18: search and views are made with the rest, in the pool.
                 # Views are kept at once (an Email's never go stale, and those
                 # of one that never lands are dropped at compaction).
-                search.stage(email_id, derived.document)
+                search.stage(email_id, derived.document, derived.received)
                 rows.append((email_id, derived.envelope, derived.body))
                 if len(rows) >= VIEW_BATCH:
                     views.put_packed(rows)
                     rows.clear()
 
-            change = reconcile(
-                self.index,
-                self.maildir,
-                self.layout,
-                directories=directories,
-                roles=self.roles,
-                progress=progress,
-                names=names,
-                stage=stage,
-            )
-            views.put_packed(rows)
-            self._note_unreadable(change, directories is None and names is None)
-            fresh = [
-                (e, r.received) for e, r in change.emails.items() if e not in self.index.emails
-            ]
-            self.commit(change)
+            try:
+                change = reconcile(
+                    self.index,
+                    self.maildir,
+                    self.layout,
+                    directories=directories,
+                    roles=self.roles,
+                    progress=progress,
+                    names=names,
+                    stage=stage,
+                )
+                views.put_packed(rows)
+                self._note_unreadable(change, directories is None and names is None)
+                fresh = [
+                    (e, r.received) for e, r in change.emails.items() if e not in self.index.emails
+                ]
+                self.commit(change)
+            except BaseException:
+                search.discard_staged()
+                raise
             search.add_staged(fresh)
             return change
 

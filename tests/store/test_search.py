@@ -111,3 +111,36 @@ def test_any_text_a_client_sends_is_a_valid_query(text: str) -> None:
     if expression is not None:
         assert fts.search(expression) == {"Ma0001"}
         assert list(fts.stream(expression)) == ["Ma0001"]
+
+
+def test_a_first_build_indexes_as_it_stages_and_commits_with_the_index(
+    tmp_path: Path, fts: SearchIndex
+) -> None:
+    """Issue 18: in a first build documents go into the full-text index as the pool
+    hands them over, visible to nobody until ``add_staged`` commits. A document
+    whose Email did not land is dropped; one whose file's mtime the index saw
+    differently moves to the index's receivedAt, so streams stay in its order."""
+    other = SearchIndex(tmp_path / "search.sqlite")  # another reader
+    fts.begin_direct()
+    fts.stage("Ma0001", {"body": "common alpha"}, 1_000)
+    fts.stage("Mb0002", {"body": "common beta"}, 2_000)
+    fts.stage("Mb0002", {"body": "common beta"}, 2_000)  # the same content, a second file
+    fts.stage("Mc0003", {"body": "common gamma"}, 3_000)  # its file went away
+    fts.stage("Md0004", {"body": "common delta"}, 4_000)
+    assert other.search('"common"*') == set()
+    added = fts.add_staged([("Ma0001", 1_000), ("Mb0002", 2_000), ("Md0004", 500)])
+    assert added == 3
+    assert other.search('"common"*') == {"Ma0001", "Mb0002", "Md0004"}
+    assert list(other.stream('"common"*')) == ["Mb0002", "Ma0001", "Md0004"]  # 500: oldest
+    # The next build of new mail stages apart again, as while serving.
+    fts.stage("Me0005", {"body": "common epsilon"})
+    assert fts.add_staged([("Me0005", 5_000)]) == 1
+    assert list(other.stream('"common"*'))[0] == "Me0005"
+
+
+def test_a_first_build_that_fails_leaves_nothing(fts: SearchIndex) -> None:
+    fts.begin_direct()
+    fts.stage("Ma0001", {"body": "alpha"}, 1_000)
+    fts.discard_staged()
+    assert fts.search('"alpha"*') == set()
+    assert sync(fts, docs(Ma0001="alpha")) == 1  # and the index works as before
