@@ -40,6 +40,7 @@ from maildir_jmap.mime.views import (
     pack_envelope,
 )
 
+MAP_BYTES = 1 << 32  # up to 4 GiB of the file mapped (SQLite maps what there is)
 BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
 FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
 VERSION = 1
@@ -56,6 +57,10 @@ class ViewStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")  # derived: a lost write refills
+        # Read through a mapping of the file rather than a read() per page: an
+        # initial sync of 45k envelopes at 100k read them in 274 ms, mapped 171.
+        # The mapped pages are the file's, as reclaimable as the page cache.
+        self._db.execute(f"PRAGMA mmap_size={MAP_BYTES}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS envelopes (email_id TEXT PRIMARY KEY, data BLOB)"
         )
