@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -86,11 +86,12 @@ def render(addresses: list[dict[str, Any]]) -> str:
     return ", ".join(f"{a['name']} <{a['email']}>" if a["name"] else a["email"] for a in addresses)
 
 
-def summarize(raw: bytes, derive: bool = False) -> Summary:
+def summarize(raw: bytes, derive: bool = False, received: int | None = None) -> Summary:
+    """``received``: the file's mtime, kept in the derived state (``Derived``)."""
     crlf = to_crlf(raw)
     digest = hashlib.sha256(crlf).hexdigest()
     try:
-        return _summarize(crlf, digest, len(crlf), derive)
+        return _summarize(crlf, digest, len(crlf), derive, received)
     except Exception:
         # Malformed beyond what the parser tolerates: the message still gets an
         # id, a size and its dates; nothing else about it is guessed.
@@ -132,7 +133,7 @@ def _timestamp(date: str | None) -> int | None:
     return int(datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()) if date else None
 
 
-def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
+def _summarize(crlf: bytes, digest: str, size: int, derive: bool, received: int | None) -> Summary:
     # The CRLF form, as Email/get parses it: part sizes in the views must match.
     root = parse(crlf)
     envelope = envelope_of(root.headers)  # the last instance counts (RFC 8621 §4.1.3)
@@ -148,6 +149,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool) -> Summary:
             document=document_of(root, parts, values),
             envelope=pack_envelope(envelope_as_text(envelope, preview)),
             body=None if body is None else pack_body(body),
+            received=received,
         )
     return Summary(
         digest=digest,
@@ -185,7 +187,4 @@ def summarize_file(path: str, derive: bool = False) -> Summary | Unreadable | No
         return None
     except OSError as exc:
         return Unreadable(exc.strerror or type(exc).__name__)
-    summary = summarize(raw, derive)
-    if summary.derived is not None:
-        return replace(summary, derived=replace(summary.derived, received=mtime))
-    return summary
+    return summarize(raw, derive, mtime)
