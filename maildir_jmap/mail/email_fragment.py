@@ -41,10 +41,10 @@ def _as_set(key: object, names: Iterable[str]) -> dict[str, bool]:
 
 
 def _mailbox_ids(rec: EmailRecord) -> dict[str, bool]:
-    files = rec.files
-    if len(files) == 1:  # most Emails: the key is the (interned) mailbox id itself
-        return _as_set(files[0][0], (files[0][0],))
-    ids = frozenset(f[0] for f in files)
+    flat = rec.flat
+    if len(flat) == 4:  # most Emails, one copy: the key is the (interned) mailbox id itself
+        return _as_set(flat[0], (flat[0],))
+    ids = frozenset(flat[::4])
     return _as_set(ids, ids)
 
 

@@ -31,6 +31,7 @@ from maildir_jmap.mail.mailbox import (
 )
 from maildir_jmap.mail.records import account_of
 from maildir_jmap.store import folders
+from maildir_jmap.store.email_record import flat_files
 from maildir_jmap.store.maildir import remove_file
 from maildir_jmap.store.names import BadName, check_name
 from maildir_jmap.store.records import Change, MailboxRecord
@@ -297,8 +298,8 @@ class MailboxSetRecords(MailboxRecords):
                 if mailbox_id == record_id:
                     with contextlib.suppress(FileNotFoundError):
                         remove_file(folder_path / subdir / (base + info))
-            remaining = [f for f in email.files if f[0] != record_id]
-            kept = dataclasses.replace(email, files=remaining) if remaining else None
+            remaining = tuple(f for f in email.files if f[0] != record_id)
+            kept = dataclasses.replace(email, flat=flat_files(remaining)) if remaining else None
             if kept is not None:
                 change.emails[email.id] = kept
             else:

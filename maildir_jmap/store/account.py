@@ -146,14 +146,13 @@ class Account:
         in its records: they move to the kept envelopes (store/views.py), and a
         snapshot without them is written, so that from the next start on the
         records are without them (issue 18: a sixth of their memory)."""
-        emails = self.index.emails.values()
-        if not any(rec.preview for rec in emails):
+        found = self.index.previews_found
+        if not found:
             return
         # Every record of such an index is of then, an empty preview too: a message
         # without text keeps its envelope whole rather than being parsed again.
-        moved = self.views.add_previews({rec.id: rec.preview for rec in emails})
-        for rec in emails:
-            rec.preview = ""
+        moved = self.views.add_previews({e: found.get(e, "") for e in self.index.emails})
+        self.index.previews_found = {}
         self.compact()
         log.info("%s: %d previews moved to the kept envelopes", self.username, moved)
 

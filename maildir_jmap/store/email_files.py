@@ -25,6 +25,7 @@ from pathlib import Path
 
 from maildir_jmap.mime.summary import Summary, email_id, summarize
 from maildir_jmap.store import messages
+from maildir_jmap.store.email_record import flat_files
 from maildir_jmap.store.index import Index
 from maildir_jmap.store.keywords import imap_names_needed, marks_for
 from maildir_jmap.store.keywords_file import TooManyKeywords, read_keywords
@@ -158,7 +159,7 @@ def place(
             remove_file(path)
     if not files:
         raise EmailGone(rec.id)
-    return replace(rec, files=files, keywords=frozenset(union))
+    return replace(rec, flat=flat_files(files), keywords=frozenset(union))
 
 
 def remove(root: Path, index: Index, rec: EmailRecord) -> None:

@@ -35,6 +35,7 @@ from maildir_jmap.store.journal import (
     TouchCounts,
     TouchThread,
 )
+from maildir_jmap.store.message_ids import MessageIds
 from maildir_jmap.store.recent import RecentChanges
 from maildir_jmap.store.records import (
     Change,
@@ -60,11 +61,14 @@ class Index:
         self.type_modseq: dict[str, int] = {MAILBOX: 0, EMAIL: 0, THREAD: 0}
         # Derived lookups, rebuilt on load.
         self.by_directory: dict[str, str] = {}
-        self.by_file: dict[tuple[str, str], str] = {}  # (mailbox id, base) -> email id
-        self.by_message_id: dict[str, str] = {}  # Message-ID or referenced id -> thread id
+        self.by_file: dict[str, dict[str, str]] = {}  # mailbox id -> base -> email id
+        self.by_message_id = MessageIds()  # Message-ID or referenced id -> thread id
         self._keyword_sets: dict[frozenset[str], frozenset[str]] = {}
         self.recent = RecentChanges()  # what changed lately, for change_log
         self.reborn = 0  # the last modseq an Email id came back with after its destroy
+        self.previews_found: dict[str, str] = {}
+        """Previews in the records of a snapshot written before previews were kept
+        with the envelopes (store/snapshot.py): ``Account.open`` moves them there."""
 
     def share(self, rec: EmailRecord) -> None:
         """Most messages have one of a handful of keyword sets and many share a
@@ -102,8 +106,10 @@ class Index:
         """RFC 8621 §3: a message joins the thread of one it replies to or refers to,
         or of one that referred to it."""
         for candidate in [*references, message_id]:
-            if candidate and candidate in self.by_message_id:
-                return self.by_message_id[candidate]
+            if candidate:
+                found = self.by_message_id.get(candidate)
+                if found is not None:
+                    return found
         return None
 
     def _first_created(self, record_id: str, modseq: int) -> int:
@@ -247,39 +253,58 @@ class Index:
         self.share(rec)
         old = self.emails.get(rec.id)
         if old is not None:
-            for mailbox_id, _, base, _ in old.files:
-                self.by_file.pop((mailbox_id, base), None)
+            self._forget_files(old)
             if old.thread_id != rec.thread_id:
                 self._leave_thread(old.thread_id, rec.id)
         if old is None and rec.id in self.tombstones:
             self.reborn = max(self.reborn, rec.modseq)  # its receivedAt may differ now
         self.emails[rec.id] = rec
-        for mailbox_id, _, base, _ in rec.files:
-            self.by_file[(mailbox_id, base)] = rec.id
+        self.note_files(rec)
         thread = self.threads.get(rec.thread_id)
         if thread is None:
             thread = self.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
         if rec.id not in thread.email_ids:
             # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
             emails = self.emails
+            members = list(thread.email_ids)
             bisect.insort(
-                thread.email_ids,
-                rec.id,
-                key=lambda e: (emails[e].received, e) if e in emails else (0, e),
+                members, rec.id, key=lambda e: (emails[e].received, e) if e in emails else (0, e)
             )
+            thread.email_ids = tuple(members)
         self.tombstones.pop(rec.id, None)
         self._bump(EMAIL, rec.modseq, rec.id)
 
+    def note_files(self, rec: EmailRecord) -> None:
+        """Make ``by_file`` find ``rec`` by each of its files. Keyed by Mailbox and
+        then base name, the base being the FileRef's own string: a (mailbox, base)
+        tuple per file cost 56 bytes a message (issue 18)."""
+        for mailbox_id, _, base, _ in rec.files:
+            self.by_file.setdefault(mailbox_id, {})[base] = rec.id
+
+    def _forget_files(self, rec: EmailRecord) -> None:
+        for mailbox_id, _, base, _ in rec.files:
+            names = self.by_file.get(mailbox_id)
+            if names is not None and names.pop(base, None) is not None and not names:
+                del self.by_file[mailbox_id]
+
+    def email_at(self, mailbox_id: str, base: str) -> str | None:
+        """The id of the Email whose copy in ``mailbox_id`` has this base name."""
+        names = self.by_file.get(mailbox_id)
+        return names.get(base) if names is not None else None
+
     def sort_thread(self, thread: ThreadRecord) -> None:
         # RFC 8621 §3: emailIds sorted by receivedAt, oldest first.
-        thread.email_ids.sort(
-            key=lambda e: (self.emails[e].received, e) if e in self.emails else (0, e)
+        thread.email_ids = tuple(
+            sorted(
+                thread.email_ids,
+                key=lambda e: (self.emails[e].received, e) if e in self.emails else (0, e),
+            )
         )
 
     def _leave_thread(self, thread_id: str, email_id: str) -> None:
         thread = self.threads.get(thread_id)
         if thread is not None and email_id in thread.email_ids:
-            thread.email_ids.remove(email_id)
+            thread.email_ids = tuple(e for e in thread.email_ids if e != email_id)
 
     def _touch_thread(self, thread_id: str, modseq: int, created: int) -> None:
         thread = self.threads.get(thread_id)
@@ -298,8 +323,7 @@ class Index:
         elif type_name == EMAIL:
             gone = self.emails.pop(record_id, None)
             if gone is not None:
-                for mailbox_id, _, base, _ in gone.files:
-                    self.by_file.pop((mailbox_id, base), None)
+                self._forget_files(gone)
                 self._leave_thread(gone.thread_id, record_id)
         else:
             self.threads.pop(record_id, None)

@@ -61,7 +61,7 @@ class _Work:
         rec = self.emails.get(email_id)
         if rec is None:
             original = self.index.emails[email_id]
-            rec = dataclasses.replace(original, files=list(original.files))
+            rec = dataclasses.replace(original)
             self.emails[email_id] = rec
         return rec
 
@@ -86,7 +86,7 @@ def reconcile(
 
     def index_name(directory: str, base: str) -> str | None:
         mailbox_id = index.by_directory.get(directory)
-        eid = index.by_file.get((mailbox_id, base)) if mailbox_id else None
+        eid = index.email_at(mailbox_id, base) if mailbox_id else None
         rec = index.emails.get(eid) if eid else None
         for ref in rec.files if rec else ():
             if ref[0] == mailbox_id and ref[2] == base:
@@ -105,16 +105,18 @@ def reconcile(
     known: dict[str, dict[str, tuple[str, str]]] = {m: {} for m in scanned}
     gone_boxes = set(change.mailboxes_gone)
     if scanned or gone_boxes:
-        for (mailbox_id, base), eid in index.by_file.items():
+        for mailbox_id, on_file in index.by_file.items():
             if mailbox_id in known or mailbox_id in gone_boxes:
-                known.setdefault(mailbox_id, {})[base] = (eid, mailbox_id)
+                entries = known.setdefault(mailbox_id, {})
+                for base, eid in on_file.items():
+                    entries[base] = (eid, mailbox_id)
     for partial_directory, reported in result.partial.items():
         partial_box = mailbox_of.get(partial_directory)
         if partial_box is None:
             continue
         entries = known.setdefault(partial_box, {})
         for base in reported:
-            found_id = index.by_file.get((partial_box, base))
+            found_id = index.email_at(partial_box, base)
             if found_id is not None:
                 entries[base] = (found_id, partial_box)
     appeared: list[tuple[str, str, DiskFile]] = []  # (mailbox id, directory, file)
@@ -155,14 +157,14 @@ def reconcile(
             old_box, eid = left.pop(0)
             rec = work.email(eid)
             base = disk.parsed.base
-            rec.files = [f for f in rec.files if not (f[0] == old_box and f[2] == base)]
-            rec.files.append(file_ref(mailbox_id, disk.subdir, disk.name))
+            kept = [f for f in rec.files if not (f[0] == old_box and f[2] == base)]
+            rec.files = (*kept, file_ref(mailbox_id, disk.subdir, disk.name))
         else:
             unread.append((mailbox_id, directory, disk))
     for base, leftovers in vanished.items():
         for mailbox_id, eid in leftovers:
             rec = work.email(eid)
-            rec.files = [f for f in rec.files if not (f[0] == mailbox_id and f[2] == base)]
+            rec.files = tuple(f for f in rec.files if not (f[0] == mailbox_id and f[2] == base))
     _add_new_files(work, root, unread, change, progress, pool, stage)
     # Keywords are the union over copies, each read with its own folder's letters.
     letter_maps: dict[str, dict[str, str]] = {}
@@ -212,7 +214,7 @@ def _update_file(work: _Work, eid: str, mailbox_id: str, disk: DiskFile) -> None
         return  # unchanged (equal tuples, without interning a new one)
     new = file_ref(mailbox_id, disk.subdir, disk.name)
     rec = work.email(eid)
-    rec.files = [new if f[0] == mailbox_id and f[2] == base else f for f in rec.files]
+    rec.files = tuple(new if f[0] == mailbox_id and f[2] == base else f for f in rec.files)
 
 
 _pool_broken: list[str] = []
@@ -319,7 +321,7 @@ def _add_new_files(
         if eid in work.emails or eid in index.emails:
             rec = work.email(eid) if eid in index.emails else work.emails[eid]
             if entry not in rec.files:
-                rec.files.append(entry)
+                rec.files = (*rec.files, entry)
             continue
         refs = [*summary.in_reply_to, *reversed(summary.references)]
         thread_id = None
@@ -353,10 +355,7 @@ def _reconcile_mailboxes(
     # A vanished folder whose message names all turn up in one new folder was renamed.
     renamed: dict[str, str] = {}  # new directory -> old mailbox id
     if missing and new:
-        by_base: dict[str, set[str]] = {}
-        for (mailbox_id, base), _ in index.by_file.items():
-            if mailbox_id in missing.values():
-                by_base.setdefault(mailbox_id, set()).add(base)
+        by_base = {m: set(index.by_file.get(m, ())) for m in missing.values()}
         for folder in new:
             bases = set(result.files.get(folder.directory, {}))
             for old_directory, mailbox_id in list(missing.items()):

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from maildir_jmap.store.email_record import preview_of
 from maildir_jmap.store.index import Index
+from maildir_jmap.store.message_ids import MessageIds
 from maildir_jmap.store.records import EmailRecord, MailboxRecord, ThreadRecord, Tombstone
 
+LARGE_THREAD = 64  # members past which a Thread's ids are gathered in a list
 SNAPSHOT_KEYS = frozenset(
     [
         "v", "epoch", "modseq", "floor", "types",
@@ -65,16 +68,27 @@ def index_of(data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Index:
 
 
 def _emails(index: Index, rows: Iterable[Sequence[Any]]) -> None:
+    members: dict[str, list[str]] = {}  # of large Threads only
     for row in rows:
         rec = EmailRecord.from_list(row)
+        preview = preview_of(row)
+        if preview:
+            index.previews_found[rec.id] = preview
         thread = index.threads.get(rec.thread_id)
         if thread is None:
             thread = index.threads[rec.thread_id] = ThreadRecord(rec.thread_id)
         index.share(rec)
         index.emails[rec.id] = rec
-        for mailbox_id, _, base, _ in rec.files:
-            index.by_file[(mailbox_id, base)] = rec.id
-        thread.email_ids.append(rec.id)
+        index.note_files(rec)
+        # Most Threads are small: their tuple grows in place of a list per Thread
+        # that would be garbage after loading (pools of it left unused: issue 18).
+        if len(thread.email_ids) < LARGE_THREAD:
+            thread.email_ids = (*thread.email_ids, rec.id)
+        else:
+            members.setdefault(thread.id, []).append(rec.id)
+    for thread_id, email_ids in members.items():
+        thread = index.threads[thread_id]
+        thread.email_ids = (*thread.email_ids, *email_ids)  # sorted by index_of
 
 
 def _threads(index: Index, rows: Iterable[Sequence[Any]]) -> None:
@@ -82,14 +96,20 @@ def _threads(index: Index, rows: Iterable[Sequence[Any]]) -> None:
         thread = index.threads.get(tid)
         if thread is None:
             thread = index.threads[tid] = ThreadRecord(tid)
-        thread.modseq, thread.created = modseq, created
+        thread.modseq = modseq
+        thread.created = modseq if created == modseq else created  # one int for both
 
 
-def _message_ids(index: Index, pairs: Iterable[Sequence[str]]) -> None:
+def _message_ids(index: Index, pairs: Iterable[Sequence[Any]]) -> None:
+    """Keys of Message-IDs (``message_key``), or the ids themselves as snapshots
+    written before keys held them."""
     threads = index.threads
-    for message_id, thread_id in pairs:
+
+    def shared(thread_id: str) -> str:
         thread = threads.get(thread_id)  # its id, not a copy per Message-ID
-        index.by_message_id[message_id] = thread.id if thread is not None else thread_id
+        return thread.id if thread is not None else thread_id
+
+    index.by_message_id = MessageIds((key, shared(thread_id)) for key, thread_id in pairs)
 
 
 def _mailboxes(index: Index, rows: Iterable[Sequence[Any]]) -> None:

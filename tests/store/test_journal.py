@@ -94,7 +94,7 @@ def test_a_snapshot_written_with_emails_before_threads_loads_the_same_index(
     assert {t.id: (t.email_ids, t.modseq) for t in reopened.index.threads.values()} == {
         t.id: (t.email_ids, t.modseq) for t in account.index.threads.values()
     }
-    assert reopened.index.by_message_id == account.index.by_message_id
+    assert dict(reopened.index.by_message_id.items()) == dict(account.index.by_message_id.items())
 
 
 @pytest.mark.parametrize(
@@ -249,3 +249,28 @@ def test_pruned_tombstones_make_old_states_unanswerable(tmp_path: Path) -> None:
     reopened = Account.open("u", root, tmp_path / "state", scan=False)
     assert reopened.index.floor == account.index.floor
     assert len([t for t in reopened.index.tombstones.values() if t.type == EMAIL]) <= 2
+
+
+def test_a_snapshot_with_message_ids_as_text_still_threads_replies(tmp_path: Path) -> None:
+    """Snapshots before the index kept Message-IDs as hash keys (store/message_ids.py)
+    hold the ids themselves: read back, a reply that arrives afterwards still joins
+    its parent's Thread (RFC 8621 §3), and the next snapshot holds keys."""
+    root = maildir(tmp_path / "M")
+    put(root, message("a"), "S")
+    account = Account.open("u", root, tmp_path / "state")
+    (parent,) = account.index.emails.values()
+    snapshot = account.index.to_snapshot()
+    account.close()
+    snapshot["message_ids"] = [["a@example.org", parent.thread_id]]  # as summaries give them
+    Journal(account.journal.directory).write_snapshot(snapshot)
+    put(root, message("b", In_Reply_To="<a@example.org>"), received=1_700_000_100)
+    reopened = Account.open("u", root, tmp_path / "state")
+    reply = next(e for e in reopened.index.emails.values() if e.subject == "b")
+    assert reply.thread_id == parent.thread_id
+    assert reopened.index.threads[parent.thread_id].email_ids == (parent.id, reply.id)
+    reopened.compact()
+    written = Journal(reopened.journal.directory).snapshot_entries()
+    assert written is not None
+    keys = next(list(value) for key, value in written if key == "message_ids")
+    assert all(isinstance(key, int) for key, _ in keys)
+    assert len(keys) == 2

@@ -86,7 +86,7 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     db.close()
 
     reopened = Account.open("u", root, state, scan=False)
-    assert all(rec.preview == "" for rec in reopened.index.emails.values())
+    assert reopened.index.previews_found == {}
     kept = reopened.views.envelopes(ids)
     assert {e: orjson.loads(t[AT["preview"]]) for e, t in kept.items()} == expected
     written = Journal(reopened.journal.directory).snapshot_entries()
