@@ -7,6 +7,7 @@ that into ``invalidArguments``. Nothing here performs I/O.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -79,9 +80,25 @@ def format_utc_date(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_UTCDATE_FORMAT)
 
 
+_DAYS: dict[int, str] = {}  # day number -> "YYYY-MM-DDT", as days come up
+_MAX_DAYS = 100_000  # a mailbox's dates span a few thousand days
+_MINUTES = [f"{h:02}:{m:02}:" for h in range(24) for m in range(60)]
+_SECONDS = [f"{s:02}Z" for s in range(60)]
+
+
 def format_epoch(seconds: float) -> str:
-    """``format_utc_date`` of a POSIX time, a third of its cost (no datetime made)."""
-    return time.strftime(_UTCDATE_FORMAT, time.gmtime(seconds))
+    """``format_utc_date`` of a POSIX time (seconds floored, as ``time.gmtime``
+    does). Every Email of a list view or initial sync has its receivedAt made
+    here: the day's part is made once, the rest read from tables, 0.7 us where
+    strftime of gmtime took 2 (issue 18)."""
+    day, rest = divmod(math.floor(seconds), 86400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) >= _MAX_DAYS:
+            _DAYS.clear()
+        date = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+    minute, second = divmod(rest, 60)
+    return date + _MINUTES[minute] + _SECONDS[second]
 
 
 # -- argument readers -------------------------------------------------------------

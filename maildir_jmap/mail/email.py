@@ -85,18 +85,23 @@ class EmailRecords:
         splicer = None
         if self.serialized and Splicer.serves(properties, body):
             splicer = Splicer(properties, body)
+            splice, needs_envelope, needs_body = (
+                splicer.email,
+                splicer.needs_envelope,
+                splicer.needs_body,
+            )
         envelopes, bodies = got.envelopes, got.bodies
         for email_id in wanted:
             rec = emails.get(email_id)
             if rec is None:
                 missing.append(email_id)
                 continue
-            if splicer is not None:
+            if splicer is not None:  # an initial sync comes here tens of thousands of times
                 envelope, kept = envelopes.get(email_id), bodies.get(email_id)
-                if (envelope is not None or not splicer.needs_envelope) and (
-                    kept is not None or not splicer.needs_body
+                if (envelope is not None or not needs_envelope) and (
+                    kept is not None or not needs_body
                 ):
-                    found.append(splicer.email(rec, envelope, kept))
+                    found.append(splice(rec, envelope, kept))
                     continue
             built = email_json(self.account, rec, properties, body, got)
             if built is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from maildir_jmap.core.types import (
     ArgumentError,
+    format_epoch,
     format_utc_date,
     is_id,
     is_int,
@@ -53,3 +56,9 @@ def test_utc_date_round_trips(moment: object) -> None:
 
     aware = moment.replace(microsecond=0, tzinfo=UTC)  # type: ignore[attr-defined]
     assert parse_utc_date(format_utc_date(aware)) == aware
+
+
+@given(st.floats(min_value=-62_135_596_800, max_value=253_402_300_799.9, allow_nan=False))
+def test_format_epoch_is_strftime_of_gmtime(seconds: float) -> None:
+    """RFC 8620 §1.4 UTCDate, made from tables (core/types.py) as strftime would."""
+    assert format_epoch(seconds) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
