@@ -128,6 +128,9 @@ class Context:
     """The transport writes the response with orjson, so handlers may answer with
     pre-serialized values (core/types.py ``Serialized``); in-process callers that
     read the response as Python values leave it False."""
+    emit: Callable[[Invocation], None] | None = None
+    """Told each Invocation of the response as soon as it is final, in order (the
+    HTTP transport writes a large response while the calls after it run)."""
 
     def account(self, account_id: str, capability: str | None = None) -> AccountAccess:
         """The account named by a call, after the checks of §3.6.2."""
@@ -154,12 +157,17 @@ def process(request: Request, ctx: Context, registry: Registry) -> JSONObject:
     ctx.registry = registry
     if request.created_ids is not None:
         ctx.created_ids.update(request.created_ids)
+    told = 0
     for name, arguments, call_id in request.method_calls:
         ctx.call_id = call_id
         _run_call(ctx, registry, name, arguments, call_id)
         while ctx.implicit_calls:
             implicit_name, implicit_args = ctx.implicit_calls.pop(0)
             _run_call(ctx, registry, implicit_name, implicit_args, call_id, implicit=True)
+        if ctx.emit is not None:
+            for invocation in ctx.responses[told:]:
+                ctx.emit(invocation)
+            told = len(ctx.responses)
     response: JSONObject = {"methodResponses": [list(r) for r in ctx.responses]}
     if request.created_ids is not None:
         response["createdIds"] = dict(ctx.created_ids)  # §3.4: only if given

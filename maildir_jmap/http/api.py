@@ -3,7 +3,10 @@ the server room (server/) authenticates and runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -18,6 +21,7 @@ from maildir_jmap.core.request import parse_request
 from maildir_jmap.core.session import build_session
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.http.auth import CHALLENGES, authenticate, credential_of
+from maildir_jmap.http.streamed import StreamedAnswer, tail_of
 from maildir_jmap.metrics import API_SECONDS
 from maildir_jmap.server.accounts import AccountUnavailable
 from maildir_jmap.server.execute import SlotsFull
@@ -185,19 +189,17 @@ async def api(request: Request) -> Response:
     not_json = content_type_problem(request.headers.get("content-type"))
     if not_json is not None:
         return request_error_response(not_json)
+    slot = ExitStack()  # held until the calls have run, however long the answer takes
     try:
-        with server.requests.take(user.name, limits.maxConcurrentRequests):
-            try:
-                body = await read_body(request, limits.maxSizeRequest)
-            except ClientDisconnect:
-                log.debug("client went away while sending a request")
-                return Response(status_code=400)  # nobody is there to read it
-            jmap_request = parse_request(body, limits, server.supported())
-            accounts = server.access(user)
-            with API_SECONDS.time():
-                result = await anyio.to_thread.run_sync(
-                    server.run_request, user, accounts, jmap_request, credential_of(request)
-                )
+        slot.enter_context(server.requests.take(user.name, limits.maxConcurrentRequests))
+        try:
+            body = await read_body(request, limits.maxSizeRequest)
+        except ClientDisconnect:
+            slot.close()
+            log.debug("client went away while sending a request")
+            return Response(status_code=400)  # nobody is there to read it
+        jmap_request = parse_request(body, limits, server.supported())
+        accounts = server.access(user)
     except SlotsFull:
         too_many = RequestError(
             "limit",
@@ -207,9 +209,31 @@ async def api(request: Request) -> Response:
         )
         return request_error_response(too_many)
     except RequestError as exc:
+        slot.close()
         return request_error_response(exc)
-    result["sessionState"] = session_for(request, server, user, accounts)["state"]
-    return json_response(result)
+    answer = StreamedAnswer(asyncio.get_running_loop())
+    held = slot.pop_all()
+
+    async def run() -> JSONObject:
+        with held, API_SECONDS.time():
+            return await anyio.to_thread.run_sync(
+                partial(
+                    server.run_request,
+                    user,
+                    accounts,
+                    jmap_request,
+                    credential_of(request),
+                    emit=answer.emit,
+                )
+            )
+
+    def session_state() -> str:
+        return str(session_for(request, server, user, accounts)["state"])
+
+    try:
+        return await answer.response(asyncio.ensure_future(run()), tail_of(session_state))
+    except RequestError as exc:
+        return request_error_response(exc)
 
 
 # A plain Starlette route, not a FastAPI one: the endpoint takes the request and

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -21,7 +22,7 @@ from maildir_jmap import dovecot_config, mail
 from maildir_jmap.config import Config
 from maildir_jmap.core.capabilities import CORE, QUOTA, WEBSOCKET
 from maildir_jmap.core.dispatch import AccountAccess, Context, Registry
-from maildir_jmap.core.request import Request
+from maildir_jmap.core.request import Invocation, Request
 from maildir_jmap.core.session import capabilities_digest
 from maildir_jmap.core.types import JSONObject
 from maildir_jmap.delivery.scheduler import Sender
@@ -271,10 +272,11 @@ class Server:
         accounts: dict[str, AccountAccess],
         request: Request,
         credential: str = "",
+        emit: Callable[[Invocation], None] | None = None,
     ) -> JSONObject:
         """Run ``request`` for ``user`` (blocking: call it from a worker thread). The
         response may hold pre-serialized values: write it with orjson, as the HTTP
-        and WebSocket transports do."""
+        and WebSocket transports do. ``emit``: Context.emit."""
         ctx = Context(
             username=user.name,
             accounts=accounts,
@@ -284,6 +286,7 @@ class Server:
             outbound=self.outbound,
             observe=observe_call,
             serialized=True,
+            emit=emit,
         )
         return run_request(request, ctx, self.registry, self.config.lock_timeout)
 
