@@ -20,7 +20,16 @@ import orjson
 from maildir_jmap.core.types import Serialized, format_epoch
 from maildir_jmap.mail.email_view import BODY, INDEX_PROPERTIES, BodyOptions
 from maildir_jmap.mime.parse import truncate
-from maildir_jmap.mime.views import AT, BODY_LISTS, DEFAULT_PART, KEPT, BodyText, EnvelopeText
+from maildir_jmap.mime.views import (
+    AT,
+    BODY_LISTS,
+    DEFAULT_PART,
+    KEPT,
+    BodyText,
+    EnvelopeText,
+    members,
+    members_at,
+)
 from maildir_jmap.store.records import EmailRecord
 
 _dumps = orjson.dumps
@@ -71,7 +80,8 @@ class Splicer:
 
     def __init__(self, properties: frozenset[str], body: BodyOptions) -> None:
         self.index = [(p, _INDEX_VALUE[p]) for p in sorted(properties & INDEX_PROPERTIES)]
-        self.envelope = [(_KEY[p], AT[p]) for p in KEPT if p in properties]
+        self.envelope = [AT[p] for p in KEPT if p in properties]
+        self.whole_envelope = len(self.envelope) == len(KEPT)
         self.lists = [(_KEY[p], p) for p in BODY_LISTS if p in properties]
         self.values = "bodyValues" in properties
         self.body = body
@@ -101,7 +111,10 @@ class Splicer:
             parts.append(_dumps({prop: value(rec) for prop, value in self.index})[1:-1])
         if self.envelope:
             assert envelope is not None
-            parts += [key + envelope[at] for key, at in self.envelope]
+            if self.whole_envelope:  # an initial sync: the members as they are kept
+                parts.append(members(envelope))
+            else:
+                parts += members_at(envelope, self.envelope)
         if self.needs_body:
             assert view is not None
             parts += [key + view.lists[prop] for key, prop in self.lists]

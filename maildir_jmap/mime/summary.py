@@ -24,7 +24,6 @@ from maildir_jmap.mime.views import (
     envelope_as_text,
     envelope_of,
     pack_body,
-    pack_envelope,
     text_values,
 )
 
@@ -147,7 +146,7 @@ def _summarize(crlf: bytes, digest: str, size: int, derive: bool, received: int 
         body = body_view(root, blob_base(email_id(digest)), parts, values)
         derived = Derived(
             document=document_of(root, parts, values),
-            envelope=pack_envelope(envelope_as_text(envelope, preview)),
+            envelope=envelope_as_text(envelope, preview),
             body=None if body is None else pack_body(body),
             received=received,
         )

@@ -36,6 +36,7 @@ from maildir_jmap.mime.views import (
     EnvelopeText,
     body_text,
     envelope_text,
+    envelope_values,
     is_whole,
     pack_envelope,
 )
@@ -43,8 +44,12 @@ from maildir_jmap.mime.views import (
 MAP_BYTES = 1 << 32  # up to 4 GiB of the file mapped (SQLite maps what there is)
 BATCH = 500  # ids per SELECT (SQLite's variable limit is higher; this keeps plans simple)
 FORMER = "envelopes.sqlite"  # before issue 18's body views: removed, it refills here
-VERSION = 1
-"""1: envelopes are kept as JSON text by property (mime/views.py ``pack_envelope``)."""
+VERSION = 2
+"""1: envelopes are kept as JSON text by property; 2: as the JSON members
+Email/get writes, in one text (mime/views.py ``pack_envelope``)."""
+FORMER_FORMS = range(0x80, 0xA0)
+"""First bytes of the envelopes kept before VERSION 2 (a msgpack fixmap or
+fixarray); the present form starts with its count of properties, 11 or 12."""
 PackedRow = tuple[str, bytes, bytes | None]
 """(Email id, packed envelope, packed body view or None) as the worker pool makes them."""
 
@@ -69,20 +74,21 @@ class ViewStore:
             self._envelopes_as_text()
 
     def _envelopes_as_text(self) -> None:
-        """Rewrite envelopes kept before they were kept as JSON text (once; about
-        three seconds at 100k Emails), so that reading them costs no conversion."""
+        """Rewrite envelopes kept in a former form (a msgpack map, then an array of
+        the values) in the present one, once: about three seconds at 100k Emails,
+        so that reading them costs no conversion."""
         rows = self._db.execute("SELECT email_id, data FROM envelopes").fetchall()
-        kept = [(email_id, msgpack.unpackb(data)) for email_id, data in rows]
+        changed = []
+        for email_id, data in rows:
+            if not data or data[0] not in FORMER_FORMS:
+                continue
+            kept = msgpack.unpackb(data)
+            if isinstance(kept, dict):  # no preview yet: Account.open adds the records'
+                kept = [orjson.dumps(kept[prop]) for prop in ENVELOPE]
+            changed.append((pack_envelope(kept), email_id))
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "UPDATE envelopes SET data = ? WHERE email_id = ?",
-                [
-                    (pack_envelope([orjson.dumps(v[prop]) for prop in ENVELOPE]), e)
-                    for e, v in kept
-                    if isinstance(v, dict)
-                ],  # no preview yet: Account.open adds the records' (add_previews)
-            )
+            self._db.executemany("UPDATE envelopes SET data = ? WHERE email_id = ?", changed)
             self._db.execute(f"PRAGMA user_version = {VERSION}")
 
     def _rows(self, select: str, email_ids: list[str]) -> Iterator[tuple[Any, ...]]:
@@ -141,7 +147,7 @@ class ViewStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO envelopes VALUES (?, ?)",
-                [(k, pack_envelope(v)) for k, v in envelopes.items()],
+                list(envelopes.items()),
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO bodies VALUES (?, ?)",
@@ -173,8 +179,9 @@ class ViewStore:
                 if preview is None:
                     continue
                 text = envelope_text(data)
-                if len(text) == AT["preview"]:
-                    changed.append((pack_envelope([*text, orjson.dumps(preview)]), email_id))
+                if text[0] == AT["preview"]:
+                    values = [*envelope_values(text), orjson.dumps(preview)]
+                    changed.append((pack_envelope(values), email_id))
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("UPDATE envelopes SET data = ? WHERE email_id = ?", changed)

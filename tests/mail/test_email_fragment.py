@@ -21,11 +21,11 @@ from maildir_jmap.mime.parse import parse
 from maildir_jmap.mime.summary import blob_base
 from maildir_jmap.mime.views import (
     ENVELOPE,
+    KEPT,
     BodyText,
     body_view,
     envelope_as_text,
     envelope_text,
-    pack_envelope,
 )
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import deliver, make_folder
@@ -116,16 +116,17 @@ async def test_the_app_splices_what_it_builds_in_process(jmap: Jmap) -> None:
 
 
 def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path) -> None:
-    """Kept as a msgpack map (before issue 18's text), or as text before previews
-    were kept with it: both are left out until ``add_previews`` gives them the
-    records' previews, then read as envelopes made now are."""
+    """Kept as a msgpack map (before issue 18's text), or as a msgpack array of
+    values before previews were kept with it: both are rewritten as members
+    (VERSION 2) and left out until ``add_previews`` gives them the records'
+    previews, then read as envelopes made now are."""
     path = tmp_path / "views.sqlite"
     ViewStore(path).close()
     old = {p: None for p in ENVELOPE} | {
         "subject": "Grüße",
         "from": [{"name": None, "email": "a@b"}],
     }
-    without_preview = pack_envelope([orjson.dumps(old[p]) for p in ENVELOPE])
+    without_preview = msgpack.packb([orjson.dumps(old[p]) for p in ENVELOPE])
     db = sqlite3.connect(path)
     db.execute("INSERT INTO envelopes VALUES ('Mold', ?)", (msgpack.packb(old),))
     db.execute("INSERT INTO envelopes VALUES ('Mnew', ?)", (without_preview,))
@@ -141,8 +142,9 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     store.close()
     db = sqlite3.connect(path)
     rows = dict(db.execute("SELECT email_id, data FROM envelopes"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert isinstance(msgpack.unpackb(rows["Mold"]), list)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert rows["Mold"] == rows["Mnew"] == texts["Mold"]
+    assert rows["Mold"][0] == len(KEPT)  # the present form, not msgpack
     assert envelope_text(rows["Mold"]) == texts["Mold"]
 
 

@@ -16,6 +16,8 @@ from maildir_jmap.mime.views import (
     envelope_as_text,
     envelope_of,
     envelope_text,
+    envelope_value,
+    envelope_values,
     pack_envelope,
 )
 from maildir_jmap.store.account import Account
@@ -69,7 +71,10 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     state = tmp_path / "state"
     account = Account.open("u", root, state)
     ids = sorted(account.index.emails)
-    expected = {e: orjson.loads(t[AT["preview"]]) for e, t in account.views.envelopes(ids).items()}
+    expected = {
+        e: orjson.loads(envelope_value(t, "preview"))
+        for e, t in account.views.envelopes(ids).items()
+    }
     assert sorted(expected.values()) == ["", *(f"Preview number {n}." for n in range(3))]
     snapshot = account.index.to_snapshot()
     account.close()
@@ -80,7 +85,7 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     Journal(account.journal.directory).write_snapshot(snapshot)
     db = sqlite3.connect(state / "accounts" / account.account_id / "views.sqlite")
     for email_id, data in db.execute("SELECT email_id, data FROM envelopes").fetchall():
-        short = pack_envelope(envelope_text(data)[: AT["preview"]])
+        short = pack_envelope(envelope_values(envelope_text(data))[: AT["preview"]])
         db.execute("UPDATE envelopes SET data = ? WHERE email_id = ?", (short, email_id))
     db.commit()
     db.close()
@@ -88,7 +93,7 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     reopened = Account.open("u", root, state, scan=False)
     assert reopened.index.previews_found == {}
     kept = reopened.views.envelopes(ids)
-    assert {e: orjson.loads(t[AT["preview"]]) for e, t in kept.items()} == expected
+    assert {e: orjson.loads(envelope_value(t, "preview")) for e, t in kept.items()} == expected
     written = Journal(reopened.journal.directory).snapshot_entries()
     assert written is not None
     rows = next(list(value) for key, value in written if key == "emails")

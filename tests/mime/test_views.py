@@ -1,0 +1,61 @@
+"""The kept envelope's form (mime/views.py ``pack_envelope``): JSON members with
+their ends, read whole by an initial sync and by position by a list view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maildir_jmap.mime.views import (
+    AT,
+    ENVELOPE,
+    KEPT,
+    envelope_text,
+    envelope_value,
+    envelope_values,
+    is_whole,
+    members,
+    members_at,
+    pack_envelope,
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.lists(json_values, min_size=len(KEPT), max_size=len(KEPT)))
+def test_a_whole_envelope_reads_back_as_the_members_email_get_writes(values: list[Any]) -> None:
+    texts = [orjson.dumps(v) for v in values]
+    kept = pack_envelope(texts)
+    assert is_whole(kept)
+    assert envelope_values(kept) == texts
+    assert orjson.loads(b"{" + members(kept) + b"}") == dict(zip(KEPT, values, strict=True))
+    for prop in KEPT:
+        assert orjson.loads(envelope_value(kept, prop)) == values[AT[prop]]
+    chosen = [AT["subject"], AT["from"], AT["preview"]]
+    spliced = b"{" + b",".join(members_at(kept, chosen)) + b"}"
+    assert orjson.loads(spliced) == {KEPT[at]: values[at] for at in chosen}
+
+
+@given(st.lists(json_values, min_size=len(ENVELOPE), max_size=len(ENVELOPE)))
+def test_an_envelope_kept_without_its_preview_is_not_whole(values: list[Any]) -> None:
+    texts = [orjson.dumps(v) for v in values]
+    kept = pack_envelope(texts)
+    assert not is_whole(kept)
+    assert envelope_values(kept) == texts
+    assert envelope_text(kept) == kept
+
+
+@given(st.lists(json_values, min_size=len(KEPT), max_size=len(KEPT)))
+def test_the_former_form_a_msgpack_array_of_values_is_read_as_the_present(
+    values: list[Any],
+) -> None:
+    texts = [orjson.dumps(v) for v in values]
+    assert envelope_text(msgpack.packb(texts)) == pack_envelope(texts)
