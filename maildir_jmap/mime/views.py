@@ -106,11 +106,27 @@ def members(text: EnvelopeText) -> bytes:
     return text[1 + 4 * text[0] :]
 
 
-def members_at(text: EnvelopeText, positions: list[int]) -> list[bytes]:
-    """The members of the properties at ``positions`` (of a whole envelope)."""
+def runs_of(positions: list[int]) -> list[tuple[int, int]]:
+    """Sorted ``positions`` as runs of neighbours (first, last): the members of a
+    run are one slice of the kept text, commas and all."""
+    runs: list[tuple[int, int]] = []
+    for at in positions:
+        if runs and runs[-1][1] == at - 1:
+            runs[-1] = (runs[-1][0], at)
+        else:
+            runs.append((at, at))
+    return runs
+
+
+def members_at(text: EnvelopeText, runs: list[tuple[int, int]]) -> list[bytes]:
+    """The members of the properties in ``runs`` (``runs_of``), one slice a run
+    (of a whole envelope: an initial sync without references is two)."""
     ends = _ENDS.unpack_from(text, 1)
     base = 1 + 4 * len(KEPT)
-    return [text[base + (ends[at - 1] + 1 if at else 0) : base + ends[at]] for at in positions]
+    return [
+        text[base + (ends[first - 1] + 1 if first else 0) : base + ends[last]]
+        for first, last in runs
+    ]
 
 
 def envelope_values(text: EnvelopeText) -> list[bytes]:

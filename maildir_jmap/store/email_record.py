@@ -136,6 +136,12 @@ class EmailRecord:
         date = int(_HEAD.unpack_from(self.packed)[2])
         return None if date == NO_DATE else date
 
+    def head(self) -> tuple[int, int, bool]:
+        """(received, size, has_attachment) in one unpacking (an initial sync asks
+        for all three of tens of thousands of records)."""
+        received, size, _, _, _, flags = _HEAD.unpack_from(self.packed)
+        return received, size, bool(flags & HAS_ATTACHMENT)
+
     @property
     def has_attachment(self) -> bool:
         return bool(self.packed[_HEAD.size - 1] & HAS_ATTACHMENT)

@@ -35,7 +35,17 @@ from tests.mail.conftest import Jmap
 DATA = Path(__file__).parent.parent / "data" / "email"
 LIST_VIEW = ["from", "subject", "preview", "keywords", "mailboxIds", "threadId", "receivedAt"]
 SYNC = [*INDEX_PROPERTIES, *(p for p in ENVELOPE if p != "references")]
-PROPERTY_SETS = [LIST_VIEW, SYNC, [*INDEX_PROPERTIES, *ENVELOPE], ["id"], ["sentAt", "cc"]]
+PROPERTY_SETS = [
+    LIST_VIEW,
+    SYNC,
+    [*INDEX_PROPERTIES, *ENVELOPE],
+    [*INDEX_PROPERTIES, *KEPT],  # every property spliced from the envelope as it is kept
+    [*(INDEX_PROPERTIES - {"blobId"}), *KEPT],  # bench/compare.py's initial sync
+    ["id"],
+    ["blobId", "size"],
+    ["hasAttachment", "receivedAt", "mailboxIds"],
+    ["sentAt", "cc"],
+]
 
 
 def plain(value: Any) -> Any:
@@ -201,3 +211,20 @@ def test_format_epoch_is_format_utc_date(seconds: float) -> None:
     from datetime import UTC, datetime
 
     assert format_epoch(seconds) == format_utc_date(datetime.fromtimestamp(seconds, UTC))
+
+
+def test_an_email_in_two_mailboxes_is_spliced_with_both(tmp_path: Path) -> None:
+    """One message filed in INBOX and in a Maildir++ folder is one Email with two
+    mailboxIds; spliced, it reads as built."""
+    root = tmp_path / "Maildir"
+    make_folder(root, marker=False)
+    make_folder(root / ".Archive", marker=True)
+    raw = next(iter(sorted(DATA.glob("*.eml")))).read_bytes()
+    deliver(root, raw, flags="S", received=1_700_000_000)
+    deliver(root / ".Archive", raw, flags="S", received=1_700_000_000)
+    account = Account.open("u", root, tmp_path / "state")
+    wanted = frozenset(SYNC) | {"preview"}
+    spliced, _ = EmailRecords(account, serialized=True).get(None, wanted, {})
+    built, _ = EmailRecords(account).get(None, wanted, {})
+    assert plain(spliced) == plain(built)
+    assert len(plain(spliced)[0]["mailboxIds"]) == 2

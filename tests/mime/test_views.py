@@ -3,6 +3,7 @@ their ends, read whole by an initial sync and by position by a list view."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import msgpack
@@ -21,6 +22,7 @@ from maildir_jmap.mime.views import (
     members,
     members_at,
     pack_envelope,
+    runs_of,
 )
 
 json_values = st.recursive(
@@ -39,9 +41,9 @@ def test_a_whole_envelope_reads_back_as_the_members_email_get_writes(values: lis
     assert orjson.loads(b"{" + members(kept) + b"}") == dict(zip(KEPT, values, strict=True))
     for prop in KEPT:
         assert orjson.loads(envelope_value(kept, prop)) == values[AT[prop]]
-    chosen = [AT["subject"], AT["from"], AT["preview"]]
-    spliced = b"{" + b",".join(members_at(kept, chosen)) + b"}"
-    assert orjson.loads(spliced) == {KEPT[at]: values[at] for at in chosen}
+    for chosen in ([AT["from"], AT["subject"], AT["preview"]], [0], [len(KEPT) - 1], [1, 2, 3, 7]):
+        spliced = b"{" + b",".join(members_at(kept, runs_of(chosen))) + b"}"
+        assert orjson.loads(spliced) == {KEPT[at]: values[at] for at in chosen}
 
 
 @given(st.lists(json_values, min_size=len(ENVELOPE), max_size=len(ENVELOPE)))
@@ -59,3 +61,10 @@ def test_the_former_form_a_msgpack_array_of_values_is_read_as_the_present(
 ) -> None:
     texts = [orjson.dumps(v) for v in values]
     assert envelope_text(msgpack.packb(texts)) == pack_envelope(texts)
+
+
+@given(st.sets(st.integers(0, len(KEPT) - 1)))
+def test_runs_cover_the_positions_and_only_them(positions: set[int]) -> None:
+    runs = runs_of(sorted(positions))
+    assert [at for first, last in runs for at in range(first, last + 1)] == sorted(positions)
+    assert all(b[0] > a[1] + 1 for a, b in itertools.pairwise(runs))
