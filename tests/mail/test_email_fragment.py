@@ -29,7 +29,7 @@ from maildir_jmap.mime.views import (
 )
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.maildir import deliver, make_folder
-from maildir_jmap.store.views import ViewStore
+from maildir_jmap.store.views import ViewStore, view_key
 from tests.mail.conftest import Jmap
 
 DATA = Path(__file__).parent.parent / "data" / "email"
@@ -131,13 +131,13 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     (VERSION 2) and left out until ``add_previews`` gives them the records'
     previews, then read as envelopes made now are."""
     path = tmp_path / "views.sqlite"
-    ViewStore(path).close()
     old = {p: None for p in ENVELOPE} | {
         "subject": "Grüße",
         "from": [{"name": None, "email": "a@b"}],
     }
     without_preview = msgpack.packb([orjson.dumps(old[p]) for p in ENVELOPE])
     db = sqlite3.connect(path)
+    db.execute("CREATE TABLE envelopes (email_id TEXT PRIMARY KEY, data BLOB)")  # as it was
     db.execute("INSERT INTO envelopes VALUES ('Mold', ?)", (msgpack.packb(old),))
     db.execute("INSERT INTO envelopes VALUES ('Mnew', ?)", (without_preview,))
     db.execute("PRAGMA user_version = 0")
@@ -151,8 +151,15 @@ def test_envelopes_kept_before_they_were_text_are_rewritten_once(tmp_path: Path)
     assert texts["Mold"] == texts["Mnew"] == envelope_as_text(old, "Hallo")
     store.close()
     db = sqlite3.connect(path)
-    rows = dict(db.execute("SELECT email_id, data FROM envelopes"))
+    rows = {
+        email_id: db.execute(
+            "SELECT data FROM envelope_members WHERE key = ? AND tail = ?", view_key(email_id)
+        ).fetchone()[0]
+        for email_id in ("Mold", "Mnew")
+    }
     assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "envelopes" not in tables  # moved, not kept twice
     assert rows["Mold"] == rows["Mnew"] == texts["Mold"]
     assert rows["Mold"][0] == len(KEPT)  # the present form, not msgpack
     assert envelope_text(rows["Mold"]) == texts["Mold"]

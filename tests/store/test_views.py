@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from maildir_jmap.mime.parse import parse
 from maildir_jmap.mime.views import (
@@ -22,13 +24,49 @@ from maildir_jmap.mime.views import (
 )
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.journal import Journal
-from maildir_jmap.store.views import ViewStore
+from maildir_jmap.store.views import ViewStore, view_key
 from tests.store.helpers import maildir, message, put
 
 RAW = (
     b"From: Ada <ada@example.org>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n"
     b"Message-ID: <1@x>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
 )
+
+HEX = "0123456789abcdef"
+
+
+@given(st.text(HEX, min_size=24, max_size=24), st.text(HEX, min_size=24, max_size=24))
+def test_a_server_made_id_is_its_own_key(a: str, b: str) -> None:
+    """An id of mime/summary.py ``email_id`` spells 12 bytes: its key is them,
+    so two such ids share a key only if they are one id."""
+    assert (view_key("M" + a) == view_key("M" + b)) == (a == b)
+    key, tail = view_key("M" + a)
+    assert -(1 << 63) <= key < 1 << 63
+    assert 0 <= tail < 1 << 32
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_any_other_id_has_a_key_too(email_id: str) -> None:
+    key, tail = view_key(email_id)
+    assert view_key(email_id) == (key, tail)
+    assert -(1 << 63) <= key < 1 << 63
+    assert 0 <= tail < 1 << 32
+
+
+def test_two_ids_sharing_a_rowid_never_read_each_others_envelope(tmp_path: Path) -> None:
+    """The 64 bits of the rowid agree, the 32 left over do not: the later put
+    replaces the earlier, which reads as not kept (made again from its message),
+    never as the other Email's envelope."""
+    first, second = "M" + "ab" * 8 + "00000001", "M" + "ab" * 8 + "00000002"
+    assert view_key(first)[0] == view_key(second)[0]
+    one = envelope_as_text(envelope_of(parse(RAW).headers), "one")
+    two = envelope_as_text(envelope_of(parse(RAW).headers), "two")
+    store = ViewStore(tmp_path / "views.sqlite")
+    store.put({first: one}, {})
+    assert store.envelopes([first, second]) == {first: one}
+    store.put({second: two}, {})
+    assert store.envelopes([first, second]) == {second: two}
+    store.close()
 
 
 def test_whole_reads_envelopes_and_bodies_as_the_two_reads_do(tmp_path: Path) -> None:
@@ -84,9 +122,9 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
         row[13] = expected[row[0]]
     Journal(account.journal.directory).write_snapshot(snapshot)
     db = sqlite3.connect(state / "accounts" / account.account_id / "views.sqlite")
-    for email_id, data in db.execute("SELECT email_id, data FROM envelopes").fetchall():
+    for key, data in db.execute("SELECT key, data FROM envelope_members").fetchall():
         short = pack_envelope(envelope_values(envelope_text(data))[: AT["preview"]])
-        db.execute("UPDATE envelopes SET data = ? WHERE email_id = ?", (short, email_id))
+        db.execute("UPDATE envelope_members SET data = ? WHERE key = ?", (short, key))
     db.commit()
     db.close()
 
