@@ -80,7 +80,8 @@ class EmailRecords:
         found: list[JSONObject | Serialized] = []
         missing: list[str] = []
         emails = self.index.emails
-        records = [r for r in (emails.get(i) for i in wanted) if r is not None]
+        looked_up = [emails.get(i) for i in wanted]  # once: an initial sync asks for 45k
+        records = [r for r in looked_up if r is not None]
         got = prefetch(self.account, records, properties, body)
         splicer = None
         if self.serialized and Splicer.serves(properties, body):
@@ -91,8 +92,7 @@ class EmailRecords:
                 splicer.needs_body,
             )
         envelopes, bodies = got.envelopes, got.bodies
-        for email_id in wanted:
-            rec = emails.get(email_id)
+        for email_id, rec in zip(wanted, looked_up, strict=True):
             if rec is None:
                 missing.append(email_id)
                 continue

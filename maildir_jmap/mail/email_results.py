@@ -94,7 +94,12 @@ class OrderedResult(Sequence[str]):
     def __getitem__(self, item: int | slice) -> str | Sequence[str]:
         size = len(self.keys)
         if isinstance(item, slice):
-            return [self[i] for i in range(*item.indices(size))]
+            start, stop, step = item.indices(size)
+            if step != 1 or stop <= start:
+                return [self[i] for i in range(start, stop, step)]
+            if self.descending:  # a page of an initial sync: one slice of the keys
+                return [key[1] for key in reversed(self.keys[size - stop : size - start])]
+            return [key[1] for key in self.keys[start:stop]]
         if item < 0:
             item += size
         if not 0 <= item < size:

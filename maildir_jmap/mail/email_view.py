@@ -136,6 +136,8 @@ def prefetch(
         got.envelopes, got.bodies = views.whole(ids)
     else:
         got.envelopes = views.envelopes(ids)
+    if len(got.envelopes) == len(ids) and (not with_body or len(got.bodies) == len(ids)):
+        return got  # every one kept, as after indexing
     envelopes: dict[str, EnvelopeText] = {}
     bodies: dict[str, BodyText | None] = {}
     for rec in records:

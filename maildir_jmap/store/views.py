@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import orjson
@@ -62,19 +63,20 @@ PackedRow = tuple[str, bytes, bytes | None]
 Key = tuple[int, int]
 
 
+_KEY = struct.Struct("<qI")
+
+
 def view_key(email_id: str) -> Key:
     """An Email id as (rowid, check): the 12 bytes a server-made id spells in hex
     (mime/summary.py ``email_id``), or for any other id 12 bytes of its BLAKE2b,
-    as a signed 64-bit rowid and the 32 bits left over."""
-    raw = b""
+    as a signed 64-bit rowid and the 32 bits left over (little-endian)."""
     if len(email_id) == 25 and email_id[0] == "M":
         try:
-            raw = bytes.fromhex(email_id[1:])
-        except ValueError:
-            raw = b""
-    if len(raw) != 12:
-        raw = hashlib.blake2b(email_id.encode("utf-8", "surrogatepass"), digest_size=12).digest()
-    return int.from_bytes(raw[:8], "little", signed=True), int.from_bytes(raw[8:], "little")
+            return cast(Key, _KEY.unpack(bytes.fromhex(email_id[1:])))
+        except (ValueError, struct.error):  # not hex, or hex with spaces: fewer bytes
+            pass
+    digest = hashlib.blake2b(email_id.encode("utf-8", "surrogatepass"), digest_size=12)
+    return cast(Key, _KEY.unpack(digest.digest()))
 
 
 class ViewStore:

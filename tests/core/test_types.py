@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from maildir_jmap.core.types import (
     ArgumentError,
+    arg_id_list,
     format_epoch,
     format_utc_date,
     is_id,
@@ -62,3 +63,17 @@ def test_utc_date_round_trips(moment: object) -> None:
 def test_format_epoch_is_strftime_of_gmtime(seconds: float) -> None:
     """RFC 8620 §1.4 UTCDate, made from tables (core/types.py) as strftime would."""
     assert format_epoch(seconds) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+@given(st.lists(st.text(alphabet="AZaz09_-\n .#é", max_size=8) | st.integers(), max_size=6))
+def test_an_id_list_is_accepted_exactly_when_each_is_an_id(items: list[object]) -> None:
+    """RFC 8620 §1.2: the one-match check of a whole list agrees with ``is_id``
+    item by item (a line break, which joins the items, is in no Id)."""
+    valid = all(is_id(item) for item in items)
+    try:
+        got = arg_id_list({"ids": items}, "ids")
+    except ArgumentError:
+        assert not valid
+    else:
+        assert valid
+        assert got == items
