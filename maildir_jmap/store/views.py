@@ -79,6 +79,19 @@ def view_key(email_id: str) -> Key:
     return cast(Key, _KEY.unpack(digest.digest()))
 
 
+def view_keys(email_ids: list[str]) -> list[Key]:
+    """``view_key`` of each id; of server-made ids in one decoding of them all
+    (an initial sync reads 5,000 at a time)."""
+    if all(len(e) == 25 and e[0] == "M" for e in email_ids):
+        try:
+            raw = bytes.fromhex("".join([e[1:] for e in email_ids]))
+        except ValueError:
+            raw = b""
+        if len(raw) == _KEY.size * len(email_ids):  # no white space, which fromhex skips
+            return list(_KEY.iter_unpack(raw))
+    return [view_key(e) for e in email_ids]
+
+
 class ViewStore:
     def __init__(self, path: Path) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -133,7 +146,7 @@ class ViewStore:
 
     def _envelopes(self, email_ids: list[str]) -> dict[str, EnvelopeText]:
         """Kept envelopes by Email id, whole or not; the caller holds the lock."""
-        wanted = {view_key(email_id): email_id for email_id in email_ids}
+        wanted = dict(zip(view_keys(email_ids), email_ids, strict=True))
         select = "SELECT key, tail, data FROM envelope_members WHERE key IN ({marks})"
         found = {}
         for key, tail, data in self._rows(select, list({key for key, _ in wanted})):

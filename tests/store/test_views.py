@@ -24,7 +24,7 @@ from maildir_jmap.mime.views import (
 )
 from maildir_jmap.store.account import Account
 from maildir_jmap.store.journal import Journal
-from maildir_jmap.store.views import ViewStore, view_key
+from maildir_jmap.store.views import ViewStore, view_key, view_keys
 from tests.store.helpers import maildir, message, put
 
 RAW = (
@@ -51,6 +51,17 @@ def test_any_other_id_has_a_key_too(email_id: str) -> None:
     assert view_key(email_id) == (key, tail)
     assert -(1 << 63) <= key < 1 << 63
     assert 0 <= tail < 1 << 32
+
+
+@given(
+    st.lists(
+        st.text(HEX, min_size=24, max_size=24).map(lambda h: "M" + h)
+        | st.text(HEX + " xM", min_size=22, max_size=26).map(lambda h: "M" + h)
+        | st.text(max_size=30)
+    )
+)
+def test_the_keys_of_many_ids_are_the_key_of_each(email_ids: list[str]) -> None:
+    assert view_keys(email_ids) == [view_key(e) for e in email_ids]
 
 
 def test_two_ids_sharing_a_rowid_never_read_each_others_envelope(tmp_path: Path) -> None:
