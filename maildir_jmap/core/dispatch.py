@@ -158,6 +158,7 @@ def process(request: Request, ctx: Context, registry: Registry) -> JSONObject:
     if request.created_ids is not None:
         ctx.created_ids.update(request.created_ids)
     told = 0
+    referenced = _referenced(request.method_calls) if ctx.emit is not None else set()
     for name, arguments, call_id in request.method_calls:
         ctx.call_id = call_id
         _run_call(ctx, registry, name, arguments, call_id)
@@ -165,13 +166,35 @@ def process(request: Request, ctx: Context, registry: Registry) -> JSONObject:
             implicit_name, implicit_args = ctx.implicit_calls.pop(0)
             _run_call(ctx, registry, implicit_name, implicit_args, call_id, implicit=True)
         if ctx.emit is not None:
-            for invocation in ctx.responses[told:]:
+            for at in range(told, len(ctx.responses)):
+                invocation = ctx.responses[at]
                 ctx.emit(invocation)
+                if invocation[2] not in referenced:
+                    # Written out, and no call can point at it: its result (an
+                    # initial sync's Email/get holds 5,000 Emails) goes now, so
+                    # the next call reuses its memory instead of taking more.
+                    ctx.responses[at] = (invocation[0], {}, invocation[2])
             told = len(ctx.responses)
-    response: JSONObject = {"methodResponses": [list(r) for r in ctx.responses]}
+    if ctx.emit is not None:
+        response: JSONObject = {}  # every Invocation was emitted; the transport wrote them
+    else:
+        response = {"methodResponses": [list(r) for r in ctx.responses]}
     if request.created_ids is not None:
         response["createdIds"] = dict(ctx.created_ids)  # §3.4: only if given
     return response
+
+
+def _referenced(calls: list[Invocation]) -> set[str]:
+    """The call ids some ResultReference of ``calls`` names (§3.7: a ``#``
+    argument's ``resultOf``), whether or not it resolves."""
+    named: set[str] = set()
+    for _, arguments, _ in calls:
+        for key, value in arguments.items():
+            if key.startswith("#") and isinstance(value, dict):
+                result_of = value.get("resultOf")
+                if isinstance(result_of, str):  # any other fails to resolve anyway
+                    named.add(result_of)
+    return named
 
 
 def _run_call(

@@ -33,7 +33,7 @@ def parsed(value: Any) -> Any:
 MAX_SAFE_INT = 2**53 - 1  # §1.3: Int is -2^53+1 <= value <= 2^53-1
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")  # §1.2: URL-safe base64 alphabet, 1-255 octets
 _IDS_RE = re.compile(r"[A-Za-z0-9_-]{1,255}(?:\n[A-Za-z0-9_-]{1,255})*")
-"""Ids one to a line: no Id holds a line break."""
+"""Ids one to a line (an Id holds no line break; arg_id_list checks no item did)."""
 _UTCDATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _UTCDATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
@@ -168,8 +168,10 @@ def arg_id_list(
         return None
     if not isinstance(value, list):
         raise ArgumentError(f"{name!r} must be an array of Ids")
-    if all(type(item) is str for item in value) and _IDS_RE.fullmatch("\n".join(value)):
-        return list(value)  # every one an Id, in one match (an initial sync sends 5,000)
+    if all(type(item) is str for item in value):
+        lines = "\n".join(value)  # every one an Id, in one match (an initial sync sends 5,000)
+        if lines.count("\n") == len(value) - 1 and _IDS_RE.fullmatch(lines):
+            return list(value)  # (the count: no item held a line break of its own)
     for item in value:
         if not (is_id(item) or (allow_refs and is_creation_ref(item))):
             raise ArgumentError(f"{name!r} contains an invalid Id: {item!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -239,3 +240,30 @@ def test_implicit_calls_run_after_their_parent_with_its_call_id_rfc8620_5_4() ->
     assert out[1][1]["destroyed"] == ["t1"]
     assert src.records == {}
     assert list(dst.records) == ["t1"]
+
+
+def test_emitted_results_are_whole_and_references_to_them_resolve_rfc8620_3_7() -> None:
+    """With ``emit`` (the HTTP transport), every Invocation is told whole; one no
+    later call names in a ResultReference is let go once told, one that is named
+    still resolves, and a resultOf of the wrong type is an error, not a crash."""
+    ctx = todo.context()
+    told: list[tuple[str, Any, str]] = []
+    ctx.emit = lambda invocation: told.append((invocation[0], dict(invocation[1]), invocation[2]))
+    out = run(
+        [
+            ["Core/echo", {"big": list(range(100))}, "a"],
+            ["Core/echo", {"kept": [1, 2, 3]}, "b"],
+            ["Core/echo", {"#got": {"resultOf": "b", "name": "Core/echo", "path": "/kept"}}, "c"],
+            ["Core/echo", {"#bad": {"resultOf": ["b"], "name": "Core/echo", "path": "/"}}, "d"],
+            ["Core/echo", {"#gone": {"resultOf": "zz", "name": "Core/echo", "path": "/"}}, "e"],
+        ],
+        ctx=ctx,
+    )
+    assert "methodResponses" not in out  # the transport wrote them as they were told
+    assert [t[2] for t in told] == ["a", "b", "c", "d", "e"]
+    assert told[0][1] == {"big": list(range(100))}
+    assert told[2][1] == {"got": [1, 2, 3]}
+    assert (told[3][0], told[3][1]["type"]) == ("error", "invalidResultReference")
+    assert (told[4][0], told[4][1]["type"]) == ("error", "invalidResultReference")
+    assert ctx.responses[0] == ("Core/echo", {}, "a")  # let go once told
+    assert ctx.responses[1][1] == {"kept": [1, 2, 3]}  # named by c: kept
