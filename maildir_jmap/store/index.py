@@ -120,11 +120,6 @@ class Index:
         tombstone = self.tombstones.get(record_id)
         return tombstone.created if tombstone is not None else modseq
 
-    def remember_message_ids(self, thread_id: str, ids: Iterable[str | None]) -> None:
-        for mid in ids:
-            if mid:
-                self.by_message_id.setdefault(mid, thread_id)
-
     # -- applying changes -----------------------------------------------------------------
 
     def stamp(self, change: Change) -> list[Op]:
