@@ -14,6 +14,7 @@ newest matches first a chunk at a time, and a search that matches most of a
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -57,6 +58,28 @@ def order_key(received: int, email_id: str) -> int:
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # letters and digits: unicode61 splits on "_"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # SQLite reads a query up to a NUL: never words
 
+TOKENIZER = "unicode61 remove_diacritics 2"
+_probe = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+_probe.execute(f"CREATE VIRTUAL TABLE probe USING fts5(text, tokenize='{TOKENIZER}')")
+_probe.execute("CREATE VIRTUAL TABLE probe_words USING fts5vocab(probe, 'row')")
+_probe_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_words(part: str) -> bool:
+    """Whether unicode61 finds a word in ``part``, asked of SQLite itself: its
+    Unicode tables are older than Python's (U+19B0 is a letter to Python, a mark
+    to SQLite), and a quoted phrase of no words matches nothing."""
+    if part.isascii():
+        return _WORD.search(part) is not None
+    with _probe_lock, _probe:
+        _probe.execute("BEGIN")
+        _probe.execute("INSERT INTO probe VALUES (?)", (part,))
+        found = _probe.execute("SELECT count(*) FROM probe_words").fetchone()[0] > 0
+        _probe.execute("DELETE FROM probe")
+    return bool(found)
+
+
 Document = dict[str, str]
 """Column -> text for one Email."""
 
@@ -68,7 +91,7 @@ def match_expression(text: str, columns: Iterable[str] | None = None) -> str | N
     the tokenizer that split the documents splits the query too: Python's idea of a
     word character is not unicode61's (newer combining marks, private use), and a
     part like ``foo-bar`` or ``ann@example.org`` keeps its words in order."""
-    parts = [part for part in _CONTROL.sub(" ", text).split() if _WORD.search(part)]
+    parts = [part for part in _CONTROL.sub(" ", text).split() if _has_words(part)]
     if not parts:
         return None
     terms = " AND ".join('"' + part.replace('"', '""') + '"*' for part in parts)
@@ -103,7 +126,7 @@ class SearchIndex:
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
                 email_id UNINDEXED, {", ".join(COLUMNS)},
-                tokenize='unicode61 remove_diacritics 2'
+                tokenize='{TOKENIZER}'
             );
             PRAGMA user_version = {SCHEMA_VERSION};
             CREATE TEMP TABLE IF NOT EXISTS staged

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from maildir_jmap.store import search
@@ -101,6 +101,8 @@ assigned = st.characters(exclude_categories=("Cn", "Co", "Cs"))
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(assigned, max_size=40))
+@example("ᦰ")  # U+19B0: a letter to Python's Unicode 14, a mark to SQLite's unicode61
+@example("ᦰ needle")
 def test_any_text_a_client_sends_is_a_valid_query(text: str) -> None:
     """Quotes, FTS5 operators (NEAR, ^, *, column filters) and control characters in
     a filter's text never raise: they are words or nothing, and the words find the
