@@ -69,6 +69,7 @@ class Splicer:
     def __init__(self, properties: frozenset[str], body: BodyOptions) -> None:
         self.index = sorted(properties & INDEX_PROPERTIES)
         self.every_index = len(self.index) == len(INDEX_PROPERTIES)
+        self.blob_id = "blobId" in properties
         self.envelope = runs_of([AT[p] for p in KEPT if p in properties])
         self.whole_envelope = self.envelope == [(0, len(KEPT) - 1)]
         self.lists = [(_KEY[p], p) for p in BODY_LISTS if p in properties]
@@ -116,22 +117,18 @@ class Splicer:
         ``email_json`` makes the same), made in one go: a function call apiece
         cost a sixth of an initial sync (issue 18)."""
         received, size, attached = rec.head()
-        flat = rec.flat
         values = {
             "id": rec.id,
             "threadId": rec.thread_id,
-            "mailboxIds": _as_set(flat[0], (flat[0],)) if len(flat) == 4 else _mailbox_ids(rec),
+            "mailboxIds": _mailbox_ids(rec),
             "keywords": _as_set(rec.keywords, rec.keywords),
             "size": size,
             "receivedAt": format_epoch(received),
             "hasAttachment": attached,
         }
-        if self.every_index:
+        if self.blob_id:
             values["blobId"] = "G" + rec.digest
-            return values
-        if "blobId" in self.index:
-            values["blobId"] = "G" + rec.digest
-        return {prop: values[prop] for prop in self.index}
+        return values if self.every_index else {prop: values[prop] for prop in self.index}
 
     def _values(self, view: BodyText) -> bytes:
         """The bodyValues object (RFC 8621 §4.2: fetch*BodyValues, maxBodyValueBytes)."""

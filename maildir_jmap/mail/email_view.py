@@ -20,6 +20,7 @@ from maildir_jmap.mime.headers import HeaderProperty, header_value, parse_proper
 from maildir_jmap.mime.parse import Part, body_value, decompose, parse, split_head, truncate
 from maildir_jmap.mime.summary import blob_base, preview_of
 from maildir_jmap.mime.views import (
+    AT,
     BODY_LISTS,
     DEFAULT_PART,
     ENVELOPE,
@@ -29,7 +30,7 @@ from maildir_jmap.mime.views import (
     body_view,
     envelope_as_text,
     envelope_of,
-    envelope_value,
+    envelope_values,
     has_value,
     leaves,
     part_json,
@@ -194,8 +195,9 @@ def email_json(
     envelope = got.envelopes.get(rec.id)
     view = got.bodies.get(rec.id)
     if envelope is not None and (view is not None or not rest & BODY):
+        values = envelope_values(envelope)
         for prop in rest & KEPT_PROPERTIES:
-            out[prop] = orjson.loads(envelope_value(envelope, prop))
+            out[prop] = orjson.loads(values[AT[prop]])
         if view is not None:
             _kept_body(out, view, rest, body)
         return out

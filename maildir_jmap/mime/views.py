@@ -68,7 +68,10 @@ AT = {prop: position for position, prop in enumerate(KEPT)}
 """A kept property's position in an EnvelopeText."""
 _MEMBER_KEYS = [orjson.dumps(prop) + b":" for prop in KEPT]
 _ENDS = struct.Struct(f"<{len(KEPT)}I")
-_MSGPACK_ARRAYS = range(0x90, 0xA0)  # a fixarray's first byte: the former form
+FORMER_FORMS = range(0x80, 0xA0)
+"""First bytes of the envelopes kept in former forms (a msgpack fixmap of the
+parsed values, then a fixarray of their JSON texts); the present form starts with
+its count of properties, 11 or 12."""
 
 
 def envelope_as_text(envelope: Mapping[str, Any], preview: str) -> EnvelopeText:
@@ -81,7 +84,7 @@ def envelope_as_text(envelope: Mapping[str, Any], preview: str) -> EnvelopeText:
 def pack_envelope(values: list[bytes]) -> EnvelopeText:
     """Each property's value as JSON text, in KEPT's order (all of them, or all but
     the preview), as kept."""
-    members = [key + value for key, value in zip(_MEMBER_KEYS, values, strict=False)]
+    members = [key + value for key, value in zip(_MEMBER_KEYS[: len(values)], values, strict=True)]
     ends, at = [], -1
     for member in members:
         at += 1 + len(member)
@@ -90,10 +93,14 @@ def pack_envelope(values: list[bytes]) -> EnvelopeText:
 
 
 def envelope_text(kept: bytes) -> EnvelopeText:
-    """A kept envelope as read: one in the former form is made into this one."""
-    if kept and kept[0] in _MSGPACK_ARRAYS:
-        return pack_envelope(msgpack.unpackb(kept))
-    return kept
+    """A kept envelope as read: one in a former form is made into this one (a map
+    was kept before previews were: it comes back without one, not whole)."""
+    if not kept or kept[0] not in FORMER_FORMS:
+        return kept
+    values = msgpack.unpackb(kept)
+    if isinstance(values, dict):
+        values = [orjson.dumps(values[prop]) for prop in ENVELOPE]
+    return pack_envelope(values)
 
 
 def is_whole(text: EnvelopeText) -> bool:
@@ -138,11 +145,6 @@ def envelope_values(text: EnvelopeText) -> list[bytes]:
         out.append(text[base + start + len(_MEMBER_KEYS[at]) : base + end])
         start = end + 1
     return out
-
-
-def envelope_value(text: EnvelopeText, prop: str) -> bytes:
-    """One kept property's value as JSON text."""
-    return envelope_values(text)[AT[prop]]
 
 
 DEFAULT_BODY_PROPERTIES = (

@@ -33,12 +33,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import msgpack
 import orjson
 
 from maildir_jmap.mime.views import (
     AT,
-    ENVELOPE,
     BodyText,
     EnvelopeText,
     body_text,
@@ -55,9 +53,6 @@ VERSION = 2
 """1: envelopes are kept as JSON text by property; 2: as the JSON members
 Email/get writes, in one text (mime/views.py ``pack_envelope``), keyed by
 ``view_key`` in the table ``envelope_members``."""
-FORMER_FORMS = range(0x80, 0xA0)
-"""First bytes of the envelopes kept before VERSION 2 (a msgpack fixmap or
-fixarray); the present form starts with its count of properties, 11 or 12."""
 PackedRow = tuple[str, bytes, bytes | None]
 """(Email id, packed envelope, packed body view or None) as the worker pool makes them."""
 Key = tuple[int, int]
@@ -122,14 +117,8 @@ class ViewStore:
         moved = []
         if old is not None:
             for email_id, data in self._db.execute("SELECT email_id, data FROM envelopes"):
-                if not data:
-                    continue
-                if data[0] in FORMER_FORMS:
-                    kept = msgpack.unpackb(data)
-                    if isinstance(kept, dict):  # no preview: Account.open adds the records'
-                        kept = [orjson.dumps(kept[prop]) for prop in ENVELOPE]
-                    data = pack_envelope(kept)
-                moved.append((*view_key(email_id), data))
+                if data:  # a map comes without a preview: Account.open adds the records'
+                    moved.append((*view_key(email_id), envelope_text(data)))
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO envelope_members VALUES (?, ?, ?)", moved)

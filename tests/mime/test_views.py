@@ -16,7 +16,6 @@ from maildir_jmap.mime.views import (
     ENVELOPE,
     KEPT,
     envelope_text,
-    envelope_value,
     envelope_values,
     is_whole,
     members,
@@ -40,7 +39,7 @@ def test_a_whole_envelope_reads_back_as_the_members_email_get_writes(values: lis
     assert envelope_values(kept) == texts
     assert orjson.loads(b"{" + members(kept) + b"}") == dict(zip(KEPT, values, strict=True))
     for prop in KEPT:
-        assert orjson.loads(envelope_value(kept, prop)) == values[AT[prop]]
+        assert orjson.loads(envelope_values(kept)[AT[prop]]) == values[AT[prop]]
     for chosen in ([AT["from"], AT["subject"], AT["preview"]], [0], [len(KEPT) - 1], [1, 2, 3, 7]):
         spliced = b"{" + b",".join(members_at(kept, runs_of(chosen))) + b"}"
         assert orjson.loads(spliced) == {KEPT[at]: values[at] for at in chosen}
@@ -68,3 +67,12 @@ def test_runs_cover_the_positions_and_only_them(positions: set[int]) -> None:
     runs = runs_of(sorted(positions))
     assert [at for first, last in runs for at in range(first, last + 1)] == sorted(positions)
     assert all(b[0] > a[1] + 1 for a, b in itertools.pairwise(runs))
+
+
+def test_the_first_form_a_msgpack_map_is_read_without_its_preview() -> None:
+    """Kept before previews were: it reads back with the convenience values and
+    no preview, so it is not whole (and is made again, or given the records')."""
+    parsed = {prop: None for prop in ENVELOPE} | {"subject": "Grüße"}
+    kept = envelope_text(msgpack.packb(parsed))
+    assert not is_whole(kept)
+    assert envelope_values(kept) == [orjson.dumps(parsed[prop]) for prop in ENVELOPE]

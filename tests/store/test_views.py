@@ -18,7 +18,6 @@ from maildir_jmap.mime.views import (
     envelope_as_text,
     envelope_of,
     envelope_text,
-    envelope_value,
     envelope_values,
     pack_envelope,
 )
@@ -121,7 +120,7 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     account = Account.open("u", root, state)
     ids = sorted(account.index.emails)
     expected = {
-        e: orjson.loads(envelope_value(t, "preview"))
+        e: orjson.loads(envelope_values(t)[AT["preview"]])
         for e, t in account.views.envelopes(ids).items()
     }
     assert sorted(expected.values()) == ["", *(f"Preview number {n}." for n in range(3))]
@@ -142,7 +141,7 @@ def test_previews_an_earlier_index_kept_in_its_records_move_to_the_envelopes(
     reopened = Account.open("u", root, state, scan=False)
     assert reopened.index.previews_found == {}
     kept = reopened.views.envelopes(ids)
-    assert {e: orjson.loads(envelope_value(t, "preview")) for e, t in kept.items()} == expected
+    assert {e: orjson.loads(envelope_values(t)[AT["preview"]]) for e, t in kept.items()} == expected
     written = Journal(reopened.journal.directory).snapshot_entries()
     assert written is not None
     rows = next(list(value) for key, value in written if key == "emails")
